@@ -1,0 +1,14 @@
+"""Access to the lifespan's AppState from a request."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+
+from llmproxy.lifespan import STATE_KEY
+from llmproxy.state import AppState
+
+
+def app_state(request: Request) -> AppState:
+    """The AppState the lifespan built."""
+    state: AppState = getattr(request.state, STATE_KEY)
+    return state

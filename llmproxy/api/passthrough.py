@@ -1,0 +1,41 @@
+"""Every other /v1/* route: forwarded untouched, bodies streamed both ways."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from llmproxy.api.context import app_state
+from llmproxy.api.render import ClosingStreamingResponse
+from llmproxy.upstream.client import Headers, relayable_headers
+
+
+async def passthrough(request: Request) -> Response:
+    """Relay the request to the upstream and its response back, byte for byte."""
+    upstream = app_state(request).upstream
+    resources = AsyncExitStack()
+    try:
+        stream = await resources.enter_async_context(
+            upstream.open(request.method, request.url.path, request.url.query, _headers(request), _content(request))
+        )
+    except BaseException:
+        await resources.aclose()
+        raise
+    headers = relayable_headers(stream.headers, decoded=False)
+    return ClosingStreamingResponse(stream.chunks(decoded=False), stream.status, headers, resources.aclose)
+
+
+def _headers(request: Request) -> Headers:
+    headers = app_state(request).upstream.outgoing_headers(request.headers.items(), drop=frozenset())
+    if "accept-encoding" not in request.headers:
+        # Bytes are relayed raw, so the upstream may only use an encoding the client asked for.
+        headers.append(("accept-encoding", "identity"))
+    return headers
+
+
+def _content(request: Request) -> bytes | AsyncIterator[bytes]:
+    has_body = "content-length" in request.headers or "transfer-encoding" in request.headers
+    return request.stream() if has_body else b""

@@ -1,0 +1,53 @@
+"""create_app(settings) -> Starlette: routes and exception handlers. No I/O here."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from llmproxy.api.cacheable import cached_endpoint
+from llmproxy.api.health import healthz, readyz
+from llmproxy.api.passthrough import passthrough
+from llmproxy.errors import (
+    MethodNotAllowedError,
+    NotFoundError,
+    ProxyError,
+    error_response,
+    handle_proxy_error,
+    handle_unexpected_error,
+)
+from llmproxy.lifespan import lifespan_for
+from llmproxy.settings import Settings
+
+ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+def create_app(settings: Settings) -> Starlette:
+    """The proxy as an ASGI app; its lifespan opens Redis and the upstream pool."""
+    routes = [
+        Route("/v1/chat/completions", cached_endpoint("chat"), methods=["POST"]),
+        Route("/v1/completions", cached_endpoint("completion"), methods=["POST"]),
+        Route("/v1/embeddings", cached_endpoint("embedding"), methods=["POST"]),
+        Route("/v1/{path:path}", passthrough, methods=ALL_METHODS),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+    ]
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan_for(settings),
+        exception_handlers={
+            ProxyError: handle_proxy_error,
+            HTTPException: _handle_http_exception,
+            Exception: handle_unexpected_error,
+        },
+    )
+
+
+async def _handle_http_exception(request: Request, exc: Exception) -> Response:
+    # Starlette's own routing answers (404, 405), in OpenAI's error shape like everything else.
+    assert isinstance(exc, HTTPException)
+    error_class = MethodNotAllowedError if exc.status_code == 405 else NotFoundError
+    return error_response(error_class(f"{request.method} {request.url.path}: {exc.detail}"))

@@ -1,0 +1,97 @@
+"""The `llmproxy` command: parses arguments and calls in; no logic of its own."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from llmproxy.embedded_redis import EmbeddedRedisError
+from llmproxy.fake_upstream import FakeUpstreamConfig, run_fake_upstream
+from llmproxy.server import run_proxy
+from llmproxy.settings import DEFAULT_CONFIG_FILE, SettingsError, load_settings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    command: Any = args.command
+    return int(command(args))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="llmproxy", description="OpenAI-compatible semantic caching proxy.")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the proxy (starts an embedded Redis Stack unless --redis-url)")
+    serve.add_argument("--host", help="listen address [LLMPROXY_SERVER__HOST]")
+    serve.add_argument("--port", type=int, help="listen port [LLMPROXY_SERVER__PORT]")
+    serve.add_argument(
+        "--upstream", help="upstream base URL, e.g. https://api.openai.com/v1 [LLMPROXY_UPSTREAM__BASE_URL]"
+    )
+    serve.add_argument("--redis-url", help="Redis Stack / Redis 8 URL; omit for the embedded one [LLMPROXY_REDIS__URL]")
+    serve.add_argument(
+        "--config", type=Path, help=f"YAML settings file [LLMPROXY_CONFIG] (default {DEFAULT_CONFIG_FILE})"
+    )
+    serve.set_defaults(command=serve_command)
+
+    fake = commands.add_parser("fake-upstream", help="run a fake OpenAI-compatible model server for demos and tests")
+    fake.add_argument("--host", default="127.0.0.1")
+    fake.add_argument("--port", type=int, default=9000)
+    fake.add_argument("--latency-ms", type=float, default=0.0, help="delay before each response")
+    fake.add_argument("--chunk-delay-ms", type=float, default=0.0, help="delay between streamed chunks")
+    fake.set_defaults(command=fake_upstream_command)
+    return parser
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    overrides = _nested_overrides(
+        {
+            ("server", "host"): args.host,
+            ("server", "port"): args.port,
+            ("upstream", "base_url"): args.upstream,
+            ("redis", "url"): args.redis_url,
+        }
+    )
+    try:
+        settings = load_settings(_config_file(args.config), overrides)
+    except SettingsError as exc:
+        print(f"llmproxy: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.server.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        run_proxy(settings)
+    except EmbeddedRedisError as exc:
+        print(f"llmproxy: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def fake_upstream_command(args: argparse.Namespace) -> int:
+    config = FakeUpstreamConfig(latency_ms=args.latency_ms, chunk_delay_ms=args.chunk_delay_ms)
+    run_fake_upstream(args.host, args.port, config)
+    return 0
+
+
+def _config_file(flag: Path | None) -> Path | None:
+    """--config, else $LLMPROXY_CONFIG, else config/llmproxy.yaml when it exists."""
+    if flag is not None:
+        return flag
+    from_env = os.environ.get("LLMPROXY_CONFIG")
+    if from_env:
+        return Path(from_env)
+    return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.is_file() else None
+
+
+def _nested_overrides(flags: dict[tuple[str, str], object]) -> dict[str, dict[str, object]]:
+    overrides: dict[str, dict[str, object]] = {}
+    for (section, name), value in flags.items():
+        if value is not None:
+            overrides.setdefault(section, {})[name] = value
+    return overrides

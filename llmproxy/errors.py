@@ -1,0 +1,122 @@
+"""Errors the proxy itself produces, rendered in OpenAI's error JSON shape.
+
+Hierarchy:
+
+    ProxyError
+    ├── InvalidRequestError        400
+    ├── AuthenticationError        401
+    ├── PermissionDeniedError      403
+    ├── NotFoundError              404
+    ├── MethodNotAllowedError      405
+    ├── RequestTooLargeError       413
+    ├── RateLimitError             429
+    ├── UpstreamError              502
+    │   └── UpstreamTimeoutError   504
+    └── ServiceUnavailableError    503
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+logger = logging.getLogger(__name__)
+
+
+class ProxyError(Exception):
+    """An error answered to the client as `{"error": {"message", "type", "param", "code"}}`."""
+
+    status_code: ClassVar[int] = 500
+    error_type: ClassVar[str] = "server_error"
+    code: ClassVar[str | None] = None
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.instance_code = code if code is not None else self.code
+
+    def body(self) -> dict[str, Any]:
+        """The OpenAI-shaped error object."""
+        return error_body(self.message, self.error_type, self.param, self.instance_code)
+
+
+class InvalidRequestError(ProxyError):
+    status_code = 400
+    error_type = "invalid_request_error"
+
+
+class AuthenticationError(ProxyError):
+    status_code = 401
+    error_type = "authentication_error"
+    code = "invalid_api_key"
+
+
+class PermissionDeniedError(ProxyError):
+    status_code = 403
+    error_type = "permission_denied_error"
+
+
+class NotFoundError(ProxyError):
+    status_code = 404
+    error_type = "invalid_request_error"
+    code = "not_found"
+
+
+class MethodNotAllowedError(ProxyError):
+    status_code = 405
+    error_type = "invalid_request_error"
+    code = "method_not_allowed"
+
+
+class RequestTooLargeError(ProxyError):
+    status_code = 413
+    error_type = "invalid_request_error"
+    code = "request_too_large"
+
+
+class RateLimitError(ProxyError):
+    status_code = 429
+    error_type = "rate_limit_error"
+
+
+class UpstreamError(ProxyError):
+    status_code = 502
+    error_type = "upstream_error"
+    code = "upstream_unreachable"
+
+
+class UpstreamTimeoutError(UpstreamError):
+    status_code = 504
+    code = "upstream_timeout"
+
+
+class ServiceUnavailableError(ProxyError):
+    status_code = 503
+    error_type = "service_unavailable"
+
+
+def error_body(message: str, error_type: str, param: str | None = None, code: str | None = None) -> dict[str, Any]:
+    """OpenAI's error JSON: the SDKs read `error.message`, `type`, `param` and `code`."""
+    return {"error": {"message": message, "type": error_type, "param": param, "code": code}}
+
+
+def error_response(error: ProxyError) -> Response:
+    """Render a ProxyError as a JSON response with its status."""
+    return Response(orjson.dumps(error.body()), status_code=error.status_code, media_type="application/json")
+
+
+async def handle_proxy_error(request: Request, exc: Exception) -> Response:
+    """Starlette handler for the whole ProxyError family."""
+    assert isinstance(exc, ProxyError)
+    return error_response(exc)
+
+
+async def handle_unexpected_error(request: Request, exc: Exception) -> Response:
+    """Last resort: log the traceback, answer a 500 in OpenAI shape without leaking internals."""
+    logger.exception("unhandled error on %s %s", request.method, request.url.path)
+    return error_response(ProxyError("The proxy hit an internal error.", code="internal_error"))

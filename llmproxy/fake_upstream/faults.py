@@ -1,0 +1,57 @@
+"""Per-request faults, chosen by `X-Fake-*` request headers."""
+
+from dataclasses import dataclass
+from typing import TypeVar
+
+from starlette.datastructures import Headers
+
+from llmproxy.fake_upstream.config import FakeUpstreamConfig
+from llmproxy.fake_upstream.errors import RequestRejected
+
+Number = TypeVar("Number", int, float)
+
+
+@dataclass(frozen=True, slots=True)
+class Faults:
+    """What to do to one request: delays, an error status, or a broken stream."""
+
+    latency_ms: float
+    chunk_delay_ms: float
+    status: int | None = None
+    drop_after: int | None = None
+    stream_error_after: int | None = None
+    malformed_sse: bool = False
+
+
+def read_faults(headers: Headers, config: FakeUpstreamConfig) -> Faults:
+    """Read the fault headers, falling back to the configured delays.
+
+    Raises:
+        RequestRejected: a fault header is not a valid number.
+    """
+    status = _number(headers, "x-fake-status", int)
+    if status is not None and not 400 <= status <= 599:
+        raise RequestRejected(400, "X-Fake-Status must be an error status (400-599)")
+    latency = _number(headers, "x-fake-latency-ms", float)
+    chunk_delay = _number(headers, "x-fake-chunk-delay-ms", float)
+    return Faults(
+        latency_ms=config.latency_ms if latency is None else latency,
+        chunk_delay_ms=config.chunk_delay_ms if chunk_delay is None else chunk_delay,
+        status=status,
+        drop_after=_number(headers, "x-fake-drop-after", int),
+        stream_error_after=_number(headers, "x-fake-stream-error-after", int),
+        malformed_sse=headers.get("x-fake-malformed-sse", "") not in ("", "0"),
+    )
+
+
+def _number(headers: Headers, name: str, kind: type[Number]) -> Number | None:
+    raw = headers.get(name)
+    if raw is None:
+        return None
+    try:
+        value = kind(raw)
+    except ValueError as exc:
+        raise RequestRejected(400, f"{name} must be a number, got {raw!r}") from exc
+    if value < 0:
+        raise RequestRejected(400, f"{name} must not be negative")
+    return value

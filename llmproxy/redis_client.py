@@ -1,0 +1,27 @@
+"""The async Redis client the cache uses, and its readiness probe."""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from llmproxy.settings import RedisSettings
+
+
+def create_redis(settings: RedisSettings, url: str) -> Redis:
+    """A pooled client whose every command is bounded by the request-path timeout."""
+    return Redis.from_url(
+        url,
+        socket_timeout=settings.socket_timeout_s,
+        socket_connect_timeout=settings.connect_timeout_s,
+        max_connections=settings.max_connections,
+        health_check_interval=30,
+    )
+
+
+async def is_reachable(redis: Redis) -> bool:
+    """True when Redis answers PING within its timeouts."""
+    try:
+        return bool(await redis.ping())
+    except (RedisError, OSError):
+        return False

@@ -1,0 +1,170 @@
+"""Typed settings: CLI flags > `LLMPROXY_*` environment variables > YAML file > defaults.
+
+Nested sections map to environment variables with `__`: `cache.default_ttl_s` is
+`LLMPROXY_CACHE__DEFAULT_TTL_S`. Settings are validated once at startup and passed explicitly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+ENV_PREFIX = "LLMPROXY_"
+DEFAULT_CONFIG_FILE = Path("config/llmproxy.yaml")
+
+
+class SettingsError(Exception):
+    """Configuration that cannot be loaded or does not validate; the message lists every problem."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSettings(Section):
+    host: str = Field("127.0.0.1", description="Interface to listen on. Use 0.0.0.0 in a container.")
+    port: int = Field(8080, ge=1, le=65535, description="TCP port to listen on.")
+    max_body_bytes: int = Field(
+        4 * 1024 * 1024, ge=1024, description="Largest request body accepted on /v1 routes; larger gets 413."
+    )
+    log_level: str = Field("info", pattern="^(critical|error|warning|info|debug)$", description="Log verbosity.")
+
+
+class UpstreamSettings(Section):
+    base_url: str = Field("https://api.openai.com/v1", description="OpenAI-compatible API base URL, ending in /v1.")
+    api_key: SecretStr | None = Field(
+        None, description="Key sent upstream. Unset: the caller's own Authorization header is forwarded."
+    )
+    connect_timeout_s: float = Field(5.0, gt=0, description="Seconds to open a connection to the upstream.")
+    read_timeout_s: float = Field(
+        300.0, gt=0, description="Seconds to wait for the next bytes of a response (long generations stream slowly)."
+    )
+    write_timeout_s: float = Field(30.0, gt=0, description="Seconds to send the request body upstream.")
+    pool_timeout_s: float = Field(5.0, gt=0, description="Seconds to wait for a free pooled connection.")
+    max_connections: int = Field(256, ge=1, description="Upper bound on pooled upstream connections.")
+    request_stream_usage: bool = Field(
+        True,
+        description="Ask the upstream for the usage chunk on streams (stream_options.include_usage) so cached "
+        "answers carry token counts; the chunk is removed again for callers that did not ask for it.",
+    )
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_base_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("must be an http(s) URL such as https://api.openai.com/v1")
+        return value.rstrip("/")
+
+
+class RedisSettings(Section):
+    url: str | None = Field(
+        None, description="Redis 8 / Redis Stack URL (redis://, rediss://, unix://). Unset: start an embedded Redis."
+    )
+    key_prefix: str = Field("llmproxy", pattern=r"^[A-Za-z0-9_.-]+$", description="Prefix of every key written.")
+    socket_timeout_s: float = Field(
+        0.5, gt=0, description="Seconds a Redis command may take on the request path before the cache is bypassed."
+    )
+    connect_timeout_s: float = Field(1.0, gt=0, description="Seconds to connect to Redis.")
+    max_connections: int = Field(64, ge=1, description="Redis connection pool size.")
+    embedded_data_dir: Path = Field(
+        Path(".llmproxy/redis"), description="Data folder of the embedded Redis (used only when url is unset)."
+    )
+    embedded_persist: bool = Field(
+        True, description="Embedded Redis saves RDB snapshots in its data folder, so the cache survives restarts."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+
+class CacheSettings(Section):
+    enabled: bool = Field(True, description="Master switch; off means every request is forwarded (X-Cache: BYPASS).")
+    default_ttl_s: int = Field(86_400, ge=1, description="Lifetime of a cached answer, in seconds.")
+    min_ttl_s: int = Field(1, ge=1, description="Smallest TTL a caller may ask for with X-LLMProxy-TTL.")
+    max_ttl_s: int = Field(30 * 86_400, ge=1, description="Largest TTL a caller may ask for with X-LLMProxy-TTL.")
+    shared_scope: bool = Field(
+        False,
+        description="Share cached answers across API keys (namespaces still separate them). Off: each key is a tenant.",
+    )
+
+    @model_validator(mode="after")
+    def _check_ttl_bounds(self) -> CacheSettings:
+        if not self.min_ttl_s <= self.default_ttl_s <= self.max_ttl_s:
+            raise ValueError("need min_ttl_s <= default_ttl_s <= max_ttl_s")
+        return self
+
+
+class AdminSettings(Section):
+    token: SecretStr | None = Field(None, description="Bearer token for /admin/*. Unset: the admin API is disabled.")
+
+
+class Settings(BaseSettings):
+    """Every knob of the proxy; see config/llmproxy.yaml for a commented example."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True, yaml_file=None
+    )
+
+    server: ServerSettings = Field(default_factory=ServerSettings, description="Listener and request limits.")
+    upstream: UpstreamSettings = Field(default_factory=UpstreamSettings, description="Where misses are forwarded.")
+    redis: RedisSettings = Field(default_factory=RedisSettings, description="The cache store.")
+    cache: CacheSettings = Field(default_factory=CacheSettings, description="Cache policy.")
+    admin: AdminSettings = Field(default_factory=AdminSettings, description="Admin API.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, YamlConfigSettingsSource(settings_cls))
+
+
+def load_settings(config_file: Path | None = None, overrides: Mapping[str, Any] | None = None) -> Settings:
+    """Build Settings from overrides (e.g. CLI flags), the environment, a YAML file and defaults.
+
+    Raises:
+        SettingsError: the file is missing or not YAML, or a value does not validate.
+    """
+    if config_file is not None and not config_file.is_file():
+        raise SettingsError(f"config file {config_file} does not exist")
+
+    class FileBoundSettings(Settings):
+        model_config = SettingsConfigDict(yaml_file=config_file)
+
+    try:
+        return FileBoundSettings(**dict(overrides or {}))
+    except ValidationError as exc:
+        raise SettingsError(describe_validation_error(exc, config_file)) from exc
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"config file {config_file} is not valid YAML: {exc}") from exc
+
+
+def describe_validation_error(exc: ValidationError, config_file: Path | None) -> str:
+    """One line per problem, naming the setting, its environment variable and what was wrong."""
+    source = f"{config_file} or the environment" if config_file else "the environment"
+    lines = [f"invalid configuration (from {source}):"]
+    for error in exc.errors():
+        dotted = ".".join(str(part) for part in error["loc"])
+        env_name = ENV_PREFIX + "__".join(str(part) for part in error["loc"]).upper()
+        lines.append(f"  {dotted} ({env_name}): {error['msg']}")
+    return "\n".join(lines)

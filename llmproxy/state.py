@@ -1,0 +1,21 @@
+"""AppState: the long-lived components, built by the lifespan; the only objects requests share."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from llmproxy.pipeline import Pipeline
+from llmproxy.settings import Settings
+from llmproxy.upstream.client import UpstreamClient
+
+
+@dataclass(frozen=True, slots=True)
+class AppState:
+    settings: Settings
+    redis: Redis
+    upstream: UpstreamClient
+    pipeline: Pipeline
+    clock: Callable[[], float]

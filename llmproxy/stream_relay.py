@@ -1,0 +1,103 @@
+"""Relay an upstream SSE stream to the client event by event, assembling the copy to cache.
+
+Each event is forwarded the moment its terminating blank line arrives; nothing waits for the end of
+the stream. The assembled answer is stored only when the stream completed: `[DONE]` was seen, no
+error event came, every choice finished, and the client was still reading (a client that leaves
+cancels this generator at its next `yield`, so the write-back after the loop never runs).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import orjson
+
+from llmproxy.cache.writeback import WriteBack
+from llmproxy.errors import ProxyError, UpstreamError
+from llmproxy.streaming import SseDecoder, SseEvent, StreamAssembler, encode_event, is_usage_only_chunk
+from llmproxy.upstream.client import UpstreamStream
+from llmproxy.wire import EndpointKind
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RelayPlan:
+    """What to do with one stream besides forwarding it."""
+
+    kind: EndpointKind
+    model: str
+    cache_key: str | None  # None: do not store
+    ttl_s: int
+    hide_usage_chunk: bool  # we asked the upstream for usage; the caller did not
+
+
+class MalformedStreamError(UpstreamError):
+    code = "upstream_malformed_stream"
+
+
+async def relay_stream(stream: UpstreamStream, plan: RelayPlan, write_back: WriteBack) -> AsyncIterator[bytes]:
+    """Yield the upstream's SSE bytes event by event; store the assembled answer if the stream completed."""
+    decoder = SseDecoder()
+    assembler = StreamAssembler("chat" if plan.kind == "chat" else "completion")
+    outcome = _Outcome()
+    try:
+        async for data in stream.chunks(decoded=True):
+            for event in decoder.feed(data):
+                if _take(event, plan, assembler, outcome):
+                    yield event.raw
+    except ProxyError as exc:
+        # Headers are long gone: the error travels as a last SSE event, which the SDKs raise.
+        logger.warning("upstream stream failed: %s", exc.message)
+        yield encode_event(exc.body())
+        return
+    tail = decoder.flush()
+    if tail is not None:
+        yield tail.raw
+    if outcome.completed and plan.cache_key is not None:
+        await _store(assembler, plan, write_back)
+
+
+class _Outcome:
+    __slots__ = ("done", "failed")
+
+    def __init__(self) -> None:
+        self.done = False
+        self.failed = False
+
+    @property
+    def completed(self) -> bool:
+        return self.done and not self.failed
+
+
+def _take(event: SseEvent, plan: RelayPlan, assembler: StreamAssembler, outcome: _Outcome) -> bool:
+    """Account for one event; True when it is to be forwarded.
+
+    Raises:
+        MalformedStreamError: a data line that is not JSON.
+    """
+    if event.data is None:
+        return True
+    if event.is_done:
+        outcome.done = True
+        return True
+    try:
+        chunk = orjson.loads(event.data)
+    except orjson.JSONDecodeError as exc:
+        outcome.failed = True
+        raise MalformedStreamError("The upstream sent a malformed stream event.") from exc
+    if not isinstance(chunk, dict) or "error" in chunk:
+        outcome.failed = True
+        return True
+    assembler.add(chunk)
+    return not (plan.hide_usage_chunk and is_usage_only_chunk(chunk))
+
+
+async def _store(assembler: StreamAssembler, plan: RelayPlan, write_back: WriteBack) -> None:
+    response = assembler.result()
+    if response is None or plan.cache_key is None:
+        logger.info("stream ended without a complete answer; not cached")
+        return
+    await write_back.store(plan.cache_key, plan.kind, plan.model, response, plan.ttl_s)

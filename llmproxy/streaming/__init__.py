@@ -1,0 +1,23 @@
+"""Streaming: SSE decoding and encoding, assembly of a streamed answer for the cache, and replay of a cached one.
+
+Pure code, no I/O: the pipeline feeds upstream bytes in and writes the returned bytes out.
+"""
+
+from llmproxy.streaming.assembly import StreamAssembler
+from llmproxy.streaming.chunks import EndpointKind, is_usage_only_chunk
+from llmproxy.streaming.replay import replay_chunks, replay_sse
+from llmproxy.streaming.sse import SseDecoder, SseEvent, done_event, encode_event
+from llmproxy.wire import JsonObject
+
+__all__ = [
+    "EndpointKind",
+    "JsonObject",
+    "SseDecoder",
+    "SseEvent",
+    "StreamAssembler",
+    "done_event",
+    "encode_event",
+    "is_usage_only_chunk",
+    "replay_chunks",
+    "replay_sse",
+]

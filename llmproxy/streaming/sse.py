@@ -1,0 +1,134 @@
+"""Server-sent events: an incremental decoder that keeps each event's exact bytes, and the encoder.
+
+Decoding follows the WHATWG event-stream rules as far as OpenAI-style APIs use them. Every byte fed
+ends up in exactly one event's `raw`, so forwarding the raws reproduces the upstream stream verbatim.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import orjson
+
+from llmproxy.wire import JsonObject
+
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+_BOM = "\ufeff"
+_DONE = "[DONE]"
+
+
+@dataclass(frozen=True, slots=True)
+class SseEvent:
+    """One event: its bytes as received (with the terminating blank line) and its parsed fields."""
+
+    raw: bytes
+    data: str | None
+    event: str | None = None
+
+    @property
+    def is_done(self) -> bool:
+        """Whether this is OpenAI's end-of-stream sentinel."""
+        return self.data == _DONE
+
+
+@dataclass(slots=True)
+class _Fields:
+    """The fields of the event being parsed."""
+
+    data: list[str] | None = None
+    event: str | None = None
+
+    def add_line(self, line: str) -> None:
+        if line.startswith(":"):
+            return
+        name, colon, value = line.partition(":")
+        if colon and value.startswith(" "):
+            value = value[1:]
+        if name == "data":
+            if self.data is None:
+                self.data = []
+            self.data.append(value)
+        elif name == "event":
+            self.event = value
+        # id: and retry: only matter to the final client; they stay in the raw bytes.
+
+    def build(self, raw: bytes) -> SseEvent:
+        data = None if self.data is None else "\n".join(self.data)
+        return SseEvent(raw=raw, data=data, event=self.event)
+
+
+class SseDecoder:
+    """Incremental decoder: feed arbitrary byte slices, get complete events."""
+
+    __slots__ = ("_raw", "_scan", "_fields", "_at_stream_start")
+
+    def __init__(self) -> None:
+        self._raw = bytearray()  # bytes of the event in progress
+        self._scan = 0  # offset in _raw of the first byte not yet split into a line
+        self._fields = _Fields()
+        self._at_stream_start = True
+
+    def feed(self, chunk: bytes) -> list[SseEvent]:
+        """Add bytes; return the events they complete."""
+        self._raw += chunk
+        return self._drain(at_eof=False)
+
+    def flush(self) -> SseEvent | None:
+        """End the stream; return the unterminated trailing event, if any, and reset the decoder."""
+        events = self._drain(at_eof=True)
+        if self._scan < len(self._raw):
+            self._parse_line(bytes(self._raw[self._scan :]))
+        if self._raw:
+            events.append(self._dispatch(len(self._raw)))
+        # Only the stream's last byte can have been held back, so at most one event remains.
+        self._at_stream_start = True
+        return events[-1] if events else None
+
+    def _drain(self, *, at_eof: bool) -> list[SseEvent]:
+        events: list[SseEvent] = []
+        while (line_end := self._find_line_end(at_eof=at_eof)) is not None:
+            start, end = line_end
+            line = bytes(self._raw[self._scan : start])
+            self._scan = end
+            if line:
+                self._parse_line(line)
+            else:
+                events.append(self._dispatch(end))
+            self._at_stream_start = False
+        return events
+
+    def _find_line_end(self, *, at_eof: bool) -> tuple[int, int] | None:
+        match = _LINE_END.search(self._raw, self._scan)
+        if match is None:
+            return None
+        # A CR at the very end may be the first half of a CRLF split across slices: wait for the next byte.
+        if not at_eof and match.group() == b"\r" and match.end() == len(self._raw):
+            return None
+        return match.start(), match.end()
+
+    def _parse_line(self, line: bytes) -> None:
+        # Splitting on CR/LF bytes before decoding is safe: UTF-8 never uses them inside a character.
+        text = line.decode("utf-8", errors="replace")
+        if self._at_stream_start:
+            text = text.removeprefix(_BOM)
+        self._fields.add_line(text)
+
+    def _dispatch(self, end: int) -> SseEvent:
+        event = self._fields.build(bytes(self._raw[:end]))
+        del self._raw[:end]
+        self._scan = 0
+        self._fields = _Fields()
+        return event
+
+
+def encode_event(data: JsonObject | str) -> bytes:
+    """Encode one `data:` event; a dict becomes compact JSON, a str (e.g. "[DONE]") is sent as-is."""
+    payload = data if isinstance(data, str) else orjson.dumps(data).decode()
+    lines = payload.split("\n")  # a newline inside a data line would end it early
+    return "".join(f"data: {line}\n" for line in lines).encode() + b"\n"
+
+
+def done_event() -> bytes:
+    """The `data: [DONE]` event that ends an OpenAI stream."""
+    return encode_event(_DONE)

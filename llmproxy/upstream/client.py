@@ -1,0 +1,169 @@
+"""Pooled HTTP client for the upstream API; maps httpx failures to ProxyErrors at this edge."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import httpx
+
+from llmproxy.errors import UpstreamError, UpstreamTimeoutError
+from llmproxy.settings import UpstreamSettings
+
+Headers = list[tuple[str, str]]
+
+# RFC 9110 §7.6.1 hop-by-hop headers, plus the ones the HTTP layer recomputes itself.
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+        "content-length",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamReply:
+    """A complete upstream response (body already decoded from any content-encoding)."""
+
+    status: int
+    headers: Headers
+    body: bytes
+
+
+class UpstreamStream:
+    """An upstream response whose body is read as it arrives."""
+
+    def __init__(self, response: httpx.Response, origin: str) -> None:
+        self._response = response
+        self._origin = origin
+
+    @property
+    def status(self) -> int:
+        return self._response.status_code
+
+    @property
+    def headers(self) -> Headers:
+        return list(self._response.headers.multi_items())
+
+    @property
+    def content_type(self) -> str:
+        content_type: str = self._response.headers.get("content-type", "")
+        return content_type
+
+    async def chunks(self, *, decoded: bool) -> AsyncIterator[bytes]:
+        """Body bytes as they arrive: decoded for the proxy to read, raw to relay untouched.
+
+        Raises:
+            UpstreamError: the connection broke mid-body.
+            UpstreamTimeoutError: the upstream went silent for longer than the read timeout.
+        """
+        iterator = self._response.aiter_bytes() if decoded else self._response.aiter_raw()
+        try:
+            async for chunk in iterator:
+                yield chunk
+        except httpx.HTTPError as exc:
+            raise upstream_error(exc, self._origin) from exc
+
+    async def read(self) -> bytes:
+        """The whole (decoded) body.
+
+        Raises:
+            UpstreamError: the connection broke mid-body.
+        """
+        try:
+            return await self._response.aread()
+        except httpx.HTTPError as exc:
+            raise upstream_error(exc, self._origin) from exc
+
+
+class UpstreamClient:
+    """Sends requests to the configured OpenAI-compatible base URL over one connection pool."""
+
+    def __init__(self, settings: UpstreamSettings, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self._base_url = settings.base_url
+        self._origin = urlsplit(settings.base_url).netloc
+        self._api_key = settings.api_key.get_secret_value() if settings.api_key else None
+        self._http = httpx.AsyncClient(
+            transport=transport,
+            timeout=httpx.Timeout(
+                connect=settings.connect_timeout_s,
+                read=settings.read_timeout_s,
+                write=settings.write_timeout_s,
+                pool=settings.pool_timeout_s,
+            ),
+            limits=httpx.Limits(max_connections=settings.max_connections, max_keepalive_connections=64),
+            follow_redirects=False,
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    def url_for(self, path: str, query: str = "") -> str:
+        """Upstream URL of a `/v1/...` path: `/v1/models` → `<base_url>/models`."""
+        suffix = path.removeprefix("/v1")
+        return f"{self._base_url}{suffix}" + (f"?{query}" if query else "")
+
+    def outgoing_headers(self, incoming: Iterable[tuple[str, str]], *, drop: frozenset[str]) -> Headers:
+        """Client headers minus hop-by-hop and `drop`, with the configured key if there is one."""
+        headers = [(name, value) for name, value in incoming if name.lower() not in HOP_BY_HOP | drop]
+        if self._api_key is not None:
+            headers = [(name, value) for name, value in headers if name.lower() != "authorization"]
+            headers.append(("authorization", f"Bearer {self._api_key}"))
+        return headers
+
+    async def send(self, method: str, path: str, headers: Headers, content: bytes) -> UpstreamReply:
+        """One request, body read completely.
+
+        Raises:
+            UpstreamError: the upstream could not be reached or broke the connection.
+            UpstreamTimeoutError: it did not answer in time.
+        """
+        try:
+            response = await self._http.request(method, self.url_for(path), headers=headers, content=content)
+        except httpx.HTTPError as exc:
+            raise upstream_error(exc, self._origin) from exc
+        return UpstreamReply(response.status_code, list(response.headers.multi_items()), response.content)
+
+    def open(
+        self, method: str, path: str, query: str, headers: Headers, content: bytes | AsyncIterator[bytes]
+    ) -> AbstractAsyncContextManager[UpstreamStream]:
+        """A request whose response body is streamed; closing the context releases the connection."""
+        return self._open(method, self.url_for(path, query), headers, content)
+
+    @asynccontextmanager
+    async def _open(
+        self, method: str, url: str, headers: Headers, content: bytes | AsyncIterator[bytes]
+    ) -> AsyncIterator[UpstreamStream]:
+        request = self._http.build_request(method, url, headers=headers, content=content)
+        try:
+            response = await self._http.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            raise upstream_error(exc, self._origin) from exc
+        try:
+            yield UpstreamStream(response, self._origin)
+        finally:
+            await response.aclose()
+
+
+def upstream_error(exc: httpx.HTTPError, origin: str) -> UpstreamError:
+    """The ProxyError for an httpx failure: 504 for timeouts, 502 for everything else."""
+    if isinstance(exc, httpx.TimeoutException):
+        return UpstreamTimeoutError(f"The upstream API at {origin} did not respond in time.")
+    return UpstreamError(f"The upstream API at {origin} could not be reached: {exc.__class__.__name__}.")
+
+
+def relayable_headers(headers: Iterable[tuple[str, str]], *, decoded: bool) -> Headers:
+    """Upstream response headers safe to send on: no hop-by-hop, and no encoding/length of a body we decoded."""
+    dropped = HOP_BY_HOP | ({"content-encoding"} if decoded else frozenset())
+    return [(name, value) for name, value in headers if name.lower() not in dropped]

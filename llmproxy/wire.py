@@ -1,0 +1,129 @@
+"""OpenAI wire shapes: validation of the request bodies the proxy caches.
+
+Only what the proxy relies on is checked (model, the prompt, stream flags and the types of
+common parameters); every other field is forwarded as the caller sent it, for the upstream to judge.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from llmproxy.errors import InvalidRequestError
+
+JsonObject = dict[str, Any]
+EndpointKind = Literal["chat", "completion", "embedding"]
+
+ENDPOINT_PATHS: dict[EndpointKind, str] = {
+    "chat": "/v1/chat/completions",
+    "completion": "/v1/completions",
+    "embedding": "/v1/embeddings",
+}
+
+
+class _Body(BaseModel):
+    # strict: "true" is not a boolean and "0.5" is not a number, as in OpenAI's own API.
+    model_config = ConfigDict(strict=True, extra="allow")
+
+
+class StreamOptions(_Body):
+    include_usage: bool | None = None
+
+
+class ChatMessage(_Body):
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: str | list[Any] | None = None
+
+
+class _Generation(_Body):
+    model: str = Field(min_length=1)
+    stream: bool | None = None
+    stream_options: StreamOptions | None = None
+    n: int | None = Field(None, ge=1, le=128)
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, ge=0, le=1)
+    max_tokens: int | None = Field(None, ge=0)
+    seed: int | None = None
+
+
+class ChatRequest(_Generation):
+    messages: list[ChatMessage] = Field(min_length=1)
+    max_completion_tokens: int | None = Field(None, ge=0)
+    tools: list[JsonObject] | None = None
+
+
+class CompletionRequest(_Generation):
+    prompt: str | list[Any]
+
+
+class EmbeddingRequest(_Body):
+    model: str = Field(min_length=1)
+    input: str | list[Any]
+    encoding_format: Literal["float", "base64"] | None = None
+    dimensions: int | None = Field(None, ge=1)
+
+
+_MODELS: dict[EndpointKind, type[_Body]] = {
+    "chat": ChatRequest,
+    "completion": CompletionRequest,
+    "embedding": EmbeddingRequest,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedRequest:
+    """A validated cacheable request: the raw body plus the few facts the pipeline needs."""
+
+    kind: EndpointKind
+    body: JsonObject
+    model: str
+    stream: bool
+    include_usage: bool
+
+
+def parse_request(kind: EndpointKind, raw: bytes) -> ParsedRequest:
+    """Decode and validate a request body.
+
+    Raises:
+        InvalidRequestError: the body is not JSON, not an object, or a field is missing or mistyped.
+    """
+    body = decode_json_object(raw)
+    try:
+        validated = _MODELS[kind].model_validate(body)
+    except ValidationError as exc:
+        raise invalid_request_from(exc) from exc
+    stream = bool(getattr(validated, "stream", False))
+    options = getattr(validated, "stream_options", None)
+    include_usage = bool(stream and options is not None and options.include_usage)
+    return ParsedRequest(kind=kind, body=body, model=body["model"], stream=stream, include_usage=include_usage)
+
+
+def decode_json_object(raw: bytes) -> JsonObject:
+    """Parse a JSON object body.
+
+    Raises:
+        InvalidRequestError: not valid JSON, or JSON that is not an object.
+    """
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequestError(
+            f"We could not parse the JSON body of your request: {exc}.", code="invalid_json"
+        ) from exc
+    if not isinstance(body, dict):
+        raise InvalidRequestError("The request body must be a JSON object.", code="invalid_json")
+    return body
+
+
+def invalid_request_from(exc: ValidationError) -> InvalidRequestError:
+    """Turn the first validation problem into an OpenAI-style 400 naming the parameter."""
+    error = exc.errors()[0]
+    param = ".".join(str(part) for part in error["loc"]) or None
+    if error["type"] == "missing":
+        return InvalidRequestError(
+            f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter"
+        )
+    return InvalidRequestError(f"Invalid value for '{param}': {error['msg']}.", param=param, code="invalid_value")

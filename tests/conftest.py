@@ -1,0 +1,125 @@
+"""Session fixtures: a real Redis Stack, the fake model server and the proxy, each on a loopback port.
+
+Every test gets its own API key, which is its own tenant scope: tests share one Redis and one proxy
+without ever seeing each other's entries, and without FLUSHALL.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+from openai import AsyncOpenAI, OpenAI
+
+from llmproxy.app import create_app
+from llmproxy.embedded_redis import EmbeddedRedis, EmbeddedRedisConfig
+from llmproxy.fake_upstream import FakeUpstreamConfig, create_fake_upstream
+from llmproxy.settings import Settings, load_settings
+from tests.servers import serve_in_thread
+
+TEST_KEY_PREFIX = "llmproxy-test"
+TEST_MAX_BODY_BYTES = 64 * 1024
+
+
+class FakeUpstream:
+    """The fake model server's control endpoints: request counts and the call log."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.api_url = base_url + "/v1"
+
+    def reset(self) -> None:
+        httpx.post(self.base_url + "/_reset").raise_for_status()
+
+    def calls(self, path: str = "/v1/chat/completions") -> int:
+        counts: dict[str, int] = httpx.get(self.base_url + "/_stats").json()["requests"]
+        return counts.get(path, 0)
+
+    def requests(self) -> list[dict[str, Any]]:
+        recorded: list[dict[str, Any]] = httpx.get(self.base_url + "/_requests").json()["requests"]
+        return recorded
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    config = EmbeddedRedisConfig(data_dir=tmp_path_factory.mktemp("redis-stack"), persist=False)
+    with EmbeddedRedis(config) as server:
+        yield server.url
+
+
+@pytest.fixture(scope="session")
+def upstream_url() -> Iterator[str]:
+    with serve_in_thread(create_fake_upstream(FakeUpstreamConfig())) as url:
+        yield url
+
+
+@pytest.fixture
+def upstream(upstream_url: str) -> FakeUpstream:
+    fake = FakeUpstream(upstream_url)
+    fake.reset()
+    return fake
+
+
+def proxy_settings(redis_url: str, upstream_api_url: str, **sections: dict[str, Any]) -> Settings:
+    """Test settings: explicit Redis and upstream, small body limit; `sections` override per section."""
+    base: dict[str, dict[str, Any]] = {
+        "server": {"max_body_bytes": TEST_MAX_BODY_BYTES},
+        "upstream": {"base_url": upstream_api_url},
+        "redis": {"url": redis_url, "key_prefix": TEST_KEY_PREFIX},
+    }
+    for name, values in sections.items():
+        base[name] = {**base.get(name, {}), **values}
+    return load_settings(None, base)
+
+
+@pytest.fixture(scope="session")
+def proxy_url(redis_url: str, upstream_url: str) -> Iterator[str]:
+    with serve_in_thread(create_app(proxy_settings(redis_url, upstream_url + "/v1"))) as url:
+        yield url
+
+
+@pytest.fixture
+def start_proxy(redis_url: str, upstream_url: str) -> Callable[..., AbstractContextManager[str]]:
+    """Start an extra proxy with some settings changed: `with start_proxy(upstream={...}) as url:`."""
+
+    @contextmanager
+    def start(**sections: dict[str, Any]) -> Iterator[str]:
+        upstream_api = sections.pop("upstream_api_url", upstream_url + "/v1")
+        settings = proxy_settings(str(sections.pop("redis_url", redis_url)), str(upstream_api), **sections)
+        with serve_in_thread(create_app(settings)) as url:
+            yield url
+
+    return start
+
+
+@pytest.fixture
+def api_key() -> str:
+    return f"sk-test-{uuid.uuid4().hex}"
+
+
+@pytest.fixture
+def client(proxy_url: str, api_key: str) -> Iterator[OpenAI]:
+    with OpenAI(base_url=proxy_url + "/v1", api_key=api_key, max_retries=0, timeout=30) as sdk:
+        yield sdk
+
+
+@pytest.fixture
+def async_client(proxy_url: str, api_key: str) -> AsyncOpenAI:
+    return AsyncOpenAI(base_url=proxy_url + "/v1", api_key=api_key, max_retries=0, timeout=30)
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    with redis.Redis.from_url(redis_url) as client:
+        yield client
+
+
+@pytest.fixture
+def tmp_config(tmp_path: Path) -> Path:
+    return tmp_path / "llmproxy.yaml"

@@ -1,0 +1,497 @@
+"""SSE decoding, stream assembly and replay, checked against realistic OpenAI streams and the official SDK."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, TypeVar
+
+import httpx2
+import orjson
+import pytest
+from openai import OpenAI, Stream
+from openai.lib.streaming.chat import ChatCompletionStreamState
+from openai.types import Completion
+from openai.types.chat import ChatCompletionChunk
+
+from llmproxy.streaming import (
+    EndpointKind,
+    JsonObject,
+    SseDecoder,
+    SseEvent,
+    StreamAssembler,
+    encode_event,
+    is_usage_only_chunk,
+    replay_chunks,
+    replay_sse,
+)
+
+T = TypeVar("T")
+
+# --- SSE decoding -------------------------------------------------------------------------------
+
+MIXED_STREAM = (
+    b": keep-alive\r\n\r\n"
+    b'event: message\r\nid: 7\r\ndata: {"text": "h\xc3\xa9llo \xe4\xb8\x96\xe7\x95\x8c \xf0\x9f\x8e\x89"}\r\n\r\n'
+    b"data: line one\ndata:line two\n: a comment inside an event\nretry: 1000\n\n"
+    b"data: [DONE]\r\r"
+)
+
+
+def decode_all(decoder: SseDecoder, slices: Iterator[bytes]) -> list[SseEvent]:
+    events = [event for piece in slices for event in decoder.feed(piece)]
+    tail = decoder.flush()
+    return events if tail is None else [*events, tail]
+
+
+def split_at(data: bytes, *cuts: int) -> Iterator[bytes]:
+    bounds = [0, *cuts, len(data)]
+    return (data[start:end] for start, end in zip(bounds, bounds[1:], strict=False))
+
+
+def test_decoder_parses_fields_and_keeps_every_byte() -> None:
+    events = decode_all(SseDecoder(), iter([MIXED_STREAM]))
+
+    assert [event.data for event in events] == [None, '{"text": "héllo 世界 🎉"}', "line one\nline two", "[DONE]"]
+    assert [event.event for event in events] == [None, "message", None, None]
+    assert events[0].raw == b": keep-alive\r\n\r\n"
+    assert events[3].is_done and not events[1].is_done
+    assert b"".join(event.raw for event in events) == MIXED_STREAM
+
+
+@pytest.mark.parametrize("cut", range(1, len(MIXED_STREAM)))
+def test_decoder_gives_the_same_events_whatever_the_split(cut: int) -> None:
+    assert decode_all(SseDecoder(), split_at(MIXED_STREAM, cut)) == decode_all(SseDecoder(), iter([MIXED_STREAM]))
+
+
+def test_decoder_fed_byte_by_byte_gives_the_same_events() -> None:
+    one_byte_slices = (MIXED_STREAM[i : i + 1] for i in range(len(MIXED_STREAM)))
+
+    assert decode_all(SseDecoder(), one_byte_slices) == decode_all(SseDecoder(), iter([MIXED_STREAM]))
+
+
+@pytest.mark.parametrize("newline", [b"\n", b"\r\n", b"\r"])
+def test_decoder_accepts_each_line_ending(newline: bytes) -> None:
+    stream = newline.join([b"data: a", b"data: b", b"", b"data: c", b"", b""])
+
+    events = decode_all(SseDecoder(), iter([stream]))
+
+    assert [event.data for event in events] == ["a\nb", "c"]
+    assert b"".join(event.raw for event in events) == stream
+
+
+def test_crlf_split_between_slices_counts_as_one_line_end() -> None:
+    decoder = SseDecoder()
+
+    assert decoder.feed(b"data: a\r") == []
+    assert decoder.feed(b"\n\r") == []
+    assert decoder.feed(b"\n") == [SseEvent(raw=b"data: a\r\n\r\n", data="a")]
+    assert decoder.flush() is None
+
+
+def test_event_is_emitted_as_soon_as_its_blank_line_arrives() -> None:
+    decoder = SseDecoder()
+
+    assert decoder.feed(b'data: {"a": 1}\n') == []
+    assert decoder.feed(b"\ndata: {") == [SseEvent(raw=b'data: {"a": 1}\n\n', data='{"a": 1}')]
+
+
+@pytest.mark.parametrize(
+    ("line", "data"),
+    [(b"data: x", "x"), (b"data:x", "x"), (b"data:  x", " x"), (b"data:", ""), (b"data", ""), (b"data: a: b", "a: b")],
+)
+def test_data_field_strips_exactly_one_leading_space(line: bytes, data: str) -> None:
+    assert SseDecoder().feed(line + b"\n\n")[0].data == data
+
+
+def test_comment_only_and_blank_events_have_no_data() -> None:
+    events = SseDecoder().feed(b": ping\n\n\nid: 3\n\n")
+
+    assert [(event.raw, event.data) for event in events] == [(b": ping\n\n", None), (b"\n", None), (b"id: 3\n\n", None)]
+
+
+def test_flush_returns_an_unterminated_tail_and_resets() -> None:
+    decoder = SseDecoder()
+    assert decoder.feed(b"data: [DONE]") == []
+
+    tail = decoder.flush()
+
+    assert tail == SseEvent(raw=b"data: [DONE]", data="[DONE]")
+    assert tail.is_done
+    assert decoder.flush() is None
+
+
+def test_flush_completes_an_event_held_back_by_a_final_cr() -> None:
+    decoder = SseDecoder()
+
+    assert decoder.feed(b"data: x\r\r") == []
+    assert decoder.flush() == SseEvent(raw=b"data: x\r\r", data="x")
+
+
+def test_leading_bom_is_ignored_but_kept_in_raw() -> None:
+    events = SseDecoder().feed(b"\xef\xbb\xbfdata: a\n\n")
+
+    assert events == [SseEvent(raw=b"\xef\xbb\xbfdata: a\n\n", data="a")]
+
+
+def test_invalid_utf8_is_replaced_not_raised() -> None:
+    assert SseDecoder().feed(b"data: \xff\n\n")[0].data == "\ufffd"
+
+
+def test_encode_event_writes_compact_json_or_the_string_as_is() -> None:
+    assert encode_event({"a": [1, "é"], "b": None}) == b'data: {"a":[1,"\xc3\xa9"],"b":null}\n\n'
+    assert encode_event("[DONE]") == b"data: [DONE]\n\n"
+    assert encode_event("two\nlines") == b"data: two\ndata: lines\n\n"
+
+
+def test_usage_only_chunk_is_recognised() -> None:
+    usage = {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}
+
+    assert is_usage_only_chunk({"choices": [], "usage": usage})
+    assert not is_usage_only_chunk({"choices": [], "usage": None})
+    assert not is_usage_only_chunk({"choices": [{"index": 0, "delta": {}}], "usage": usage})
+
+
+# --- Assembly of realistic upstream streams -----------------------------------------------------
+
+USAGE = {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17}
+ENVELOPE = {"id": "chatcmpl-B9x", "created": 1727000000, "model": "gpt-4o-mini-2024-07-18"}
+OPTIONAL = {"service_tier": "default", "system_fingerprint": "fp_0ba0d124f1"}
+
+
+def chunk(*choices: JsonObject, usage: JsonObject | None = None) -> JsonObject:
+    """A chat chunk as OpenAI sends it with include_usage (usage null, an obfuscation pad)."""
+    head = {"id": ENVELOPE["id"], "object": "chat.completion.chunk", "created": ENVELOPE["created"]}
+    body = {"model": ENVELOPE["model"], **OPTIONAL, "choices": list(choices), "usage": usage, "obfuscation": "x1"}
+    return {**head, **body}
+
+
+def delta(index: int = 0, finish: str | None = None, logprobs: Any = None, **fields: Any) -> JsonObject:
+    return {"index": index, "delta": fields, "logprobs": logprobs, "finish_reason": finish}
+
+
+def assemble(kind: EndpointKind, chunks: list[JsonObject]) -> JsonObject | None:
+    assembler = StreamAssembler(kind)
+    for item in chunks:
+        assembler.add(item)
+    return assembler.result()
+
+
+def chat_response(*choices: JsonObject, usage: JsonObject | None = USAGE) -> JsonObject:
+    response = {"id": ENVELOPE["id"], "object": "chat.completion", **ENVELOPE, **OPTIONAL, "choices": list(choices)}
+    return response if usage is None else {**response, "usage": usage}
+
+
+def chat_choice(index: int = 0, finish: str = "stop", logprobs: Any = None, **message: Any) -> JsonObject:
+    message = {"role": "assistant", "content": None, "refusal": None, **message}
+    return {"index": index, "message": message, "logprobs": logprobs, "finish_reason": finish}
+
+
+TEXT_STREAM = [
+    chunk(delta(role="assistant", content="", refusal=None)),
+    chunk(delta(content="Hel")),
+    chunk(delta(content="lo")),
+    chunk(delta(content="!")),
+    chunk(delta(finish="stop")),
+    chunk(usage=USAGE),
+]
+
+TOOL_CALLS = [
+    {"id": "call_a", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}},
+    {"id": "call_b", "type": "function", "function": {"name": "get_time", "arguments": '{"tz": "CET"}'}},
+]
+
+
+def tool_fragment(index: int, **fields: Any) -> JsonObject:
+    return {"index": index, **fields}
+
+
+TOOL_STREAM = [
+    chunk(
+        delta(
+            role="assistant",
+            content=None,
+            refusal=None,
+            tool_calls=[tool_fragment(0, **{**TOOL_CALLS[0], "function": {"name": "get_weather", "arguments": ""}})],
+        )
+    ),
+    chunk(delta(tool_calls=[tool_fragment(0, function={"arguments": '{"ci'})])),
+    chunk(delta(tool_calls=[tool_fragment(0, function={"arguments": 'ty": "Paris"}'})])),
+    chunk(delta(tool_calls=[tool_fragment(1, **{**TOOL_CALLS[1], "function": {"name": "get_time", "arguments": ""}})])),
+    chunk(delta(tool_calls=[tool_fragment(1, function={"arguments": '{"tz": '})])),
+    chunk(delta(tool_calls=[tool_fragment(1, function={"arguments": '"CET"}'})])),
+    chunk(delta(finish="tool_calls")),
+    chunk(usage=USAGE),
+]
+
+
+def test_text_stream_assembles_into_the_non_streaming_body() -> None:
+    assert assemble("chat", TEXT_STREAM) == chat_response(chat_choice(content="Hello!"))
+
+
+def test_parallel_tool_calls_merge_their_argument_fragments() -> None:
+    assert assemble("chat", TOOL_STREAM) == chat_response(chat_choice(finish="tool_calls", tool_calls=TOOL_CALLS))
+
+
+def test_interleaved_choices_assemble_separately() -> None:
+    stream = [
+        chunk(delta(0, role="assistant", content=""), delta(1, role="assistant", content="")),
+        chunk(delta(1, content="Bon")),
+        chunk(delta(0, content="Hi")),
+        chunk(delta(1, content="jour")),
+        chunk(delta(1, finish="stop")),
+        chunk(delta(0, content=" there")),
+        chunk(delta(0, finish="length")),
+    ]
+
+    result = assemble("chat", stream)
+
+    assert result is not None and "usage" not in result
+    assert [(c["message"]["content"], c["finish_reason"]) for c in result["choices"]] == [
+        ("Hi there", "length"),
+        ("Bonjour", "stop"),
+    ]
+
+
+def test_usage_is_taken_from_the_tail_chunk() -> None:
+    assembler = StreamAssembler("chat")
+    for item in TEXT_STREAM[:-1]:
+        assembler.add(item)
+    assert assembler.usage is None
+
+    assembler.add(TEXT_STREAM[-1])
+
+    assert assembler.usage == USAGE
+
+
+def test_refusal_logprobs_and_legacy_function_call_are_merged() -> None:
+    token = {"token": "No", "logprob": -0.1, "bytes": [78, 111], "top_logprobs": []}
+    stream = [
+        chunk(delta(role="assistant", content=None, refusal="")),
+        chunk(delta(refusal="No", logprobs={"content": None, "refusal": [token]})),
+        chunk(delta(refusal=".", logprobs={"content": None, "refusal": [token]})),
+        chunk(delta(function_call={"name": "lookup", "arguments": '{"q"'})),
+        chunk(delta(function_call={"arguments": ": 1}"}, finish="function_call")),
+    ]
+
+    (choice,) = (assemble("chat", stream) or {})["choices"]
+
+    assert choice["message"] == {
+        "role": "assistant",
+        "content": None,
+        "refusal": "No.",
+        "function_call": {"name": "lookup", "arguments": '{"q": 1}'},
+    }
+    assert choice["logprobs"] == {"content": None, "refusal": [token, token]}
+
+
+def test_missing_keys_are_omitted_and_role_defaults_to_assistant() -> None:
+    stream = [{"id": "x", "created": 1, "model": "m", "choices": [{"index": 0, "delta": {"content": "ok"}}]}]
+    stream.append({**stream[0], "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+
+    assert assemble("chat", stream) == {
+        "id": "x",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "m",
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": "ok"}, "logprobs": None, "finish_reason": "stop"}
+        ],
+    }
+
+
+@pytest.mark.parametrize(
+    "stream",
+    [
+        pytest.param([], id="no chunks"),
+        pytest.param([chunk(usage=USAGE)], id="usage only"),
+        pytest.param(TEXT_STREAM[:4], id="no finish reason"),
+        pytest.param(
+            [chunk(delta(0, content="a"), delta(1, content="b")), chunk(delta(0, finish="stop"))],
+            id="one choice unfinished",
+        ),
+        pytest.param([*TEXT_STREAM[:3], {"error": {"message": "overloaded"}}, *TEXT_STREAM[3:]], id="error event"),
+    ],
+)
+def test_incomplete_stream_has_no_result(stream: list[JsonObject]) -> None:
+    assert assemble("chat", stream) is None
+
+
+def completion_chunk(text: str, finish: str | None = None, logprobs: Any = None) -> JsonObject:
+    choice = {"text": text, "index": 0, "logprobs": logprobs, "finish_reason": finish}
+    return {
+        "id": "cmpl-1",
+        "object": "text_completion",
+        "created": 5,
+        "choices": [choice],
+        "model": "gpt-3.5-turbo-instruct",
+    }
+
+
+def test_completion_stream_concatenates_text_and_logprobs() -> None:
+    def logprobs(token: str, offset: int) -> JsonObject:
+        return {"tokens": [token], "token_logprobs": [-0.5], "top_logprobs": [{token: -0.5}], "text_offset": [offset]}
+
+    stream = [
+        completion_chunk("Hi", logprobs=logprobs("Hi", 10)),
+        completion_chunk(" you", logprobs=logprobs(" you", 12)),
+    ]
+    stream.append(completion_chunk("", finish="length"))
+
+    (choice,) = (assemble("completion", stream) or {})["choices"]
+
+    assert choice == {
+        "text": "Hi you",
+        "index": 0,
+        "logprobs": {
+            "tokens": ["Hi", " you"],
+            "token_logprobs": [-0.5, -0.5],
+            "top_logprobs": [{"Hi": -0.5}, {" you": -0.5}],
+            "text_offset": [10, 12],
+        },
+        "finish_reason": "length",
+    }
+
+
+# --- Replay -------------------------------------------------------------------------------------
+
+CONTENT_LOGPROBS = {
+    "content": [{"token": "Hi", "logprob": -0.2, "bytes": [72, 105], "top_logprobs": []}],
+    "refusal": None,
+}
+COMPLETION = {
+    "id": "cmpl-9",
+    "object": "text_completion",
+    "created": 5,
+    "model": "gpt-3.5-turbo-instruct",
+    "choices": [
+        {"text": "Hi", "index": 0, "logprobs": None, "finish_reason": "stop"},
+        {"text": "Yo", "index": 1, "logprobs": None, "finish_reason": "length"},
+    ],
+    "usage": USAGE,
+}
+
+RESPONSES: dict[str, tuple[EndpointKind, JsonObject]] = {
+    "plain text": ("chat", chat_response(chat_choice(content="Hello!"))),
+    "no usage": ("chat", chat_response(chat_choice(content="Hello!"), usage=None)),
+    "two choices": ("chat", chat_response(chat_choice(0, content="A"), chat_choice(1, "length", content="B"))),
+    "two tool calls": ("chat", chat_response(chat_choice(finish="tool_calls", tool_calls=TOOL_CALLS))),
+    "text and tool call": ("chat", chat_response(chat_choice(content="Let me check.", tool_calls=TOOL_CALLS[:1]))),
+    "refusal": ("chat", chat_response(chat_choice(refusal="I can't help with that."))),
+    "logprobs": ("chat", chat_response(chat_choice(content="Hi", logprobs=CONTENT_LOGPROBS))),
+    "empty content": ("chat", chat_response(chat_choice(content=""))),
+    "completion": ("completion", COMPLETION),
+    "completion logprobs": (
+        "completion",
+        {
+            **COMPLETION,
+            "choices": [
+                {
+                    **COMPLETION["choices"][0],
+                    "logprobs": {"tokens": ["Hi"], "token_logprobs": [-1.0], "top_logprobs": None, "text_offset": [0]},
+                }
+            ],
+        },
+    ),
+}
+
+
+@pytest.mark.parametrize(("kind", "response"), RESPONSES.values(), ids=RESPONSES.keys())
+def test_assembling_a_replay_gives_back_the_response(kind: EndpointKind, response: JsonObject) -> None:
+    assert assemble(kind, replay_chunks(kind, response, include_usage=True)) == response
+
+
+def test_chat_replay_streams_like_openai() -> None:
+    envelope = {"id": ENVELOPE["id"], "object": "chat.completion.chunk", "created": ENVELOPE["created"]}
+    envelope |= {"model": ENVELOPE["model"], **OPTIONAL}
+
+    chunks = replay_chunks("chat", chat_response(chat_choice(content="Hi", logprobs=CONTENT_LOGPROBS)), True)
+
+    assert chunks == [
+        {**envelope, "choices": [delta(role="assistant", content="", refusal=None)], "usage": None},
+        {**envelope, "choices": [delta(content="Hi", logprobs=CONTENT_LOGPROBS)], "usage": None},
+        {**envelope, "choices": [delta(finish="stop")], "usage": None},
+        {**envelope, "choices": [], "usage": USAGE},
+    ]
+
+
+def test_replay_without_include_usage_has_no_usage_key_or_tail() -> None:
+    chunks = replay_chunks("chat", chat_response(chat_choice(content="Hi")), include_usage=False)
+
+    assert len(chunks) == 3
+    assert all("usage" not in item and len(item["choices"]) == 1 for item in chunks)
+
+
+def test_replay_tool_calls_get_one_chunk_each_with_their_index() -> None:
+    chunks = replay_chunks("chat", RESPONSES["two tool calls"][1], include_usage=False)
+
+    deltas = [item["choices"][0]["delta"] for item in chunks]
+    assert deltas[0] == {"role": "assistant", "content": None, "refusal": None}
+    assert deltas[1:3] == [{"tool_calls": [{"index": k, **call}]} for k, call in enumerate(TOOL_CALLS)]
+
+
+def test_replay_sse_decodes_back_to_the_chunks_and_done() -> None:
+    kind, response = RESPONSES["two choices"]
+
+    events = SseDecoder().feed(replay_sse(kind, response, include_usage=True))
+
+    assert [orjson.loads(event.data or "") for event in events[:-1]] == replay_chunks(kind, response, True)
+    assert events[-1].raw == b"data: [DONE]\n\n"
+
+
+# --- The official SDK parses the replay ---------------------------------------------------------
+
+
+@pytest.fixture
+def client() -> Iterator[OpenAI]:
+    with OpenAI(api_key="sk-test", base_url="http://proxy.invalid/v1", max_retries=0) as sdk_client:
+        yield sdk_client
+
+
+def sdk_stream(client: OpenAI, cast_to: type[T], body: bytes, path: str) -> Stream[T]:
+    request = httpx2.Request("POST", f"http://proxy.invalid/v1/{path}")
+    response = httpx2.Response(200, headers={"content-type": "text/event-stream"}, content=body, request=request)
+    return Stream(cast_to=cast_to, response=response, client=client)
+
+
+CHAT_CASES = [name for name, (kind, _) in RESPONSES.items() if kind == "chat" and name != "logprobs"]
+
+
+@pytest.mark.parametrize("name", CHAT_CASES)
+def test_openai_sdk_accumulates_the_chat_replay(client: OpenAI, name: str) -> None:
+    response = RESPONSES[name][1]
+    state: ChatCompletionStreamState[None] = ChatCompletionStreamState()
+    for parsed in sdk_stream(client, ChatCompletionChunk, replay_sse("chat", response, True), "chat/completions"):
+        state.handle_chunk(parsed)
+
+    final = state.current_completion_snapshot
+
+    assert (final.id, final.model, final.system_fingerprint) == (
+        response["id"],
+        response["model"],
+        OPTIONAL["system_fingerprint"],
+    )
+    assert (final.usage and final.usage.model_dump(exclude_none=True)) == response.get("usage")
+    for got, want in zip(final.choices, response["choices"], strict=True):
+        message = want["message"]
+        assert (got.message.content, got.message.refusal, got.finish_reason) == (
+            message["content"],
+            message["refusal"],
+            want["finish_reason"],
+        )
+        tool_calls = [call.model_dump(include={"id", "type", "function"}) for call in got.message.tool_calls or []]
+        assert [
+            {**call, "function": {k: call["function"][k] for k in ("name", "arguments")}} for call in tool_calls
+        ] == message.get("tool_calls", [])
+
+
+def test_openai_sdk_parses_the_completion_replay(client: OpenAI) -> None:
+    parsed = list(sdk_stream(client, Completion, replay_sse("completion", COMPLETION, True), "completions"))
+
+    texts = {
+        index: "".join(p.choices[0].text for p in parsed if p.choices and p.choices[0].index == index)
+        for index in (0, 1)
+    }
+    finishes = [p.choices[0].finish_reason for p in parsed if p.choices and p.choices[0].finish_reason]
+    assert texts == {0: "Hi", 1: "Yo"}
+    assert finishes == ["stop", "length"]
+    assert parsed[-1].usage is not None and parsed[-1].usage.model_dump(exclude_none=True) == USAGE
