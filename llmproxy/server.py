@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
-from contextlib import ExitStack
+import signal
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from types import FrameType
 
 import uvicorn
 
@@ -13,6 +16,12 @@ from llmproxy.settings import Settings
 
 logger = logging.getLogger(__name__)
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class ShutdownRequested(Exception):
+    """SIGINT/SIGTERM arrived; unwinding stops what we started."""
+
 
 def run_proxy(settings: Settings) -> None:
     """Serve until SIGINT/SIGTERM, then shut down gracefully and stop the embedded Redis if we started one.
@@ -20,7 +29,7 @@ def run_proxy(settings: Settings) -> None:
     Raises:
         EmbeddedRedisError: the embedded Redis could not be started (the message names the fix).
     """
-    with ExitStack() as resources:
+    with stop_on_signals(), ExitStack() as resources:
         # 1. The cache store: the operator's Redis, or our own on a free loopback port.
         redis_url = settings.redis.url
         if redis_url is None:
@@ -43,6 +52,27 @@ def run_proxy(settings: Settings) -> None:
         )
         logger.info("llmproxy listening on http://%s:%d/v1", settings.server.host, settings.server.port)
         server.run()
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """Turn SIGINT/SIGTERM into ShutdownRequested, swallowed here once everything inside has unwound.
+
+    uvicorn handles the signal itself while serving, shuts down gracefully, then restores these
+    handlers and raises the signal again: that second delivery is what unwinds the embedded Redis.
+    """
+
+    def request_shutdown(signum: int, frame: FrameType | None) -> None:
+        raise ShutdownRequested(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, request_shutdown) for sig in STOP_SIGNALS}
+    try:
+        yield
+    except ShutdownRequested as stop:
+        logger.info("stopped by %s", stop)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def with_redis_url(settings: Settings, url: str) -> Settings:

@@ -127,6 +127,12 @@ class Settings(BaseSettings):
     cache: CacheSettings = Field(default_factory=CacheSettings, description="Cache policy.")
     admin: AdminSettings = Field(default_factory=AdminSettings, description="Admin API.")
 
+    @field_validator("server", "upstream", "redis", "cache", "admin", mode="before")
+    @classmethod
+    def _empty_section_is_defaults(cls, value: object) -> object:
+        # A YAML section whose keys are all commented out parses as null.
+        return {} if value is None else value
+
     @classmethod
     def settings_customise_sources(
         cls,

@@ -48,14 +48,15 @@ async def relay_stream(stream: UpstreamStream, plan: RelayPlan, write_back: Writ
             for event in decoder.feed(data):
                 if _take(event, plan, assembler, outcome):
                     yield event.raw
+        # An upstream may end its last event without the blank line; it still counts.
+        tail = decoder.flush()
+        if tail is not None and _take(tail, plan, assembler, outcome):
+            yield tail.raw
     except ProxyError as exc:
         # Headers are long gone: the error travels as a last SSE event, which the SDKs raise.
         logger.warning("upstream stream failed: %s", exc.message)
         yield encode_event(exc.body())
         return
-    tail = decoder.flush()
-    if tail is not None:
-        yield tail.raw
     if outcome.completed and plan.cache_key is not None:
         await _store(assembler, plan, write_back)
 

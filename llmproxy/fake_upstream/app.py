@@ -25,6 +25,8 @@ from llmproxy.fake_upstream.sse import EventStreamResponse, plan_events
 MODELS = ("fake-model", "fake-model-mini")
 MODELS_CREATED = 1_700_000_000
 ECHO_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+# Starlette would default a route without methods to GET only.
+ANY_METHOD = [*ECHO_METHODS, "OPTIONS"]
 DEFAULT_CONFIG = FakeUpstreamConfig()
 
 Handler = Callable[[Request, Faults], Awaitable[Response]]
@@ -57,11 +59,11 @@ def _routes() -> list[Route]:
         _openai_route("/v1/models", _models, ["GET"]),
         _openai_route("/v1/models/{model_id:path}", _model, ["GET"]),
         _openai_route("/v1/echo/{rest:path}", _echo, ECHO_METHODS),
-        _openai_route("/v1/{rest:path}", _unknown, None),
+        _openai_route("/v1/{rest:path}", _unknown, ANY_METHOD),
     ]
 
 
-def _openai_route(path: str, handler: Handler, methods: list[str] | None) -> Route:
+def _openai_route(path: str, handler: Handler, methods: list[str]) -> Route:
     async def endpoint(request: Request) -> Response:
         return await handler(request, await _admit(request))
 

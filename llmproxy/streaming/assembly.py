@@ -13,12 +13,24 @@ from llmproxy.streaming.chunks import (
     OPTIONAL_ENVELOPE_KEYS,
     REQUIRED_ENVELOPE_KEYS,
     RESPONSE_OBJECT,
-    EndpointKind,
+    StreamKind,
 )
 from llmproxy.wire import JsonObject
 
 _CHAT_LOGPROB_KEYS = ("content", "refusal")
 _COMPLETION_LOGPROB_KEYS = ("tokens", "token_logprobs", "top_logprobs", "text_offset")
+
+
+def _index_of(item: JsonObject) -> int:
+    """The `index` of a choice or tool-call fragment.
+
+    Raises:
+        TypeError: the index is not an integer (so the parts could not be ordered).
+    """
+    index = item.get("index", 0)
+    if not isinstance(index, int):
+        raise TypeError(f"index must be an integer, not {type(index).__name__}")
+    return index
 
 
 @dataclass(slots=True)
@@ -123,7 +135,7 @@ class _ChatChoice:
         self.content.add(delta, "content")
         self.refusal.add(delta, "refusal")
         for fragment in delta.get("tool_calls") or []:
-            self.tool_calls.setdefault(fragment.get("index", 0), _ToolCall()).add(fragment)
+            self.tool_calls.setdefault(_index_of(fragment), _ToolCall()).add(fragment)
         if delta.get("function_call") is not None:
             self.function_call = self.function_call or _Fields()
             self.function_call.add(delta["function_call"])
@@ -176,7 +188,7 @@ class _TextChoice:
         }
 
 
-_CHOICE_TYPES: dict[EndpointKind, Callable[[int], _Choice]] = {"chat": _ChatChoice, "completion": _TextChoice}
+_CHOICE_TYPES: dict[StreamKind, Callable[[int], _Choice]] = {"chat": _ChatChoice, "completion": _TextChoice}
 
 
 class StreamAssembler:
@@ -184,8 +196,8 @@ class StreamAssembler:
 
     __slots__ = ("_kind", "_envelope", "_choices", "_usage", "_failed")
 
-    def __init__(self, kind: EndpointKind) -> None:
-        self._kind: EndpointKind = kind
+    def __init__(self, kind: StreamKind) -> None:
+        self._kind: StreamKind = kind
         self._envelope: JsonObject = {}
         self._choices: dict[int, _Choice] = {}
         self._usage: JsonObject | None = None
@@ -197,14 +209,21 @@ class StreamAssembler:
         return self._usage
 
     def add(self, chunk: JsonObject) -> None:
-        """Fold one parsed chunk into the answer; an error chunk makes the stream incomplete."""
+        """Fold one parsed chunk into the answer; an error or malformed chunk makes the stream incomplete."""
         if "error" in chunk:
             self._failed = True
             return
+        try:
+            self._fold(chunk)
+        except (AttributeError, TypeError):
+            # Upstream JSON is untrusted: a chunk of the wrong shape costs the cache copy, never the relay.
+            self._failed = True
+
+    def _fold(self, chunk: JsonObject) -> None:
         self._add_envelope(chunk)
         self._usage = chunk.get("usage") or self._usage
         for choice in chunk.get("choices") or []:
-            index = choice.get("index", 0)
+            index = _index_of(choice)
             self._choices.setdefault(index, _CHOICE_TYPES[self._kind](index)).add(choice)
 
     def result(self) -> JsonObject | None:

@@ -6,10 +6,10 @@ from typing import Literal
 
 from llmproxy.wire import JsonObject
 
-EndpointKind = Literal["chat", "completion"]
+StreamKind = Literal["chat", "completion"]
 
-RESPONSE_OBJECT: dict[EndpointKind, str] = {"chat": "chat.completion", "completion": "text_completion"}
-CHUNK_OBJECT: dict[EndpointKind, str] = {"chat": "chat.completion.chunk", "completion": "text_completion"}
+RESPONSE_OBJECT: dict[StreamKind, str] = {"chat": "chat.completion", "completion": "text_completion"}
+CHUNK_OBJECT: dict[StreamKind, str] = {"chat": "chat.completion.chunk", "completion": "text_completion"}
 
 # Top-level keys a chunk repeats from the response; the optional ones are copied only when present.
 REQUIRED_ENVELOPE_KEYS = ("id", "created", "model")

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from llmproxy.streaming.chunks import CHUNK_OBJECT, OPTIONAL_ENVELOPE_KEYS, EndpointKind
+from llmproxy.streaming.chunks import CHUNK_OBJECT, OPTIONAL_ENVELOPE_KEYS, StreamKind
 from llmproxy.streaming.sse import done_event, encode_event
 from llmproxy.wire import JsonObject
 
 
-def replay_chunks(kind: EndpointKind, response: JsonObject, include_usage: bool) -> list[JsonObject]:
+def replay_chunks(kind: StreamKind, response: JsonObject, include_usage: bool) -> list[JsonObject]:
     """The chunk objects of a stream equivalent to `response`, usage tail included when asked for."""
     envelope = _envelope(kind, response)
     usage_field: JsonObject = {"usage": None} if include_usage else {}
@@ -27,13 +27,13 @@ def replay_chunks(kind: EndpointKind, response: JsonObject, include_usage: bool)
     return chunks
 
 
-def replay_sse(kind: EndpointKind, response: JsonObject, include_usage: bool) -> bytes:
+def replay_sse(kind: StreamKind, response: JsonObject, include_usage: bool) -> bytes:
     """The whole SSE body replaying `response`, ending with `data: [DONE]`."""
     events = [encode_event(chunk) for chunk in replay_chunks(kind, response, include_usage)]
     return b"".join(events) + done_event()
 
 
-def _envelope(kind: EndpointKind, response: JsonObject) -> JsonObject:
+def _envelope(kind: StreamKind, response: JsonObject) -> JsonObject:
     envelope: JsonObject = {
         "id": response.get("id"),
         "object": CHUNK_OBJECT[kind],
@@ -92,7 +92,7 @@ def _text_choice_chunks(choice: JsonObject) -> list[JsonObject]:
     ]
 
 
-_CHOICE_REPLAYS: dict[EndpointKind, Callable[[JsonObject], list[JsonObject]]] = {
+_CHOICE_REPLAYS: dict[StreamKind, Callable[[JsonObject], list[JsonObject]]] = {
     "chat": _chat_choice_chunks,
     "completion": _text_choice_chunks,
 }

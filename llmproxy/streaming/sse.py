@@ -14,6 +14,7 @@ import orjson
 from llmproxy.wire import JsonObject
 
 _LINE_END = re.compile(rb"\r\n|\r|\n")
+_TEXT_LINE_END = re.compile(r"\r\n|\r|\n")
 _BOM = "\ufeff"
 _DONE = "[DONE]"
 
@@ -33,7 +34,7 @@ class SseEvent:
 
 
 @dataclass(slots=True)
-class _Fields:
+class _EventFields:
     """The fields of the event being parsed."""
 
     data: list[str] | None = None
@@ -61,12 +62,13 @@ class _Fields:
 class SseDecoder:
     """Incremental decoder: feed arbitrary byte slices, get complete events."""
 
-    __slots__ = ("_raw", "_scan", "_fields", "_at_stream_start")
+    __slots__ = ("_raw", "_start", "_scan", "_fields", "_at_stream_start")
 
     def __init__(self) -> None:
-        self._raw = bytearray()  # bytes of the event in progress
+        self._raw = bytearray()  # bytes not yet handed out in an event
+        self._start = 0  # offset in _raw where the event in progress begins
         self._scan = 0  # offset in _raw of the first byte not yet split into a line
-        self._fields = _Fields()
+        self._fields = _EventFields()
         self._at_stream_start = True
 
     def feed(self, chunk: bytes) -> list[SseEvent]:
@@ -77,12 +79,14 @@ class SseDecoder:
     def flush(self) -> SseEvent | None:
         """End the stream; return the unterminated trailing event, if any, and reset the decoder."""
         events = self._drain(at_eof=True)
-        if self._scan < len(self._raw):
-            self._parse_line(bytes(self._raw[self._scan :]))
         if self._raw:
+            if self._scan < len(self._raw):
+                self._parse_line(bytes(self._raw[self._scan :]))
             events.append(self._dispatch(len(self._raw)))
-        # Only the stream's last byte can have been held back, so at most one event remains.
+        self._raw.clear()
+        self._start = self._scan = 0
         self._at_stream_start = True
+        # Only the stream's last byte can have been held back, so at most one event remains.
         return events[-1] if events else None
 
     def _drain(self, *, at_eof: bool) -> list[SseEvent]:
@@ -96,6 +100,7 @@ class SseDecoder:
             else:
                 events.append(self._dispatch(end))
             self._at_stream_start = False
+        self._compact()
         return events
 
     def _find_line_end(self, *, at_eof: bool) -> tuple[int, int] | None:
@@ -115,17 +120,25 @@ class SseDecoder:
         self._fields.add_line(text)
 
     def _dispatch(self, end: int) -> SseEvent:
-        event = self._fields.build(bytes(self._raw[:end]))
-        del self._raw[:end]
-        self._scan = 0
-        self._fields = _Fields()
+        event = self._fields.build(bytes(self._raw[self._start : end]))
+        self._start = end
+        self._fields = _EventFields()
         return event
+
+    def _compact(self) -> None:
+        # Dropping dispatched bytes once per feed, not once per event, keeps a large feed linear.
+        del self._raw[: self._start]
+        self._scan -= self._start
+        self._start = 0
 
 
 def encode_event(data: JsonObject | str) -> bytes:
     """Encode one `data:` event; a dict becomes compact JSON, a str (e.g. "[DONE]") is sent as-is."""
-    payload = data if isinstance(data, str) else orjson.dumps(data).decode()
-    lines = payload.split("\n")  # a newline inside a data line would end it early
+    if not isinstance(data, str):
+        # orjson escapes control characters, so the JSON always fits on one data line.
+        return b"data: " + orjson.dumps(data) + b"\n\n"
+    # A line break inside a data line would end it early: each line gets its own data field.
+    lines = _TEXT_LINE_END.split(data)
     return "".join(f"data: {line}\n" for line in lines).encode() + b"\n"
 
 

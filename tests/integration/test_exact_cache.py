@@ -16,7 +16,10 @@ MESSAGES: list[Any] = [{"role": "user", "content": "What is the capital of Franc
 TOOLS: list[Any] = [
     {
         "type": "function",
-        "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}},
+        "function": {
+            "name": "get_weather",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+        },
     }
 ]
 

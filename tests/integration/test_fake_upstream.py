@@ -9,24 +9,30 @@ import httpx2
 import openai
 import pytest
 from openai import OpenAI
+from openai.types.chat import (
+    ChatCompletionContentPartTextParam,
+    ChatCompletionMessageParam,
+    ChatCompletionToolChoiceOptionParam,
+    ChatCompletionToolParam,
+)
 
 from llmproxy.fake_upstream import FakeUpstreamConfig, create_fake_upstream
 from tests.servers import serve_in_thread
 
 MODEL = "fake-model"
 AUTH = {"Authorization": "Bearer sk-test"}
-TOOLS: list[dict[str, object]] = [
+TOOLS: list[ChatCompletionToolParam] = [
     {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object", "properties": {}}}},
     {"type": "function", "function": {"name": "weather", "parameters": {"type": "object", "properties": {}}}},
 ]
 
 
-def ask(text: str) -> list[dict[str, str]]:
+def ask(text: str) -> list[ChatCompletionMessageParam]:
     return [{"role": "system", "content": "be brief"}, {"role": "user", "content": text}]
 
 
-def sdk(url: str, **options: object) -> OpenAI:
-    return OpenAI(base_url=url + "/v1", api_key="sk-test", max_retries=0, **options)  # type: ignore[arg-type]
+def sdk(url: str, timeout: float = 10.0) -> OpenAI:
+    return OpenAI(base_url=url + "/v1", api_key="sk-test", max_retries=0, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -76,8 +82,11 @@ def test_chat_replies_are_numbered_and_quote_the_last_user_message(client: OpenA
 
 
 def test_chat_joins_text_parts_of_list_content(client: OpenAI) -> None:
-    content = [{"type": "text", "text": "describe"}, {"type": "text", "text": "this"}]
-    reply = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": content}])  # type: ignore[misc,list-item]
+    content: list[ChatCompletionContentPartTextParam] = [
+        {"type": "text", "text": "describe"},
+        {"type": "text", "text": "this"},
+    ]
+    reply = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": content}])
     assert reply.choices[0].message.content == "Fake reply #1 to: describe this"
 
 
@@ -93,7 +102,7 @@ def test_chat_n_gives_numbered_choices(client: OpenAI) -> None:
 
 @pytest.mark.parametrize("limit", ["max_tokens", "max_completion_tokens"])
 def test_chat_token_limit_truncates_words_with_length_finish(client: OpenAI, limit: str) -> None:
-    reply = client.chat.completions.create(model=MODEL, messages=ask("one two three"), **{limit: 3})  # type: ignore[call-overload]
+    reply = client.chat.completions.create(model=MODEL, messages=ask("one two three"), extra_body={limit: 3})
     assert reply.choices[0].message.content == "Fake reply #1"
     assert reply.choices[0].finish_reason == "length"
     assert reply.usage is not None and reply.usage.completion_tokens == 3
@@ -139,21 +148,23 @@ def test_chat_stream_wire_is_data_events_then_done(url: str) -> None:
     ("tool_choice", "name"),
     [("required", "lookup"), ({"type": "function", "function": {"name": "weather"}}, "weather")],
 )
-def test_forced_tool_choice_answers_with_a_tool_call(client: OpenAI, tool_choice: object, name: str) -> None:
+def test_forced_tool_choice_answers_with_a_tool_call(
+    client: OpenAI, tool_choice: ChatCompletionToolChoiceOptionParam, name: str
+) -> None:
     reply = client.chat.completions.create(
         model=MODEL, messages=ask("rain in Oslo?"), tools=TOOLS, tool_choice=tool_choice
-    )  # type: ignore[arg-type]
+    )
 
     choice = reply.choices[0]
     assert choice.finish_reason == "tool_calls" and choice.message.content is None
     assert choice.message.tool_calls is not None
     call = choice.message.tool_calls[0]
-    assert (call.id, call.type, call.function.name) == ("call_fake_1", "function", name)  # type: ignore[union-attr]
-    assert json.loads(call.function.arguments) == {"input": "rain in Oslo?"}  # type: ignore[union-attr]
+    assert call.type == "function" and call.id == "call_fake_1" and call.function.name == name
+    assert json.loads(call.function.arguments) == {"input": "rain in Oslo?"}
 
 
 def test_auto_tool_choice_answers_with_text(client: OpenAI) -> None:
-    reply = client.chat.completions.create(model=MODEL, messages=ask("hi"), tools=TOOLS, tool_choice="auto")  # type: ignore[arg-type]
+    reply = client.chat.completions.create(model=MODEL, messages=ask("hi"), tools=TOOLS, tool_choice="auto")
     assert reply.choices[0].message.tool_calls is None
     assert reply.choices[0].message.content == "Fake reply #1 to: hi"
 
@@ -164,7 +175,7 @@ def test_streamed_tool_call_arrives_in_argument_fragments(client: OpenAI) -> Non
         messages=ask("rain in Oslo?"),
         tools=TOOLS,
         tool_choice="required",
-        stream=True,  # type: ignore[arg-type]
+        stream=True,
     )
     chunks = list(stream)
 
@@ -331,8 +342,11 @@ def test_chunk_delay_header_makes_the_sdk_read_time_out_mid_stream(client: OpenA
     stream = client.with_options(timeout=0.3).chat.completions.create(
         model=MODEL, messages=ask("hi"), stream=True, extra_headers={"X-Fake-Chunk-Delay-Ms": "1000"}
     )
+    received = []
     with pytest.raises(openai.APITimeoutError):
-        list(stream)
+        for chunk in stream:
+            received.append(chunk)
+    assert len(received) == 1  # the first chunk is flushed before the first delay
 
 
 def test_configured_latency_applies_unless_a_header_overrides_it() -> None:
@@ -362,6 +376,8 @@ def test_request_without_bearer_key_is_rejected_with_401(client: OpenAI, url: st
 def test_unknown_path_and_bad_json_are_openai_errors(client: OpenAI, url: str) -> None:
     with pytest.raises(openai.NotFoundError, match=r"Invalid URL \(GET /v1/nowhere\)"):
         client.get("/nowhere", cast_to=object)
+    with pytest.raises(openai.NotFoundError, match=r"Invalid URL \(DELETE /v1/chat/completions\)"):
+        client.delete("/chat/completions", cast_to=object)
     response = httpx.post(url + "/v1/chat/completions", content=b"{nope", headers=AUTH)
     assert response.status_code == 400 and response.json()["error"]["type"] == "invalid_request_error"
 

@@ -14,11 +14,11 @@ from openai.types import Completion
 from openai.types.chat import ChatCompletionChunk
 
 from llmproxy.streaming import (
-    EndpointKind,
     JsonObject,
     SseDecoder,
     SseEvent,
     StreamAssembler,
+    StreamKind,
     encode_event,
     is_usage_only_chunk,
     replay_chunks,
@@ -43,11 +43,6 @@ def decode_all(decoder: SseDecoder, slices: Iterator[bytes]) -> list[SseEvent]:
     return events if tail is None else [*events, tail]
 
 
-def split_at(data: bytes, *cuts: int) -> Iterator[bytes]:
-    bounds = [0, *cuts, len(data)]
-    return (data[start:end] for start, end in zip(bounds, bounds[1:], strict=False))
-
-
 def test_decoder_parses_fields_and_keeps_every_byte() -> None:
     events = decode_all(SseDecoder(), iter([MIXED_STREAM]))
 
@@ -60,7 +55,9 @@ def test_decoder_parses_fields_and_keeps_every_byte() -> None:
 
 @pytest.mark.parametrize("cut", range(1, len(MIXED_STREAM)))
 def test_decoder_gives_the_same_events_whatever_the_split(cut: int) -> None:
-    assert decode_all(SseDecoder(), split_at(MIXED_STREAM, cut)) == decode_all(SseDecoder(), iter([MIXED_STREAM]))
+    assert decode_all(SseDecoder(), iter([MIXED_STREAM[:cut], MIXED_STREAM[cut:]])) == decode_all(
+        SseDecoder(), iter([MIXED_STREAM])
+    )
 
 
 def test_decoder_fed_byte_by_byte_gives_the_same_events() -> None:
@@ -118,6 +115,7 @@ def test_flush_returns_an_unterminated_tail_and_resets() -> None:
     assert tail == SseEvent(raw=b"data: [DONE]", data="[DONE]")
     assert tail.is_done
     assert decoder.flush() is None
+    assert decoder.feed(b"data: next\n\n") == [SseEvent(raw=b"data: next\n\n", data="next")]
 
 
 def test_flush_completes_an_event_held_back_by_a_final_cr() -> None:
@@ -153,9 +151,9 @@ def test_usage_only_chunk_is_recognised() -> None:
 
 # --- Assembly of realistic upstream streams -----------------------------------------------------
 
-USAGE = {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17}
-ENVELOPE = {"id": "chatcmpl-B9x", "created": 1727000000, "model": "gpt-4o-mini-2024-07-18"}
-OPTIONAL = {"service_tier": "default", "system_fingerprint": "fp_0ba0d124f1"}
+USAGE: JsonObject = {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17}
+ENVELOPE: JsonObject = {"id": "chatcmpl-B9x", "created": 1727000000, "model": "gpt-4o-mini-2024-07-18"}
+OPTIONAL: JsonObject = {"service_tier": "default", "system_fingerprint": "fp_0ba0d124f1"}
 
 
 def chunk(*choices: JsonObject, usage: JsonObject | None = None) -> JsonObject:
@@ -169,7 +167,7 @@ def delta(index: int = 0, finish: str | None = None, logprobs: Any = None, **fie
     return {"index": index, "delta": fields, "logprobs": logprobs, "finish_reason": finish}
 
 
-def assemble(kind: EndpointKind, chunks: list[JsonObject]) -> JsonObject | None:
+def assemble(kind: StreamKind, chunks: list[JsonObject]) -> JsonObject | None:
     assembler = StreamAssembler(kind)
     for item in chunks:
         assembler.add(item)
@@ -177,7 +175,7 @@ def assemble(kind: EndpointKind, chunks: list[JsonObject]) -> JsonObject | None:
 
 
 def chat_response(*choices: JsonObject, usage: JsonObject | None = USAGE) -> JsonObject:
-    response = {"id": ENVELOPE["id"], "object": "chat.completion", **ENVELOPE, **OPTIONAL, "choices": list(choices)}
+    response = {"id": ENVELOPE["id"], "object": "chat.completion", **ENVELOPE, **OPTIONAL, "choices": [*choices]}
     return response if usage is None else {**response, "usage": usage}
 
 
@@ -201,24 +199,18 @@ TOOL_CALLS = [
 ]
 
 
-def tool_fragment(index: int, **fields: Any) -> JsonObject:
-    return {"index": index, **fields}
+def tool_delta(index: int, **fields: Any) -> JsonObject:
+    return delta(tool_calls=[{"index": index, **fields}])
 
 
 TOOL_STREAM = [
-    chunk(
-        delta(
-            role="assistant",
-            content=None,
-            refusal=None,
-            tool_calls=[tool_fragment(0, **{**TOOL_CALLS[0], "function": {"name": "get_weather", "arguments": ""}})],
-        )
-    ),
-    chunk(delta(tool_calls=[tool_fragment(0, function={"arguments": '{"ci'})])),
-    chunk(delta(tool_calls=[tool_fragment(0, function={"arguments": 'ty": "Paris"}'})])),
-    chunk(delta(tool_calls=[tool_fragment(1, **{**TOOL_CALLS[1], "function": {"name": "get_time", "arguments": ""}})])),
-    chunk(delta(tool_calls=[tool_fragment(1, function={"arguments": '{"tz": '})])),
-    chunk(delta(tool_calls=[tool_fragment(1, function={"arguments": '"CET"}'})])),
+    chunk(delta(role="assistant", content=None, refusal=None)),
+    chunk(tool_delta(0, id="call_a", type="function", function={"name": "get_weather", "arguments": ""})),
+    chunk(tool_delta(0, function={"arguments": '{"ci'})),
+    chunk(tool_delta(0, function={"arguments": 'ty": "Paris"}'})),
+    chunk(tool_delta(1, id="call_b", type="function", function={"name": "get_time", "arguments": ""})),
+    chunk(tool_delta(1, function={"arguments": '{"tz": '})),
+    chunk(tool_delta(1, function={"arguments": '"CET"}'})),
     chunk(delta(finish="tool_calls")),
     chunk(usage=USAGE),
 ]
@@ -310,9 +302,11 @@ def test_missing_keys_are_omitted_and_role_defaults_to_assistant() -> None:
             id="one choice unfinished",
         ),
         pytest.param([*TEXT_STREAM[:3], {"error": {"message": "overloaded"}}, *TEXT_STREAM[3:]], id="error event"),
+        pytest.param([*TEXT_STREAM[:3], {"choices": ["oops"]}, *TEXT_STREAM[3:]], id="malformed choice"),
+        pytest.param([*TEXT_STREAM[:3], chunk(delta(tool_calls=[{"index": "1"}])), *TEXT_STREAM[3:]], id="bad index"),
     ],
 )
-def test_incomplete_stream_has_no_result(stream: list[JsonObject]) -> None:
+def test_incomplete_or_malformed_stream_has_no_result(stream: list[JsonObject]) -> None:
     assert assemble("chat", stream) is None
 
 
@@ -354,11 +348,16 @@ def test_completion_stream_concatenates_text_and_logprobs() -> None:
 
 # --- Replay -------------------------------------------------------------------------------------
 
-CONTENT_LOGPROBS = {
+CONTENT_LOGPROBS: JsonObject = {
     "content": [{"token": "Hi", "logprob": -0.2, "bytes": [72, 105], "top_logprobs": []}],
     "refusal": None,
 }
-COMPLETION = {
+CITATION: JsonObject = {
+    "type": "url_citation",
+    "url_citation": {"start_index": 4, "end_index": 11, "title": "Example", "url": "https://example.com/"},
+}
+FUNCTION_CALL: JsonObject = {"name": "lookup", "arguments": '{"q": 1}'}
+COMPLETION: JsonObject = {
     "id": "cmpl-9",
     "object": "text_completion",
     "created": 5,
@@ -370,7 +369,7 @@ COMPLETION = {
     "usage": USAGE,
 }
 
-RESPONSES: dict[str, tuple[EndpointKind, JsonObject]] = {
+RESPONSES: dict[str, tuple[StreamKind, JsonObject]] = {
     "plain text": ("chat", chat_response(chat_choice(content="Hello!"))),
     "no usage": ("chat", chat_response(chat_choice(content="Hello!"), usage=None)),
     "two choices": ("chat", chat_response(chat_choice(0, content="A"), chat_choice(1, "length", content="B"))),
@@ -379,6 +378,8 @@ RESPONSES: dict[str, tuple[EndpointKind, JsonObject]] = {
     "refusal": ("chat", chat_response(chat_choice(refusal="I can't help with that."))),
     "logprobs": ("chat", chat_response(chat_choice(content="Hi", logprobs=CONTENT_LOGPROBS))),
     "empty content": ("chat", chat_response(chat_choice(content=""))),
+    "annotations": ("chat", chat_response(chat_choice(content="See example.", annotations=[CITATION]))),
+    "legacy function call": ("chat", chat_response(chat_choice(finish="function_call", function_call=FUNCTION_CALL))),
     "completion": ("completion", COMPLETION),
     "completion logprobs": (
         "completion",
@@ -396,7 +397,7 @@ RESPONSES: dict[str, tuple[EndpointKind, JsonObject]] = {
 
 
 @pytest.mark.parametrize(("kind", "response"), RESPONSES.values(), ids=RESPONSES.keys())
-def test_assembling_a_replay_gives_back_the_response(kind: EndpointKind, response: JsonObject) -> None:
+def test_assembling_a_replay_gives_back_the_response(kind: StreamKind, response: JsonObject) -> None:
     assert assemble(kind, replay_chunks(kind, response, include_usage=True)) == response
 
 
@@ -453,11 +454,18 @@ def sdk_stream(client: OpenAI, cast_to: type[T], body: bytes, path: str) -> Stre
     return Stream(cast_to=cast_to, response=response, client=client)
 
 
-CHAT_CASES = [name for name, (kind, _) in RESPONSES.items() if kind == "chat" and name != "logprobs"]
+SDK_MESSAGE_FIELDS: Any = {
+    "role": True,
+    "content": True,
+    "refusal": True,
+    "annotations": True,
+    "function_call": True,
+    "tool_calls": {"__all__": {"id": True, "type": True, "function": {"name": True, "arguments": True}}},
+}
 
 
-@pytest.mark.parametrize("name", CHAT_CASES)
-def test_openai_sdk_accumulates_the_chat_replay(client: OpenAI, name: str) -> None:
+@pytest.mark.parametrize("name", [name for name, (kind, _) in RESPONSES.items() if kind == "chat"])
+def test_openai_sdk_accumulates_the_chat_replay_into_the_response(client: OpenAI, name: str) -> None:
     response = RESPONSES[name][1]
     state: ChatCompletionStreamState[None] = ChatCompletionStreamState()
     for parsed in sdk_stream(client, ChatCompletionChunk, replay_sse("chat", response, True), "chat/completions"):
@@ -465,23 +473,14 @@ def test_openai_sdk_accumulates_the_chat_replay(client: OpenAI, name: str) -> No
 
     final = state.current_completion_snapshot
 
-    assert (final.id, final.model, final.system_fingerprint) == (
-        response["id"],
-        response["model"],
-        OPTIONAL["system_fingerprint"],
-    )
+    assert (final.id, final.created, final.model) == (response["id"], response["created"], response["model"])
+    assert final.system_fingerprint == response["system_fingerprint"]
     assert (final.usage and final.usage.model_dump(exclude_none=True)) == response.get("usage")
     for got, want in zip(final.choices, response["choices"], strict=True):
-        message = want["message"]
-        assert (got.message.content, got.message.refusal, got.finish_reason) == (
-            message["content"],
-            message["refusal"],
-            want["finish_reason"],
-        )
-        tool_calls = [call.model_dump(include={"id", "type", "function"}) for call in got.message.tool_calls or []]
-        assert [
-            {**call, "function": {k: call["function"][k] for k in ("name", "arguments")}} for call in tool_calls
-        ] == message.get("tool_calls", [])
+        unset: JsonObject = {"annotations": None, "function_call": None, "tool_calls": None}
+        assert got.message.model_dump(include=SDK_MESSAGE_FIELDS) == {**unset, **want["message"]}
+        assert (got.logprobs and got.logprobs.model_dump()) == want["logprobs"]
+        assert (got.index, got.finish_reason) == (want["index"], want["finish_reason"])
 
 
 def test_openai_sdk_parses_the_completion_replay(client: OpenAI) -> None:

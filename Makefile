@@ -1,0 +1,32 @@
+# The two commands a newcomer needs: `make run` and `make test`. Both install into .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint install clean
+
+run: $(STAMP)
+	$(BIN)/llmproxy serve $(ARGS)
+
+test: $(STAMP) lint
+	$(BIN)/pytest --cov=llmproxy --cov-report=term:skip-covered $(ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check llmproxy tests
+	$(BIN)/ruff format --check llmproxy tests
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+install: $(STAMP)
+
+# torch first, pinned: the CPU wheel. Unpinned, sentence-transformers would pull several GB of CUDA packages.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[embedded,dev]'
+	touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) .llmproxy .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -1,0 +1,108 @@
+"""`llmproxy serve` as a user runs it: a real process that starts and stops its embedded Redis Stack."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from openai import OpenAI
+
+from tests.conftest import FakeUpstream
+from tests.servers import free_port
+
+STARTUP_TIMEOUT_S = 60.0
+
+
+@contextmanager
+def serve(tmp_path: Path, upstream: FakeUpstream, *extra: str) -> Iterator[tuple[str, Path]]:
+    """Run `llmproxy serve` (no Redis URL) until the block ends; yield its URL and its log file."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LLMPROXY_")}
+    env["LLMPROXY_REDIS__EMBEDDED_DATA_DIR"] = str(tmp_path / "redis-data")
+    log = tmp_path / f"serve-{port}.log"
+    command = [sys.executable, "-m", "llmproxy", "serve", "--port", str(port), "--upstream", upstream.api_url, *extra]
+    with log.open("wb") as output:
+        process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=output, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, process, log)
+        yield url, log
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0, log.read_text()
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"llmproxy serve exited early:\n{log.read_text()}"
+        try:
+            if httpx.get(url + "/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"llmproxy serve not ready in {STARTUP_TIMEOUT_S} s:\n{log.read_text()}")
+
+
+def redis_port(log: Path) -> int:
+    match = re.search(r"embedded Redis Stack at redis://127\.0\.0\.1:(\d+)", log.read_text())
+    assert match, log.read_text()
+    return int(match.group(1))
+
+
+def port_refuses(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def ask(url: str) -> str | None:
+    with OpenAI(base_url=url + "/v1", api_key="sk-serve-test", max_retries=0) as sdk:
+        raw = sdk.chat.completions.with_raw_response.create(
+            model="fake-model", messages=[{"role": "user", "content": "persist me"}]
+        )
+        return raw.headers.get("x-cache")
+
+
+def test_serve_runs_an_embedded_redis_and_stops_it(tmp_path: Path, upstream: FakeUpstream) -> None:
+    with serve(tmp_path, upstream) as (url, log):
+        assert [ask(url), ask(url)] == ["MISS", "HIT-L1"]
+        port = redis_port(log)
+        assert not port_refuses(port)
+    assert port_refuses(port), "the embedded Redis must stop with the proxy"
+    assert (tmp_path / "redis-data").is_dir()
+
+
+def test_embedded_cache_survives_a_restart(tmp_path: Path, upstream: FakeUpstream) -> None:
+    with serve(tmp_path, upstream) as (url, _):
+        assert ask(url) == "MISS"
+    with serve(tmp_path, upstream) as (url, _):
+        assert ask(url) == "HIT-L1"
+    assert upstream.calls() == 1
+
+
+def test_invalid_configuration_exits_2_with_the_setting_named(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LLMPROXY_")}
+    env["LLMPROXY_CACHE__DEFAULT_TTL_S"] = "-1"
+    result = subprocess.run(
+        [sys.executable, "-m", "llmproxy", "serve"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert "cache.default_ttl_s (LLMPROXY_CACHE__DEFAULT_TTL_S)" in result.stderr
+
+
+@pytest.mark.parametrize("flag", ["--help"])
+def test_cli_help_lists_the_commands(flag: str) -> None:
+    result = subprocess.run([sys.executable, "-m", "llmproxy", flag], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    assert "serve" in result.stdout and "fake-upstream" in result.stdout

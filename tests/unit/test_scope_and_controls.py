@@ -1,0 +1,80 @@
+"""Tenant scope and per-request controls (pure)."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from llmproxy.controls import cache_control_directives, read_controls, requested_ttl
+from llmproxy.errors import InvalidRequestError
+from llmproxy.scope import ANONYMOUS_TENANT, SHARED_TENANT, bearer_token, scope_id
+from llmproxy.settings import CacheSettings
+
+CACHE = CacheSettings(default_ttl_s=600, min_ttl_s=5, max_ttl_s=3600)
+
+
+@pytest.mark.parametrize(
+    ("header", "token"),
+    [("Bearer sk-1", "sk-1"), ("bearer  sk-2 ", "sk-2"), ("Basic abc", None), ("Bearer ", None), (None, None)],
+)
+def test_bearer_token(header: str | None, token: str | None) -> None:
+    assert bearer_token(header) == token
+
+
+def test_scope_is_a_digest_of_the_key_never_the_key() -> None:
+    scope = scope_id("sk-secret", None, shared=False)
+    assert "sk-secret" not in scope
+    assert scope == hashlib.sha256(b"sk-secret").hexdigest()[:32]
+    assert scope_id("sk-other", None, shared=False) != scope
+
+
+def test_namespace_and_shared_scope() -> None:
+    assert scope_id("sk", "team", shared=False).endswith("/team")
+    assert scope_id("sk", None, shared=True) == SHARED_TENANT
+    assert scope_id(None, None, shared=False) == ANONYMOUS_TENANT
+
+
+@pytest.mark.parametrize("namespace", ["", "a b", "x" * 65, "../etc", "tenant/other"])
+def test_bad_namespaces_are_rejected(namespace: str) -> None:
+    with pytest.raises(InvalidRequestError):
+        read_controls({"x-llmproxy-namespace": namespace}, CACHE)
+
+
+def test_default_controls_look_up_and_store_with_the_default_ttl() -> None:
+    controls = read_controls({}, CACHE)
+    assert (controls.lookup, controls.store, controls.ttl_s, controls.namespace) == (True, True, 600, None)
+
+
+@pytest.mark.parametrize(
+    ("cache_control", "lookup", "store"),
+    [
+        ("no-cache", False, True),
+        ("no-store", True, False),
+        ("No-Cache, no-store", False, False),
+        ("max-age=0", True, True),
+    ],
+)
+def test_cache_control_directives(cache_control: str, lookup: bool, store: bool) -> None:
+    controls = read_controls({"cache-control": cache_control}, CACHE)
+    assert (controls.lookup, controls.store) == (lookup, store)
+
+
+def test_disabled_cache_neither_looks_up_nor_stores() -> None:
+    controls = read_controls({}, CacheSettings(enabled=False))
+    assert (controls.lookup, controls.store) == (False, False)
+
+
+@pytest.mark.parametrize(("asked", "granted"), [("1", 5), ("60", 60), ("999999", 3600)])
+def test_ttl_is_clamped_to_bounds(asked: str, granted: int) -> None:
+    assert requested_ttl(asked, CACHE) == granted
+
+
+@pytest.mark.parametrize("asked", ["0", "-1", "1.5", "soon", ""])
+def test_malformed_ttl_is_rejected(asked: str) -> None:
+    with pytest.raises(InvalidRequestError):
+        requested_ttl(asked, CACHE)
+
+
+def test_directives_parse_values_and_spacing() -> None:
+    assert cache_control_directives(" no-cache ,max-age=5") == frozenset({"no-cache", "max-age"})

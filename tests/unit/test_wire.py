@@ -1,0 +1,57 @@
+"""Request validation: what the proxy accepts and the 400s it answers (pure)."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from llmproxy.errors import InvalidRequestError
+from llmproxy.wire import parse_request
+
+
+def test_chat_request_facts() -> None:
+    raw = orjson.dumps(
+        {
+            "model": "m",
+            "messages": [{"role": "user", "content": "hi"}],
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+    )
+    parsed = parse_request("chat", raw)
+    assert (parsed.model, parsed.stream, parsed.include_usage) == ("m", True, True)
+    assert parsed.body["messages"][0]["content"] == "hi"
+
+
+def test_include_usage_needs_stream() -> None:
+    raw = orjson.dumps({"model": "m", "prompt": "p", "stream_options": {"include_usage": True}})
+    assert parse_request("completion", raw).include_usage is False
+
+
+def test_unknown_fields_are_kept_for_the_upstream() -> None:
+    raw = orjson.dumps({"model": "m", "input": "x", "brand_new_option": {"a": 1}})
+    assert parse_request("embedding", raw).body["brand_new_option"] == {"a": 1}
+
+
+@pytest.mark.parametrize(
+    ("body", "param", "code"),
+    [
+        ({"messages": [{"role": "user", "content": "x"}]}, "model", "missing_required_parameter"),
+        ({"model": "", "messages": [{"role": "user"}]}, "model", "invalid_value"),
+        ({"model": "m", "messages": [{"role": "wizard"}]}, "messages.0.role", "invalid_value"),
+        ({"model": "m", "messages": [{"role": "user"}], "n": 0}, "n", "invalid_value"),
+        ({"model": "m", "messages": [{"role": "user"}], "temperature": 3}, "temperature", "invalid_value"),
+        ({"model": "m", "messages": [{"role": "user"}], "stream": 1}, "stream", "invalid_value"),
+    ],
+)
+def test_invalid_chat_requests_name_the_parameter(body: dict[str, object], param: str, code: str) -> None:
+    with pytest.raises(InvalidRequestError) as raised:
+        parse_request("chat", orjson.dumps(body))
+    assert (raised.value.param, raised.value.instance_code) == (param, code)
+
+
+@pytest.mark.parametrize("raw", [b"", b"{", b"null", b'"text"', b"[]"])
+def test_non_object_bodies_are_invalid_json(raw: bytes) -> None:
+    with pytest.raises(InvalidRequestError) as raised:
+        parse_request("chat", raw)
+    assert raised.value.instance_code == "invalid_json"
