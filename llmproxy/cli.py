@@ -65,6 +65,8 @@ def serve_command(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=settings.server.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # httpx logs every upstream request at INFO: noise at the proxy's request rate.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         run_proxy(settings)
     except EmbeddedRedisError as exc:

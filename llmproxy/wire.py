@@ -127,3 +127,22 @@ def invalid_request_from(exc: ValidationError) -> InvalidRequestError:
             f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter"
         )
     return InvalidRequestError(f"Invalid value for '{param}': {error['msg']}.", param=param, code="invalid_value")
+
+
+def is_complete_answer(kind: EndpointKind, response: JsonObject) -> bool:
+    """True for a finished, successful answer: the only kind worth caching.
+
+    Some OpenAI-compatible servers answer errors with status 200, and a generation without a
+    finish_reason on every choice was cut short.
+    """
+    if "error" in response:
+        return False
+    if kind == "embedding":
+        data = response.get("data")
+        return isinstance(data, list) and bool(data)
+    choices = response.get("choices")
+    return (
+        isinstance(choices, list)
+        and bool(choices)
+        and all(isinstance(choice, dict) and choice.get("finish_reason") for choice in choices)
+    )

@@ -30,8 +30,9 @@ def read_faults(headers: Headers, config: FakeUpstreamConfig) -> Faults:
         RequestRejected: a fault header is not a valid number.
     """
     status = _number(headers, "x-fake-status", int)
-    if status is not None and not 400 <= status <= 599:
-        raise RequestRejected(400, "X-Fake-Status must be an error status (400-599)")
+    # 200 answers an error body with a success status, as some OpenAI-compatible gateways do.
+    if status is not None and not (status == 200 or 400 <= status <= 599):
+        raise RequestRejected(400, "X-Fake-Status must be 200 or an error status (400-599)")
     latency = _number(headers, "x-fake-latency-ms", float)
     chunk_delay = _number(headers, "x-fake-chunk-delay-ms", float)
     return Faults(

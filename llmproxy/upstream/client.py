@@ -164,6 +164,9 @@ def upstream_error(exc: httpx.HTTPError, origin: str) -> UpstreamError:
 
 
 def relayable_headers(headers: Iterable[tuple[str, str]], *, decoded: bool) -> Headers:
-    """Upstream response headers safe to send on: no hop-by-hop, and no encoding/length of a body we decoded."""
-    dropped = HOP_BY_HOP | ({"content-encoding"} if decoded else frozenset())
+    """Upstream response headers safe to send on: no hop-by-hop, and no encoding/length of a body we decoded.
+
+    `date` and `server` are left out too: the proxy's own HTTP server sets them.
+    """
+    dropped = HOP_BY_HOP | {"date", "server"} | ({"content-encoding"} if decoded else frozenset())
     return [(name, value) for name, value in headers if name.lower() not in dropped]

@@ -102,6 +102,22 @@ def test_upstream_error_is_relayed_unchanged_and_not_cached(
     assert upstream.calls() == 2
 
 
+def test_error_body_with_status_200_is_relayed_and_not_cached(client: OpenAI, upstream: FakeUpstream) -> None:
+    first = client.chat.completions.with_raw_response.create(
+        model="fake-model", messages=MESSAGES, extra_headers={"X-Fake-Status": "200"}
+    )
+    assert first.status_code == 200 and "error" in first.http_response.json()
+    second = client.chat.completions.with_raw_response.create(model="fake-model", messages=MESSAGES)
+    assert second.headers["x-cache"] == "MISS"
+    assert upstream.calls() == 2
+
+
+def test_miss_headers_are_not_duplicated(client: OpenAI) -> None:
+    raw = client.chat.completions.with_raw_response.create(model="fake-model", messages=MESSAGES)
+    names = [name.lower() for name, _ in raw.headers.multi_items()]
+    assert names.count("date") == 1 and names.count("server") == 1
+
+
 def test_unreachable_upstream_is_a_502(start_proxy: Callable[..., AbstractContextManager[str]], api_key: str) -> None:
     with start_proxy(upstream_api_url=f"http://127.0.0.1:{free_port()}/v1") as url:
         sdk = OpenAI(base_url=url + "/v1", api_key=api_key, max_retries=0)

@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from llmproxy.errors import InvalidRequestError
-from llmproxy.wire import parse_request
+from llmproxy.wire import EndpointKind, JsonObject, is_complete_answer, parse_request
 
 
 def test_chat_request_facts() -> None:
@@ -55,3 +55,23 @@ def test_non_object_bodies_are_invalid_json(raw: bytes) -> None:
     with pytest.raises(InvalidRequestError) as raised:
         parse_request("chat", raw)
     assert raised.value.instance_code == "invalid_json"
+
+
+FINISHED = {"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}
+
+
+@pytest.mark.parametrize(
+    ("kind", "response", "complete"),
+    [
+        ("chat", {"choices": [FINISHED]}, True),
+        ("chat", {"choices": [FINISHED, {**FINISHED, "index": 1, "finish_reason": None}]}, False),
+        ("chat", {"choices": []}, False),
+        ("chat", {"error": {"message": "overloaded"}}, False),
+        ("chat", {"choices": [FINISHED], "error": {"message": "partial"}}, False),
+        ("completion", {"choices": [{"text": "x", "index": 0, "finish_reason": "length"}]}, True),
+        ("embedding", {"data": [{"embedding": [0.1]}]}, True),
+        ("embedding", {"data": []}, False),
+    ],
+)
+def test_only_complete_successful_answers_count(kind: EndpointKind, response: JsonObject, complete: bool) -> None:
+    assert is_complete_answer(kind, response) is complete
