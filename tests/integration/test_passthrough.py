@@ -62,3 +62,11 @@ def test_configured_upstream_key_replaces_the_callers(
     with start_proxy(upstream={"api_key": "sk-operator-key"}) as url:
         echoed = httpx.get(url + "/v1/echo/whoami", headers={"authorization": f"Bearer {api_key}"}).json()
     assert echoed["headers"]["authorization"] == "Bearer sk-operator-key"
+
+
+def test_other_methods_on_a_cached_path_pass_through(proxy_url: str, api_key: str, upstream: FakeUpstream) -> None:
+    # GET /v1/chat/completions lists stored completions upstream; only POST is ours to cache.
+    response = httpx.get(proxy_url + "/v1/chat/completions?limit=1", headers={"authorization": f"Bearer {api_key}"})
+    assert upstream.calls("/v1/chat/completions") == 1
+    assert upstream.requests()[-1]["method"] == "GET"
+    assert response.status_code == 404 and "x-cache" not in response.headers
