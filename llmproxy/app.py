@@ -11,6 +11,7 @@ from starlette.routing import Route
 from llmproxy.api.cacheable import cached_endpoint
 from llmproxy.api.health import healthz, readyz
 from llmproxy.api.passthrough import passthrough
+from llmproxy.embeddings import ModelLoader, load_model
 from llmproxy.errors import (
     MethodNotAllowedError,
     NotFoundError,
@@ -25,8 +26,8 @@ from llmproxy.settings import Settings
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
-def create_app(settings: Settings) -> Starlette:
-    """The proxy as an ASGI app; its lifespan opens Redis and the upstream pool."""
+def create_app(settings: Settings, *, model_loader: ModelLoader = load_model) -> Starlette:
+    """The proxy as an ASGI app; its lifespan opens Redis, the upstream pool and the embedding model."""
     routes = [
         Route("/v1/chat/completions", cached_endpoint("chat"), methods=["POST"]),
         Route("/v1/completions", cached_endpoint("completion"), methods=["POST"]),
@@ -37,7 +38,7 @@ def create_app(settings: Settings) -> Starlette:
     ]
     return Starlette(
         routes=routes,
-        lifespan=lifespan_for(settings),
+        lifespan=lifespan_for(settings, model_loader),
         exception_handlers={
             ProxyError: handle_proxy_error,
             HTTPException: _handle_http_exception,

@@ -8,6 +8,7 @@ parameter may change the answer, and a needless miss is cheaper than a wrong hit
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -40,3 +41,66 @@ def _normal_numbers(value: Any) -> Any:
     if isinstance(value, list):
         return [_normal_numbers(item) for item in value]
     return value
+
+
+@dataclass(frozen=True, slots=True)
+class SemanticKey:
+    """What the L2 cache compares: the embedded prompt, inside a partition of identical everything-else."""
+
+    prompt: str  # the text that is embedded: the latest user turn, or a completion prompt
+    params_hash: str  # every answer-changing field except the model and the prompt/messages
+    context_hash: str  # the whole conversation before the latest user turn (system prompt, earlier turns)
+
+
+def semantic_key(kind: EndpointKind, body: JsonObject) -> SemanticKey | None:
+    """The L2 view of a request, or None when only an exact match may answer it.
+
+    Only a plain-text final user turn (chat) or a single string prompt (completions) is compared by
+    meaning. A conversation ending in a tool result or an assistant turn, images or audio in the
+    prompt, and batched prompts are exact-match only: their meaning is not in the text alone.
+    """
+    if kind == "embedding":
+        return None
+    canonical = canonical_body(body)
+    canonical.pop("model", None)
+    if kind == "chat":
+        split = _split_chat(canonical.pop("messages", None))
+        if split is None:
+            return None
+        prompt, context = split
+    else:
+        prompt, context = canonical.pop("prompt", None), []
+        if not isinstance(prompt, str):
+            return None
+    if not prompt.strip():
+        return None
+    return SemanticKey(prompt=prompt, params_hash=_digest(canonical), context_hash=_digest(context))
+
+
+def _split_chat(messages: Any) -> tuple[str, list[Any]] | None:
+    if not isinstance(messages, list) or not messages:
+        return None
+    last = messages[-1]
+    if not isinstance(last, dict) or last.get("role") != "user":
+        return None
+    text = _plain_text(last.get("content"))
+    if text is None:
+        return None
+    # Fields of the final turn besides its text (e.g. `name`) belong to the context.
+    rest_of_turn = {key: value for key, value in last.items() if key != "content"}
+    return text, [*messages[:-1], rest_of_turn]
+
+
+def _plain_text(content: Any) -> str | None:
+    """The text of a message, or None when it carries anything but text parts."""
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        return None
+    texts = [part.get("text") for part in content if isinstance(part, dict) and part.get("type") == "text"]
+    strings = [text for text in texts if isinstance(text, str)]
+    return "\n".join(strings) if len(strings) == len(content) else None
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(orjson.dumps(value, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]

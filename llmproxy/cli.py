@@ -10,7 +10,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from llmproxy.cache.decision import Policy
 from llmproxy.embedded_redis import EmbeddedRedisError
+from llmproxy.evaluation import parse_sweep, run_eval_pairs
 from llmproxy.fake_upstream import FakeUpstreamConfig, run_fake_upstream
 from llmproxy.server import run_proxy
 from llmproxy.settings import DEFAULT_CONFIG_FILE, SettingsError, load_settings
@@ -45,6 +47,23 @@ def build_parser() -> argparse.ArgumentParser:
     fake.add_argument("--latency-ms", type=float, default=0.0, help="delay before each response")
     fake.add_argument("--chunk-delay-ms", type=float, default=0.0, help="delay between streamed chunks")
     fake.set_defaults(command=fake_upstream_command)
+
+    pairs = commands.add_parser(
+        "eval-pairs", help="measure L2 hit precision and recall on labelled prompt pairs (JSON Lines: a, b, same)"
+    )
+    pairs.add_argument("file", type=Path, metavar="FILE.jsonl", help='one {"a", "b", "same"} object per line')
+    pairs.add_argument(
+        "--threshold", type=_unit_interval, help="largest cosine distance for a hit (default: semantic.threshold)"
+    )
+    pairs.add_argument("--no-guards", action="store_true", help="raw cosine distance only, no false-positive guards")
+    pairs.add_argument(
+        "--sweep", metavar="START:STOP:STEP", help="report each threshold from START to STOP, with and without guards"
+    )
+    pairs.add_argument("--limit", type=_positive_int, metavar="N", help="evaluate the first N pairs only")
+    pairs.add_argument(
+        "--config", type=Path, help=f"YAML settings file [LLMPROXY_CONFIG] (default {DEFAULT_CONFIG_FILE})"
+    )
+    pairs.set_defaults(command=eval_pairs_command)
     return parser
 
 
@@ -79,6 +98,33 @@ def fake_upstream_command(args: argparse.Namespace) -> int:
     config = FakeUpstreamConfig(latency_ms=args.latency_ms, chunk_delay_ms=args.chunk_delay_ms)
     run_fake_upstream(args.host, args.port, config)
     return 0
+
+
+def eval_pairs_command(args: argparse.Namespace) -> int:
+    try:
+        settings = load_settings(_config_file(args.config))
+        sweep = parse_sweep(args.sweep) if args.sweep else []
+    except (SettingsError, ValueError) as exc:
+        print(f"llmproxy: {exc}", file=sys.stderr)
+        return 2
+    # Defaults are the configured production policy, so the figures describe what the proxy serves.
+    threshold = settings.semantic.threshold if args.threshold is None else args.threshold
+    policy = Policy(threshold=threshold, guards=settings.semantic.guards and not args.no_guards)
+    return run_eval_pairs(args.file, policy, settings.embeddings, sweep=sweep, limit=args.limit)
+
+
+def _unit_interval(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive integer")
+    return value
 
 
 def _config_file(flag: Path | None) -> Path | None:

@@ -6,6 +6,7 @@
 | `Cache-Control: no-store`        | may be served from cache, but a miss is not stored         |
 | `X-LLMProxy-TTL: <seconds>`      | lifetime of the stored answer (clamped to min/max TTL)     |
 | `X-LLMProxy-Namespace: <name>`   | a separate partition of the caller's cache                 |
+| `X-LLMProxy-Threshold: <dist>`   | L2 distance threshold (clamped to the operator's bounds)   |
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from dataclasses import dataclass
 
 from llmproxy.errors import InvalidRequestError
 from llmproxy.scope import validate_namespace
-from llmproxy.settings import CacheSettings
+from llmproxy.settings import CacheSettings, SemanticSettings
 
 TTL_HEADER = "x-llmproxy-ttl"
 NAMESPACE_HEADER = "x-llmproxy-namespace"
+THRESHOLD_HEADER = "x-llmproxy-threshold"
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,13 +29,14 @@ class RequestControls:
     store: bool
     ttl_s: int
     namespace: str | None
+    threshold: float | None  # None: the operator's threshold for the model
 
 
-def read_controls(headers: Mapping[str, str], cache: CacheSettings) -> RequestControls:
+def read_controls(headers: Mapping[str, str], cache: CacheSettings, semantic: SemanticSettings) -> RequestControls:
     """Cache controls for one request.
 
     Raises:
-        InvalidRequestError: a TTL that is not a whole number of seconds, or a malformed namespace.
+        InvalidRequestError: a malformed TTL, namespace or threshold.
     """
     directives = cache_control_directives(headers.get("cache-control", ""))
     return RequestControls(
@@ -41,6 +44,7 @@ def read_controls(headers: Mapping[str, str], cache: CacheSettings) -> RequestCo
         store=cache.enabled and "no-store" not in directives,
         ttl_s=requested_ttl(headers.get(TTL_HEADER), cache),
         namespace=validate_namespace(headers.get(NAMESPACE_HEADER)),
+        threshold=requested_threshold(headers.get(THRESHOLD_HEADER), semantic),
     )
 
 
@@ -62,3 +66,24 @@ def requested_ttl(value: str | None, cache: CacheSettings) -> int:
             "X-LLMProxy-TTL must be a positive whole number of seconds.", param="X-LLMProxy-TTL", code="invalid_value"
         )
     return max(cache.min_ttl_s, min(int(value), cache.max_ttl_s))
+
+
+def requested_threshold(value: str | None, semantic: SemanticSettings) -> float | None:
+    """The L2 distance threshold asked for, clamped to [min_threshold, max_threshold].
+
+    Raises:
+        InvalidRequestError: not a number between 0 and 1.
+    """
+    if value is None:
+        return None
+    try:
+        threshold = float(value)
+    except ValueError:
+        threshold = -1.0
+    if not 0 <= threshold <= 1:
+        raise InvalidRequestError(
+            "X-LLMProxy-Threshold must be a cosine distance between 0 and 1.",
+            param="X-LLMProxy-Threshold",
+            code="invalid_value",
+        )
+    return max(semantic.min_threshold, min(threshold, semantic.max_threshold))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,3 +132,6 @@ def _settle_all(batch: list[_Pending], exc: Exception) -> None:
     for pending in batch:
         if not pending.future.done():
             pending.future.set_exception(exc)
+
+
+ModelLoader = Callable[[EmbeddingSettings], SentenceTransformer]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from llmproxy.cache.writeback import WriteBack
+from llmproxy.cache.writeback import StorePlan, WriteBack
 from llmproxy.errors import ProxyError, UpstreamError
 from llmproxy.streaming import SseDecoder, SseEvent, StreamAssembler, encode_event, is_usage_only_chunk
 from llmproxy.upstream.client import UpstreamStream
@@ -29,7 +29,7 @@ class RelayPlan:
 
     kind: EndpointKind
     model: str
-    cache_key: str | None  # None: do not store
+    store: StorePlan | None  # None: do not store
     ttl_s: int
     hide_usage_chunk: bool  # we asked the upstream for usage; the caller did not
 
@@ -57,7 +57,7 @@ async def relay_stream(stream: UpstreamStream, plan: RelayPlan, write_back: Writ
         logger.warning("upstream stream failed: %s", exc.message)
         yield encode_event(exc.body())
         return
-    if outcome.completed and plan.cache_key is not None:
+    if outcome.completed and plan.store is not None:
         await _store(assembler, plan, write_back)
 
 
@@ -98,7 +98,7 @@ def _take(event: SseEvent, plan: RelayPlan, assembler: StreamAssembler, outcome:
 
 async def _store(assembler: StreamAssembler, plan: RelayPlan, write_back: WriteBack) -> None:
     response = assembler.result()
-    if response is None or plan.cache_key is None:
+    if response is None or plan.store is None:
         logger.info("stream ended without a complete answer; not cached")
         return
-    await write_back.store(plan.cache_key, plan.kind, plan.model, response, plan.ttl_s)
+    await write_back.store(plan.store.key, plan.kind, plan.model, response, plan.ttl_s, plan.store.record)

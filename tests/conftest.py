@@ -9,7 +9,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,8 +18,9 @@ from openai import AsyncOpenAI, OpenAI
 
 from llmproxy.app import create_app
 from llmproxy.embedded_redis import EmbeddedRedis, EmbeddedRedisConfig
+from llmproxy.embeddings import ModelLoader, load_model
 from llmproxy.fake_upstream import FakeUpstreamConfig, create_fake_upstream
-from llmproxy.settings import Settings, load_settings
+from llmproxy.settings import EmbeddingSettings, Settings, load_settings
 from tests.servers import serve_in_thread
 
 TEST_KEY_PREFIX = "llmproxy-test"
@@ -79,20 +79,36 @@ def proxy_settings(redis_url: str, upstream_api_url: str, **sections: dict[str, 
 
 
 @pytest.fixture(scope="session")
-def proxy_url(redis_url: str, upstream_url: str) -> Iterator[str]:
-    with serve_in_thread(create_app(proxy_settings(redis_url, upstream_url + "/v1"))) as url:
+def model_loader() -> ModelLoader:
+    """Loads each embedding model once per session; every proxy the tests start shares it (read-only)."""
+    models: dict[str | None, Any] = {}
+
+    def load(settings: EmbeddingSettings) -> Any:
+        if settings.model not in models:
+            models[settings.model] = load_model(settings)
+        return models[settings.model]
+
+    return load
+
+
+@pytest.fixture(scope="session")
+def proxy_url(redis_url: str, upstream_url: str, model_loader: ModelLoader) -> Iterator[str]:
+    app = create_app(proxy_settings(redis_url, upstream_url + "/v1"), model_loader=model_loader)
+    with serve_in_thread(app) as url:
         yield url
 
 
 @pytest.fixture
-def start_proxy(redis_url: str, upstream_url: str) -> Callable[..., AbstractContextManager[str]]:
+def start_proxy(
+    redis_url: str, upstream_url: str, model_loader: ModelLoader
+) -> Callable[..., AbstractContextManager[str]]:
     """Start an extra proxy with some settings changed: `with start_proxy(upstream={...}) as url:`."""
 
     @contextmanager
     def start(**sections: dict[str, Any]) -> Iterator[str]:
         upstream_api = sections.pop("upstream_api_url", upstream_url + "/v1")
         settings = proxy_settings(str(sections.pop("redis_url", redis_url)), str(upstream_api), **sections)
-        with serve_in_thread(create_app(settings)) as url:
+        with serve_in_thread(create_app(settings, model_loader=model_loader)) as url:
             yield url
 
     return start
@@ -118,8 +134,3 @@ def async_client(proxy_url: str, api_key: str) -> AsyncOpenAI:
 def redis_client(redis_url: str) -> Iterator[redis.Redis]:
     with redis.Redis.from_url(redis_url) as client:
         yield client
-
-
-@pytest.fixture
-def tmp_config(tmp_path: Path) -> Path:
-    return tmp_path / "llmproxy.yaml"

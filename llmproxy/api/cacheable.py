@@ -24,7 +24,7 @@ def cached_endpoint(kind: EndpointKind) -> Callable[[Request], Awaitable[Respons
         settings = state.settings
         raw = await read_body(request, settings.server.max_body_bytes)
         parsed = parse_request(kind, raw)
-        controls = read_controls(request.headers, settings.cache)
+        controls = read_controls(request.headers, settings.cache, settings.semantic)
         scope = scope_id(
             bearer_token(request.headers.get("authorization")), controls.namespace, settings.cache.shared_scope
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
 from llmproxy.cache.entry import CacheEntry, decode_entry, encode_entry
@@ -36,16 +37,36 @@ class ExactCache:
             raise _unavailable("read", exc) from exc
         return None if raw is None else decode_entry(raw)
 
-    async def put(self, key: str, entry: CacheEntry, ttl_s: int) -> None:
-        """Store entry under key for ttl_s seconds.
+    async def get_with_ttl(self, key: str) -> tuple[CacheEntry, int] | None:
+        """The entry under key and its remaining lifetime in milliseconds, or None.
 
         Raises:
             CacheUnavailableError: Redis failed or timed out.
         """
         try:
-            await self._redis.set(key, encode_entry(entry), ex=ttl_s)
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.get(key)
+                pipe.pttl(key)
+                raw, ttl_ms = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise _unavailable("read", exc) from exc
+        entry = None if raw is None else decode_entry(raw)
+        return None if entry is None or ttl_ms <= 0 else (entry, int(ttl_ms))
+
+    async def put(self, key: str, entry: CacheEntry, ttl_ms: int) -> None:
+        """Store entry under key for ttl_ms milliseconds.
+
+        Raises:
+            CacheUnavailableError: Redis failed or timed out.
+        """
+        try:
+            await self._redis.set(key, encode_entry(entry), px=ttl_ms)
         except (RedisError, OSError) as exc:
             raise _unavailable("write", exc) from exc
+
+    def stage(self, pipe: Pipeline, key: str, entry: CacheEntry, ttl_s: int) -> None:
+        """Queue the write of entry into a caller's pipeline (to write it atomically with its L2 record)."""
+        pipe.set(key, encode_entry(entry), ex=ttl_s)
 
 
 def _unavailable(operation: str, exc: Exception) -> CacheUnavailableError:

@@ -1,29 +1,64 @@
-"""Write-back of complete, successful answers; a failed write is logged and never reaches the client."""
+"""Write-back of complete, successful answers: L1 entry and L2 record in one transaction.
+
+A failed write is logged and never reaches the client; a half-written entry is never visible.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from llmproxy.cache.entry import CacheEntry
-from llmproxy.cache.errors import CacheUnavailableError
 from llmproxy.cache.exact import ExactCache
+from llmproxy.cache.semantic import SemanticIndex, SemanticRecord
 from llmproxy.wire import EndpointKind, JsonObject, is_complete_answer
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class StorePlan:
+    """Where a complete answer goes: its L1 key, and its L2 record when the prompt has one."""
+
+    key: str
+    record: SemanticRecord | None
 
 
 class WriteBack:
-    """Stores answers in L1 under the request's key with its TTL."""
+    """Stores answers in L1 under the request's key, and their prompt vector in L2, with one TTL."""
 
-    def __init__(self, exact: ExactCache, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, redis: Redis, exact: ExactCache, index: SemanticIndex | None, clock: Callable[[], float]
+    ) -> None:
+        self._redis = redis
         self._exact = exact
+        self._index = index
         self._clock = clock
 
-    async def store(self, key: str, kind: EndpointKind, model: str, response: JsonObject, ttl_s: int) -> bool:
+    async def store(
+        self,
+        key: str,
+        kind: EndpointKind,
+        model: str,
+        response: JsonObject,
+        ttl_s: int,
+        record: SemanticRecord | None = None,
+    ) -> bool:
         """Store one complete answer; False when it is not complete or the cache was unavailable (fail open)."""
         if not is_complete_answer(kind, response):
             return False
         entry = CacheEntry(kind=kind, model=model, created_at=self._clock(), response=response)
         try:
-            await self._exact.put(key, entry, ttl_s)
-        except CacheUnavailableError:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                self._exact.stage(pipe, key, entry, ttl_s)
+                if record is not None and self._index is not None:
+                    self._index.stage(pipe, record, ttl_s)
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            logger.warning("cache write failed, answer not cached: %s", exc.__class__.__name__)
             return False
         return True

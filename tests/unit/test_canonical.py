@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from llmproxy.canonical import canonical_body, request_key
+from llmproxy.canonical import canonical_body, request_key, semantic_key
 
 BODY: dict[str, Any] = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "temperature": 0.5}
 
@@ -61,3 +61,59 @@ def test_scope_and_endpoint_are_part_of_the_key() -> None:
 
 def test_canonical_body_keeps_nested_non_integral_floats() -> None:
     assert canonical_body({"logit_bias": {"1": 2.5, "2": 3.0}}) == {"logit_bias": {"1": 2.5, "2": 3}}
+
+
+def chat(*messages: dict[str, Any], **params: Any) -> dict[str, Any]:
+    return {"model": "m", "messages": list(messages), **params}
+
+
+USER = {"role": "user", "content": "What is the capital of France?"}
+
+
+def test_semantic_key_embeds_the_latest_user_turn_only() -> None:
+    earlier = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]
+    key_ = semantic_key("chat", chat(*earlier, USER))
+    assert key_ is not None and key_.prompt == USER["content"]
+
+
+def test_context_covers_system_prompt_and_earlier_turns() -> None:
+    plain = semantic_key("chat", chat(USER))
+    with_system = semantic_key("chat", chat({"role": "system", "content": "Answer in French."}, USER))
+    with_turns = semantic_key("chat", chat({"role": "user", "content": "Hi"}, USER))
+    assert plain and with_system and with_turns
+    assert len({plain.context_hash, with_system.context_hash, with_turns.context_hash}) == 3
+    assert plain.params_hash == with_system.params_hash
+
+
+def test_params_cover_answer_changing_fields_but_not_model_or_delivery() -> None:
+    base = semantic_key("chat", chat(USER, temperature=0.2))
+    assert base is not None
+    assert semantic_key("chat", {**chat(USER, temperature=0.2), "model": "other"}) == base
+    assert semantic_key("chat", chat(USER, temperature=0.2, stream=True, user="u")) == base
+    tools = semantic_key("chat", chat(USER, temperature=0.2, tools=[{"type": "function"}]))
+    assert tools is not None and tools.params_hash != base.params_hash
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        chat({"role": "user", "content": "Weather?"}, {"role": "assistant", "content": None, "tool_calls": []}),
+        chat(USER, {"role": "tool", "tool_call_id": "1", "content": "sunny"}),
+        chat({"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:"}}]}),
+        chat({"role": "user", "content": "   "}),
+        {"model": "m", "prompt": ["a", "b"]},
+    ],
+    ids=["assistant-last", "tool-last", "image", "blank", "batched-prompts"],
+)
+def test_requests_whose_meaning_is_not_plain_text_are_exact_only(body: dict[str, Any]) -> None:
+    kind = "completion" if "prompt" in body else "chat"
+    assert semantic_key(kind, body) is None
+
+
+def test_text_parts_are_joined_and_completion_prompts_are_embedded() -> None:
+    parts = {"role": "user", "content": [{"type": "text", "text": "Hello"}, {"type": "text", "text": "there"}]}
+    joined = semantic_key("chat", chat(parts))
+    assert joined is not None and joined.prompt == "Hello\nthere"
+    completion = semantic_key("completion", {"model": "m", "prompt": "Once upon a time"})
+    assert completion is not None and completion.prompt == "Once upon a time"
+    assert semantic_key("embedding", {"model": "m", "input": "x"}) is None

@@ -6,12 +6,13 @@ import hashlib
 
 import pytest
 
-from llmproxy.controls import cache_control_directives, read_controls, requested_ttl
+from llmproxy.controls import cache_control_directives, read_controls, requested_threshold, requested_ttl
 from llmproxy.errors import InvalidRequestError
 from llmproxy.scope import ANONYMOUS_TENANT, SHARED_TENANT, bearer_token, scope_id
-from llmproxy.settings import CacheSettings
+from llmproxy.settings import CacheSettings, SemanticSettings
 
 CACHE = CacheSettings(default_ttl_s=600, min_ttl_s=5, max_ttl_s=3600)
+SEMANTIC = SemanticSettings(threshold=0.1, min_threshold=0.02, max_threshold=0.2)
 
 
 @pytest.mark.parametrize(
@@ -38,11 +39,11 @@ def test_namespace_and_shared_scope() -> None:
 @pytest.mark.parametrize("namespace", ["", "a b", "x" * 65, "../etc", "tenant/other"])
 def test_bad_namespaces_are_rejected(namespace: str) -> None:
     with pytest.raises(InvalidRequestError):
-        read_controls({"x-llmproxy-namespace": namespace}, CACHE)
+        read_controls({"x-llmproxy-namespace": namespace}, CACHE, SEMANTIC)
 
 
 def test_default_controls_look_up_and_store_with_the_default_ttl() -> None:
-    controls = read_controls({}, CACHE)
+    controls = read_controls({}, CACHE, SEMANTIC)
     assert (controls.lookup, controls.store, controls.ttl_s, controls.namespace) == (True, True, 600, None)
 
 
@@ -56,12 +57,12 @@ def test_default_controls_look_up_and_store_with_the_default_ttl() -> None:
     ],
 )
 def test_cache_control_directives(cache_control: str, lookup: bool, store: bool) -> None:
-    controls = read_controls({"cache-control": cache_control}, CACHE)
+    controls = read_controls({"cache-control": cache_control}, CACHE, SEMANTIC)
     assert (controls.lookup, controls.store) == (lookup, store)
 
 
 def test_disabled_cache_neither_looks_up_nor_stores() -> None:
-    controls = read_controls({}, CacheSettings(enabled=False))
+    controls = read_controls({}, CacheSettings(enabled=False), SEMANTIC)
     assert (controls.lookup, controls.store) == (False, False)
 
 
@@ -78,3 +79,14 @@ def test_malformed_ttl_is_rejected(asked: str) -> None:
 
 def test_directives_parse_values_and_spacing() -> None:
     assert cache_control_directives(" no-cache ,max-age=5") == frozenset({"no-cache", "max-age"})
+
+
+@pytest.mark.parametrize(("asked", "granted"), [(None, None), ("0.15", 0.15), ("0", 0.02), ("0.9", 0.2)])
+def test_threshold_header_is_clamped_to_operator_bounds(asked: str | None, granted: float | None) -> None:
+    assert requested_threshold(asked, SEMANTIC) == granted
+
+
+@pytest.mark.parametrize("asked", ["close", "-0.1", "1.5", "nan"])
+def test_malformed_threshold_is_rejected(asked: str) -> None:
+    with pytest.raises(InvalidRequestError):
+        requested_threshold(asked, SEMANTIC)

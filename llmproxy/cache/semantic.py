@@ -1,0 +1,308 @@
+"""L2: a RediSearch HNSW index of answered prompts, searched by KNN within one partition."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+from redis.exceptions import RedisError, ResponseError
+from redis.typing import EncodableT, FieldT
+from redisvl.exceptions import RedisSearchError, RedisVLError
+from redisvl.index import AsyncSearchIndex
+from redisvl.query import VectorQuery
+from redisvl.query.filter import FilterExpression, Tag
+from redisvl.schema import IndexSchema
+
+from llmproxy.cache.errors import CacheUnavailableError
+from llmproxy.settings import HnswSettings
+
+__all__ = ["Neighbour", "Partition", "SemanticIndex", "SemanticIndexError", "SemanticRecord"]
+
+logger = logging.getLogger(__name__)
+
+_TAG_FIELDS = ("scope", "model", "params", "context")
+_PARTITION_FIELD = "partition"
+_VECTOR_FIELD = "vector"
+_RETURN_FIELDS = ("prompt", "entry_key")
+_DISTANCE_FIELD = VectorQuery.DISTANCE_ID
+# Tag values are split on the separator at index time. The default "," would turn a model name with a comma
+# into two tags; no scope, model or hash contains the ASCII unit separator.
+_TAG_SEPARATOR = "\x1f"
+# FT.INFO does not report these, so they cannot be compared; EF_RUNTIME is sent with every query instead.
+_UNREPORTED_VECTOR_ATTRS = frozenset({"ef_runtime", "epsilon"})
+
+
+class SemanticIndexError(Exception):
+    """The L2 index cannot be used as configured (startup); the message says what differs and how to fix it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Partition:
+    """What must match for an earlier answer to be served: tenant scope, model, answer parameters, context."""
+
+    scope: str
+    model: str
+    params_hash: str
+    context_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class Neighbour:
+    """One stored prompt near the query, with its COSINE distance (1 - cosine similarity)."""
+
+    prompt: str
+    entry_key: str
+    distance: float
+
+
+@dataclass(frozen=True, slots=True)
+class SemanticRecord:
+    """What is indexed for one answered prompt; `entry_key` is the L1 key holding the answer."""
+
+    partition: Partition
+    prompt: str
+    entry_key: str
+    vector: NDArray[np.float32]
+
+
+class SemanticIndex:
+    """The L2 index: one HASH document per answered prompt, pointing at its L1 entry."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        key_prefix: str,
+        dimension: int,
+        hnsw: HnswSettings,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._redis = redis
+        self._dimension = dimension
+        self._hnsw = hnsw
+        self._clock = clock
+        self._l1_prefix = f"{key_prefix}:l1:"
+        self._schema = build_schema(key_prefix, dimension, hnsw)
+        # The client belongs to the caller (the lifespan closes it): the index must never close it.
+        self._index = AsyncSearchIndex(self._schema, redis_client=redis, owns_client=False)
+
+    @property
+    def name(self) -> str:
+        """The RediSearch index name."""
+        return str(self._schema.index.name)
+
+    @property
+    def schema(self) -> IndexSchema:
+        """The index definition, for admin queries over the readable tags (scope, model, params, context)."""
+        return self._schema
+
+    async def ensure(self) -> None:
+        """Create the index unless it exists, then check that the existing one matches this configuration.
+
+        Safe when several replicas start at once: losing the race to create it is not an error.
+
+        Raises:
+            SemanticIndexError: the index exists with another schema, or Redis has no query engine.
+            CacheUnavailableError: Redis failed or timed out.
+        """
+        try:
+            await self._index.create(overwrite=False)
+        except RedisVLError as exc:
+            if not _already_exists(exc):
+                raise self._startup_error(exc) from exc
+        try:
+            existing = await AsyncSearchIndex.from_existing(self.name, redis_client=self._redis, owns_client=False)
+        except (RedisVLError, RedisError, OSError) as exc:
+            raise self._startup_error(exc) from exc
+        differences = schema_differences(existing.schema, self._schema)
+        if differences:
+            raise SemanticIndexError(self._mismatch_message(differences))
+        logger.info("semantic index %s ready (%d dimensions)", self.name, self._dimension)
+
+    async def nearest(self, vector: NDArray[np.float32], partition: Partition, k: int) -> list[Neighbour]:
+        """Up to k stored prompts of this partition nearest to vector, nearest first.
+
+        Raises:
+            CacheUnavailableError: Redis failed, timed out, or the index is missing.
+        """
+        query = VectorQuery(
+            vector=self._vector_bytes(vector),
+            vector_field_name=_VECTOR_FIELD,
+            return_fields=list(_RETURN_FIELDS),
+            filter_expression=partition_filter(partition),
+            num_results=k,
+            ef_runtime=self._hnsw.ef_runtime,
+        )
+        try:
+            raw = await self._index.search(query.query, query_params=query.params)
+        except (RedisVLError, RedisError, OSError) as exc:
+            raise _unavailable(exc) from exc
+        return [hit for hit in map(_neighbour, _result_rows(raw)) if hit is not None]
+
+    def doc_key(self, entry_key: str) -> str:
+        """The hash key of the L2 document for an L1 entry key (the scope stays in the name, as in L1)."""
+        suffix = entry_key.removeprefix(self._l1_prefix)
+        return f"{self._schema.index.prefix}{suffix}"
+
+    def stage(self, pipe: Pipeline, record: SemanticRecord, ttl_s: int) -> None:
+        """Queue the document's HSET and EXPIRE on pipe, so the caller's MULTI writes L1 and L2 together."""
+        key = self.doc_key(record.entry_key)
+        pipe.hset(key, mapping=self._document(record))
+        pipe.expire(key, ttl_s)
+
+    def _document(self, record: SemanticRecord) -> dict[FieldT, EncodableT]:
+        document: dict[FieldT, EncodableT] = {name: value for name, value in partition_tags(record.partition).items()}
+        document.update(
+            {
+                "prompt": record.prompt,
+                "entry_key": record.entry_key,
+                "created_at": self._clock(),
+                _VECTOR_FIELD: self._vector_bytes(record.vector),
+            }
+        )
+        return document
+
+    def _vector_bytes(self, vector: NDArray[np.float32]) -> bytes:
+        if vector.shape != (self._dimension,):
+            # RediSearch would not index such a document (or reject the query): a bug, not a cache outage.
+            raise ValueError(f"expected a vector of shape ({self._dimension},), got {vector.shape}")
+        return np.ascontiguousarray(vector, dtype=np.float32).tobytes()
+
+    def _startup_error(self, exc: Exception) -> Exception:
+        cause = exc.__cause__ if isinstance(exc, RedisSearchError) and exc.__cause__ else exc
+        if isinstance(cause, ResponseError) and "unknown command" in str(cause).lower():
+            return SemanticIndexError(
+                f"Redis has no query engine (FT.* commands), which the semantic cache needs: {cause}. "
+                "Use Redis 8 or Redis Stack, or disable the semantic cache (semantic.enabled: false)."
+            )
+        if isinstance(cause, (RedisError, OSError)):
+            return _unavailable(cause)
+        return SemanticIndexError(f"Could not create or read the semantic index {self.name!r}: {exc}")
+
+    def _mismatch_message(self, differences: list[str]) -> str:
+        return (
+            f"The semantic index {self.name!r} already exists with another schema: {'; '.join(differences)}. "
+            f"Either drop it (FT.DROPINDEX {self.name}; its documents expire on their own, or add DD to delete "
+            "them now) and restart, or set another redis.key_prefix."
+        )
+
+
+def build_schema(key_prefix: str, dimension: int, hnsw: HnswSettings) -> IndexSchema:
+    """The index definition: partition tags, the prompt and its L1 key, creation time, and the vector."""
+    tag = {"type": "tag", "attrs": {"separator": _TAG_SEPARATOR, "case_sensitive": True}}
+    vector_attrs = {
+        "algorithm": "hnsw",
+        "datatype": "float32",
+        "distance_metric": "cosine",
+        "dims": dimension,
+        "m": hnsw.m,
+        "ef_construction": hnsw.ef_construction,
+        "ef_runtime": hnsw.ef_runtime,
+    }
+    fields: list[dict[str, object]] = [{"name": name, **tag} for name in (*_TAG_FIELDS, _PARTITION_FIELD)]
+    fields += [
+        {"name": "prompt", "type": "text"},
+        {"name": "entry_key", **tag},
+        {"name": "created_at", "type": "numeric"},
+        {"name": _VECTOR_FIELD, "type": "vector", "attrs": vector_attrs},
+    ]
+    index = {"name": f"{key_prefix}:l2", "prefix": f"{key_prefix}:l2:", "storage_type": "hash"}
+    return IndexSchema.from_dict({"index": index, "fields": fields})
+
+
+def partition_tags(partition: Partition) -> dict[str, str]:
+    """The tag values stored for a partition, by field name: the four readable ones and their digest."""
+    values = (partition.scope, partition.model, partition.params_hash, partition.context_hash)
+    tags = {name: _tag_value(value) for name, value in zip(_TAG_FIELDS, values, strict=True)}
+    tags[_PARTITION_FIELD] = partition_digest(partition)
+    return tags
+
+
+def partition_digest(partition: Partition) -> str:
+    """One tag standing for scope, model, params and context together (JSON keeps the four values apart)."""
+    values = [partition.scope, partition.model, partition.params_hash, partition.context_hash]
+    return hashlib.sha256(json.dumps(values).encode()).hexdigest()
+
+
+def partition_filter(partition: Partition) -> FilterExpression:
+    """scope & model & params & context, as one exact match on their digest.
+
+    Intersecting four tag lists costs RediSearch about twice the time of one KNN over a tenant's own entries
+    (measured in load_tests/l2_index_bench.py), because model, params and context are shared by many entries.
+    """
+    return Tag(_PARTITION_FIELD) == partition_digest(partition)
+
+
+def _tag_value(value: str) -> str:
+    # RediSearch trims tags and cannot match an empty one; redisvl renders `Tag == ""` as match-all. Such values
+    # are stored as a digest instead, so they stay distinct and never widen the filter.
+    if value and value == value.strip():
+        return value
+    return "~" + hashlib.sha256(value.encode()).hexdigest()[:32]
+
+
+def schema_differences(existing: IndexSchema, wanted: IndexSchema) -> list[str]:
+    """Human-readable differences that matter between an existing index and the configured one."""
+    have, want = _describe(existing), _describe(wanted)
+    return [
+        f"{item} is {have.get(item, 'absent')}, configured {want.get(item, 'absent')}"
+        for item in sorted(have.keys() | want.keys())
+        if have.get(item) != want.get(item)
+    ]
+
+
+def _describe(schema: IndexSchema) -> dict[str, str]:
+    prefix = schema.index.prefix
+    prefixes = prefix if isinstance(prefix, list) else [prefix]
+    items = {"key prefix": ",".join(prefixes), "storage type": str(schema.index.storage_type.value)}
+    for name, field in schema.fields.items():
+        attrs = field.attrs.model_dump(mode="json", exclude=_UNREPORTED_VECTOR_ATTRS)
+        items[f"field {name!r} type"] = str(field.type)
+        items.update({f"field {name!r} {attr}": repr(value) for attr, value in attrs.items()})
+    return items
+
+
+def _result_rows(raw: object) -> list[dict[str, object]]:
+    """The fields of each hit, from either redis-py result shape (RESP2-style `Result` or native RESP3 dict)."""
+    if isinstance(raw, dict):
+        rows = [_value(row, "extra_attributes") or {} for row in _value(raw, "results") or []]
+    else:
+        rows = [doc.__dict__ for doc in getattr(raw, "docs", [])]
+    return [{_text(name): value for name, value in row.items()} for row in rows]
+
+
+def _value(container: dict[Any, Any], key: str) -> Any:
+    """container[key] (or None) whether its keys came back as str or bytes."""
+    return container.get(key, container.get(key.encode()))
+
+
+def _neighbour(fields: dict[str, object]) -> Neighbour | None:
+    """The hit, or None when its fields are gone: a document that expired while the query ran comes back bare."""
+    values = [fields.get(name) for name in (*_RETURN_FIELDS, _DISTANCE_FIELD)]
+    if any(value is None for value in values):
+        return None
+    prompt, entry_key, distance = map(_text, values)
+    return Neighbour(prompt=prompt, entry_key=entry_key, distance=float(distance))
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _already_exists(exc: RedisVLError) -> bool:
+    # Another replica created the index between our existence check and our FT.CREATE.
+    return "index already exists" in str(exc.__cause__ or exc).lower()
+
+
+def _unavailable(exc: Exception) -> CacheUnavailableError:
+    cause = exc.__cause__ if isinstance(exc, RedisVLError) and exc.__cause__ else exc
+    logger.warning("semantic index failed, bypassing L2: %s", cause.__class__.__name__)
+    return CacheUnavailableError(f"semantic index failed: {cause.__class__.__name__}")

@@ -1,0 +1,92 @@
+"""The L2 step: embed the prompt once, find cached paraphrases in its partition, decide, fetch the answer.
+
+The vector computed here is reused for the write-back on a miss, so each request is embedded at most
+once. Embedding or Redis failures skip L2 for that request (fail open); they never fail the request.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from llmproxy.cache.decision import Policy, decide
+from llmproxy.cache.entry import CacheEntry
+from llmproxy.cache.errors import CacheUnavailableError
+from llmproxy.cache.exact import ExactCache
+from llmproxy.cache.semantic import Partition, SemanticIndex, SemanticRecord
+from llmproxy.canonical import SemanticKey, semantic_key
+from llmproxy.controls import RequestControls
+from llmproxy.embeddings import Embedder, Vector
+from llmproxy.settings import SemanticSettings
+from llmproxy.wire import ParsedRequest
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ParaphraseHit:
+    entry: CacheEntry
+    ttl_ms: int  # what is left of the cached answer's lifetime
+    similarity: float
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """The outcome of the L2 step: a hit, and/or the record to store if the request goes upstream."""
+
+    record: SemanticRecord | None
+    hit: ParaphraseHit | None = None
+
+
+NO_PROBE = Probe(record=None)
+
+
+class ParaphraseFinder:
+    """Looks up earlier prompts with the same meaning in the same partition."""
+
+    def __init__(self, embedder: Embedder, index: SemanticIndex, exact: ExactCache, settings: SemanticSettings) -> None:
+        self._embedder = embedder
+        self._index = index
+        self._exact = exact
+        self._settings = settings
+
+    async def probe(self, parsed: ParsedRequest, scope: str, entry_key: str, controls: RequestControls) -> Probe:
+        """Embed and (if lookups are allowed) search; never raises for cache or model trouble."""
+        key = semantic_key(parsed.kind, parsed.body)
+        if key is None:
+            return NO_PROBE
+        vector = await self._embed(key.prompt)
+        if vector is None:
+            return NO_PROBE
+        partition = Partition(scope, parsed.model, key.params_hash, key.context_hash)
+        record = SemanticRecord(partition, key.prompt, entry_key, vector)
+        if not controls.lookup:
+            return Probe(record)
+        return Probe(record, await self._find(key, record, self.policy(parsed.model, controls)))
+
+    def policy(self, model: str, controls: RequestControls) -> Policy:
+        """The request's header threshold, else the model's, else the default; guards per settings."""
+        threshold = controls.threshold
+        if threshold is None:
+            threshold = self._settings.model_thresholds.get(model, self._settings.threshold)
+        return Policy(threshold=threshold, guards=self._settings.guards)
+
+    async def _embed(self, prompt: str) -> Vector | None:
+        try:
+            return await self._embedder.embed(prompt)
+        except Exception:  # the model failing must cost the cache, not the request
+            logger.exception("embedding failed; skipping the semantic cache for this request")
+            return None
+
+    async def _find(self, key: SemanticKey, record: SemanticRecord, policy: Policy) -> ParaphraseHit | None:
+        try:
+            neighbours = await self._index.nearest(record.vector, record.partition, self._settings.top_k)
+            for neighbour in neighbours:
+                if not decide(key.prompt, neighbour.prompt, neighbour.distance, policy).hit:
+                    continue
+                found = await self._exact.get_with_ttl(neighbour.entry_key)
+                if found is not None:
+                    return ParaphraseHit(found[0], found[1], similarity=1.0 - neighbour.distance)
+        except CacheUnavailableError:
+            return None
+        return None
