@@ -131,7 +131,12 @@ class EmbeddingSettings(Section):
 class HnswSettings(Section):
     m: int = Field(16, ge=4, le=128, description="HNSW graph degree (M). Set at index creation.")
     ef_construction: int = Field(200, ge=10, le=4096, description="HNSW build-time candidate list size.")
-    ef_runtime: int = Field(200, ge=10, le=4096, description="HNSW query-time candidate list size (recall vs speed).")
+    ef_runtime: int = Field(
+        50,
+        ge=10,
+        le=4096,
+        description="HNSW query-time candidate list size. 50 measured recall 1.000 at 100k entries (BENCHMARKS.md).",
+    )
 
 
 class SemanticSettings(Section):

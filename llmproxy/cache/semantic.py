@@ -93,6 +93,7 @@ class SemanticIndex:
         self._schema = build_schema(key_prefix, dimension, hnsw)
         # The client belongs to the caller (the lifespan closes it): the index must never close it.
         self._index = AsyncSearchIndex(self._schema, redis_client=redis, owns_client=False)
+        self._ready = False  # set by ensure(); cleared when a query finds the index gone
 
     @property
     def name(self) -> str:
@@ -125,6 +126,7 @@ class SemanticIndex:
         differences = schema_differences(existing.schema, self._schema)
         if differences:
             raise SemanticIndexError(self._mismatch_message(differences))
+        self._ready = True
         logger.info("semantic index %s ready (%d dimensions)", self.name, self._dimension)
 
     async def nearest(self, vector: NDArray[np.float32], partition: Partition, k: int) -> list[Neighbour]:
@@ -141,11 +143,28 @@ class SemanticIndex:
             num_results=k,
             ef_runtime=self._hnsw.ef_runtime,
         )
+        if not self._ready:
+            await self._recreate()
         try:
             raw = await self._index.search(query.query, query_params=query.params)
         except (RedisVLError, RedisError, OSError) as exc:
+            # A Redis that restarted empty (or was flushed) lost the index: make it again next time.
+            self._ready = not _index_missing(exc)
             raise _unavailable(exc) from exc
         return [hit for hit in map(_neighbour, _result_rows(raw)) if hit is not None]
+
+    async def _recreate(self) -> None:
+        """Create the index again after Redis lost it; documents still in Redis are indexed again by FT.CREATE.
+
+        Raises:
+            CacheUnavailableError: Redis failed, or the index cannot be created (logged).
+        """
+        try:
+            await self.ensure()
+        except SemanticIndexError as exc:
+            logger.error("semantic index unusable, bypassing L2: %s", exc)
+            raise CacheUnavailableError(str(exc)) from exc
+        self._ready = True
 
     def doc_key(self, entry_key: str) -> str:
         """The hash key of the L2 document for an L1 entry key (the scope stays in the name, as in L1)."""
@@ -235,8 +254,9 @@ def partition_digest(partition: Partition) -> str:
 def partition_filter(partition: Partition) -> FilterExpression:
     """scope & model & params & context, as one exact match on their digest.
 
-    Intersecting four tag lists costs RediSearch about twice the time of one KNN over a tenant's own entries
-    (measured in load_tests/l2_index_bench.py), because model, params and context are shared by many entries.
+    Four tag matches would be the same predicate, but RediSearch then intersects the long lists of the shared
+    model, params and context tags: p50 about 3.2 ms instead of 1.6 ms over a tenant's 1% of 100k entries
+    (load_tests/results/l2_index.md).
     """
     return Tag(_PARTITION_FIELD) == partition_digest(partition)
 
@@ -300,6 +320,10 @@ def _text(value: object) -> str:
 def _already_exists(exc: RedisVLError) -> bool:
     # Another replica created the index between our existence check and our FT.CREATE.
     return "index already exists" in str(exc.__cause__ or exc).lower()
+
+
+def _index_missing(exc: Exception) -> bool:
+    return "no such index" in str(exc.__cause__ or exc).lower()
 
 
 def _unavailable(exc: Exception) -> CacheUnavailableError:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 import pytest
@@ -134,3 +136,31 @@ def test_prompts_beyond_the_model_window_are_exact_only(client: OpenAI, upstream
     ask(client, user(shared + " Summarise the text above."))
     _, headers = ask(client, user(shared + " Translate the text above into French."))
     assert headers["x-cache"] == "MISS"
+
+
+def test_index_is_created_on_a_fresh_redis_and_reused_after_a_restart(
+    start_proxy: Callable[..., AbstractContextManager[str]], api_key: str, redis_client: redis.Redis
+) -> None:
+    prefix = f"reuse-{api_key[-12:]}"
+    with start_proxy(redis={"key_prefix": prefix}) as url:
+        assert f"{prefix}:l2".encode() in redis_client.execute_command("FT._LIST")
+        ask(OpenAI(base_url=url + "/v1", api_key=api_key, max_retries=0), user(QUESTION))
+    with start_proxy(redis={"key_prefix": prefix}) as url:
+        _, headers = ask(OpenAI(base_url=url + "/v1", api_key=api_key, max_retries=0), user(PARAPHRASE))
+    assert headers["x-cache"] == "HIT-L2"
+
+
+def test_l2_recreates_a_lost_index_by_itself(
+    start_proxy: Callable[..., AbstractContextManager[str]], api_key: str, redis_client: redis.Redis
+) -> None:
+    prefix = f"heal-{api_key[-12:]}"
+    with start_proxy(redis={"key_prefix": prefix}) as url:
+        sdk = OpenAI(base_url=url + "/v1", api_key=api_key, max_retries=0)
+        ask(sdk, user(QUESTION))
+        redis_client.execute_command("FT.DROPINDEX", f"{prefix}:l2")  # keeps the documents
+        statuses = [ask(sdk, user(PARAPHRASE), extra_headers={"Cache-Control": "no-store"})[1]["x-cache"]]
+        deadline = time.monotonic() + 5
+        while statuses[-1] != "HIT-L2" and time.monotonic() < deadline:
+            statuses.append(ask(sdk, user(PARAPHRASE), extra_headers={"Cache-Control": "no-store"})[1]["x-cache"])
+    assert statuses[0] == "MISS", "the request that finds the index gone still gets its answer"
+    assert statuses[-1] == "HIT-L2"
