@@ -28,6 +28,7 @@ class RequestControls:
     lookup: bool
     store: bool
     ttl_s: int
+    ttl_explicit: bool  # the caller set X-LLMProxy-TTL (it wins over a route's TTL)
     namespace: str | None
     threshold: float | None  # None: the operator's threshold for the model
 
@@ -43,6 +44,7 @@ def read_controls(headers: Mapping[str, str], cache: CacheSettings, semantic: Se
         lookup=cache.enabled and "no-cache" not in directives,
         store=cache.enabled and "no-store" not in directives,
         ttl_s=requested_ttl(headers.get(TTL_HEADER), cache),
+        ttl_explicit=TTL_HEADER in headers,
         namespace=validate_namespace(headers.get(NAMESPACE_HEADER)),
         threshold=requested_threshold(headers.get(THRESHOLD_HEADER), semantic),
     )

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
@@ -17,7 +20,8 @@ from llmproxy.embeddings import Embedder, ModelLoader
 from llmproxy.paraphrase import ParaphraseFinder
 from llmproxy.pipeline import Pipeline
 from llmproxy.redis_client import create_redis, is_reachable
-from llmproxy.settings import Settings
+from llmproxy.routing import Router, RoutesError, load_routes
+from llmproxy.settings import DEFAULT_ROUTES_FILE, Settings
 from llmproxy.state import AppState
 from llmproxy.upstream.client import UpstreamClient
 
@@ -46,12 +50,14 @@ def lifespan_for(
             resources.push_async_callback(redis.aclose)
             if not await is_reachable(redis):
                 logger.warning("Redis at %s does not answer yet; requests bypass the cache until it does", redis_url)
-            # 2. The upstream connection pool.
-            upstream = UpstreamClient(settings.upstream)
-            resources.push_async_callback(upstream.aclose)
-            # 3. The semantic layer: model, batcher task, vector index (skipped entirely when disabled).
+            # 2. The upstream connection pools: the default one, and one per named upstream.
+            upstreams: dict[str | None, UpstreamClient] = {None: UpstreamClient(settings.upstream)}
+            upstreams.update({name: UpstreamClient(target) for name, target in settings.upstreams.items()})
+            for client in upstreams.values():
+                resources.push_async_callback(client.aclose)
+            # 3. The semantic layer: model, batcher task, vector index, router (skipped when disabled).
             exact = ExactCache(redis, settings.redis.key_prefix)
-            finder, index = None, None
+            finder, index, router = None, None, None
             if settings.semantic.enabled:
                 embedder = Embedder(
                     await anyio.to_thread.run_sync(model_loader, settings.embeddings),
@@ -62,10 +68,18 @@ def lifespan_for(
                 index = SemanticIndex(redis, settings.redis.key_prefix, embedder.dimension, settings.semantic.hnsw)
                 await ensure_index(index)
                 finder = ParaphraseFinder(embedder, index, exact, settings.semantic)
+                router = await open_router(
+                    Router(redis, settings.redis.key_prefix, embedder.dimension, embedder.encode), settings
+                )
+                if router is not None:
+                    resources.push_async_callback(router.close)
+                    reload_on_sighup(lambda: background.start_soon(reload_routes, router, settings))
             # 4. The request pipeline over all of it.
             write_back = WriteBack(redis, exact, index, time.time)
-            pipeline = Pipeline(exact, write_back, upstream, finder, time.time, settings.upstream.request_stream_usage)
-            yield {STATE_KEY: AppState(settings, redis, upstream, pipeline, time.time)}
+            pipeline = Pipeline(
+                exact, write_back, upstreams, finder, router, time.time, settings.upstream.request_stream_usage
+            )
+            yield {STATE_KEY: AppState(settings, redis, upstreams[None], pipeline, time.time, router)}
             background.cancel_scope.cancel()
 
     return lifespan
@@ -83,3 +97,40 @@ async def ensure_index(index: SemanticIndex) -> None:
         raise
     except Exception as exc:  # Redis down at startup: L2 is bypassed until it answers again
         logger.warning("could not create the semantic index yet: %s", exc.__class__.__name__)
+
+
+async def open_router(router: Router, settings: Settings) -> Router | None:
+    """The router with its routes loaded, or None when there is no routes file.
+
+    Raises:
+        RoutesError: the routes file is invalid, or was named explicitly and is missing.
+    """
+    path = settings.router.routes_file
+    if path is None or (path == DEFAULT_ROUTES_FILE and not path.is_file()):
+        logger.info("no routes file: every request takes the default route")
+        return None
+    await router.load(load_routes(path, upstream_names(settings)))
+    logger.info("semantic router loaded %d routes from %s", len(router.table.routes), path)
+    return router
+
+
+async def reload_routes(router: Router, settings: Settings) -> None:
+    """Reload the routes file; a bad file keeps the routes in force (logged)."""
+    assert settings.router.routes_file is not None
+    try:
+        table = await router.reload(settings.router.routes_file, upstream_names(settings))
+    except RoutesError as exc:
+        logger.error("routes not reloaded, the previous routes stay in force: %s", exc)
+        return
+    logger.info("routes reloaded: %s", ", ".join(route.name for route in table.routes) or "(none)")
+
+
+def upstream_names(settings: Settings) -> frozenset[str]:
+    """The named upstreams routes may forward to."""
+    return frozenset(settings.upstreams)
+
+
+def reload_on_sighup(reload: Callable[[], object]) -> None:
+    """`kill -HUP` reloads the routes, where signals can be handled (the main thread)."""
+    if threading.current_thread() is threading.main_thread():
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload)

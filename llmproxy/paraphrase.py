@@ -31,14 +31,11 @@ class ParaphraseHit:
 
 
 @dataclass(frozen=True, slots=True)
-class Probe:
-    """The outcome of the L2 step: a hit, and/or the record to store if the request goes upstream."""
+class Prepared:
+    """A request's L2 view with its vector: used for the lookup, the router and the write-back."""
 
-    record: SemanticRecord | None
-    hit: ParaphraseHit | None = None
-
-
-NO_PROBE = Probe(record=None)
+    key: SemanticKey
+    record: SemanticRecord
 
 
 class ParaphraseFinder:
@@ -50,19 +47,21 @@ class ParaphraseFinder:
         self._exact = exact
         self._settings = settings
 
-    async def probe(self, parsed: ParsedRequest, scope: str, entry_key: str, controls: RequestControls) -> Probe:
-        """Embed and (if lookups are allowed) search; never raises for cache or model trouble."""
+    async def prepare(self, parsed: ParsedRequest, scope: str, entry_key: str) -> Prepared | None:
+        """Embed the request's prompt once; None when it has no L2 view or the model failed (fail open)."""
         key = semantic_key(parsed.kind, parsed.body)
         if key is None:
-            return NO_PROBE
+            return None
         vector = await self._embed(key.prompt)
         if vector is None:
-            return NO_PROBE
+            return None
         partition = Partition(scope, parsed.model, key.params_hash, key.context_hash)
-        record = SemanticRecord(partition, key.prompt, entry_key, vector)
-        if not controls.lookup:
-            return Probe(record)
-        return Probe(record, await self._find(key, record, self.policy(parsed.model, controls)))
+        return Prepared(key, SemanticRecord(partition, key.prompt, entry_key, vector))
+
+    async def find(self, prepared: Prepared, controls: RequestControls) -> ParaphraseHit | None:
+        """The first cached paraphrase the decision accepts, nearest first; None on any cache trouble."""
+        policy = self.policy(prepared.record.partition.model, controls)
+        return await self._find(prepared.key, prepared.record, policy)
 
     def policy(self, model: str, controls: RequestControls) -> Policy:
         """The request's header threshold, else the model's, else the default; guards per settings."""

@@ -1,35 +1,39 @@
-"""The request path of cacheable endpoints as named steps: key → L1 → L2 → upstream → write-back.
+"""The request path of cacheable endpoints as named steps: key → L1 → embed → route → L2 → upstream → write-back.
 
-The pipeline knows nothing of Starlette: it takes a `CacheRequest` and returns a `Reply` that the
-API layer renders.
+The router runs before the L2 lookup (on the same vector), so a route that forbids caching or blocks a
+topic is never bypassed by a cached paraphrase. The pipeline knows nothing of Starlette: it takes a
+`CacheRequest` and returns a `Reply` that the API layer renders.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from enum import StrEnum
 
 import orjson
 
-from llmproxy.cache.entry import CacheEntry
 from llmproxy.cache.errors import CacheUnavailableError
 from llmproxy.cache.exact import ExactCache
 from llmproxy.cache.writeback import StorePlan, WriteBack
 from llmproxy.canonical import request_key
 from llmproxy.controls import RequestControls
-from llmproxy.paraphrase import NO_PROBE, ParaphraseFinder, ParaphraseHit, Probe
+from llmproxy.errors import error_body
+from llmproxy.paraphrase import ParaphraseFinder, ParaphraseHit, Prepared
+from llmproxy.routing import DEFAULT_ROUTE, BlockAction, ForwardAction, RespondAction, RouteDecision, Router
 from llmproxy.stream_relay import RelayPlan, relay_stream
 from llmproxy.streaming import replay_sse
 from llmproxy.upstream.client import Headers, UpstreamClient, relayable_headers
-from llmproxy.wire import ENDPOINT_PATHS, JsonObject, ParsedRequest
+from llmproxy.wire import ENDPOINT_PATHS, EndpointKind, JsonObject, ParsedRequest, fixed_answer
 
 logger = logging.getLogger(__name__)
 
 CACHE_HEADER = "x-cache"
 SIMILARITY_HEADER = "x-cache-similarity"
+ROUTE_HEADER = "x-llmproxy-route"
 JSON_TYPE = "application/json"
 SSE_TYPE = "text/event-stream"
 # Headers the proxy consumes itself; the upstream never sees them.
@@ -64,27 +68,40 @@ class Reply:
     close: Callable[[], Awaitable[None]] | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Forward:
+    """How one miss goes upstream: where, with which body, stored where and for how long."""
+
+    client: UpstreamClient
+    body: bytes
+    store: StorePlan | None
+    ttl_s: int
+    headers: Headers  # X-Cache and X-LLMProxy-Route for the reply
+
+
 class Pipeline:
-    """Answers cacheable requests from L1 or the upstream, storing complete answers on the way back."""
+    """Answers cacheable requests from cache, a route's fixed answer, or the upstream the route names."""
 
     def __init__(
         self,
         exact: ExactCache,
         write_back: WriteBack,
-        upstream: UpstreamClient,
+        upstreams: Mapping[str | None, UpstreamClient],
         finder: ParaphraseFinder | None,
+        router: Router | None,
         clock: Callable[[], float],
         request_stream_usage: bool,
     ) -> None:
         self._exact = exact
-        self._finder = finder
         self._write_back = write_back
-        self._upstream = upstream
+        self._upstreams = upstreams  # None is the default upstream
+        self._finder = finder
+        self._router = router
         self._clock = clock
         self._request_stream_usage = request_stream_usage
 
     async def handle(self, request: CacheRequest) -> Reply:
-        """Serve from cache when possible, otherwise forward and store the answer.
+        """Serve from cache when possible, otherwise act on the route and store the answer.
 
         Raises:
             UpstreamError: the upstream could not be reached (502) or timed out (504).
@@ -98,84 +115,147 @@ class Pipeline:
             except CacheUnavailableError:
                 entry, lookup_failed = None, True
             if entry is not None:
-                return self._serve(entry, parsed, [(CACHE_HEADER, CacheStatus.HIT_L1.value)])
-        # After a failed lookup the L2 step and a write would most likely fail too, after more timeouts.
-        probe = await self._probe(request, key) if not lookup_failed else NO_PROBE
-        if probe.hit is not None:
-            return await self._serve_paraphrase(probe.hit, key, request)
-        status = CacheStatus.MISS if controls.lookup and not lookup_failed else CacheStatus.BYPASS
-        store = StorePlan(key, probe.record) if controls.store and not lookup_failed else None
+                return self._serve(entry.kind, entry.response, entry.created_at, parsed, [_status(CacheStatus.HIT_L1)])
+        prepared = await self._prepare(request, key)
+        route = (
+            await self._router.decide(prepared.record.vector if prepared else None) if self._router else DEFAULT_ROUTE
+        )
+        if isinstance(route.action, RespondAction):
+            return self._respond(parsed, route.action, route)
+        if isinstance(route.action, BlockAction):
+            return _block(route.action, route)
+        # After a failed L1 lookup the L2 step and a write would most likely fail too, after more timeouts.
+        lookup = controls.lookup and not route.cache.no_cache and not lookup_failed
+        store = controls.store and not route.cache.no_cache and not lookup_failed
+        if lookup and prepared is not None and self._finder is not None:
+            hit = await self._finder.find(prepared, controls)
+            if hit is not None:
+                return await self._serve_paraphrase(hit, key, request, store, route)
+        status = CacheStatus.MISS if lookup else CacheStatus.BYPASS
+        forward = self._plan(
+            request, route, route.action, StorePlan(key, prepared.record if prepared else None), store, status
+        )
         if parsed.stream and parsed.kind != "embedding":
-            return await self._forward_stream(request, store, status)
-        return await self._forward(request, store, status)
+            return await self._forward_stream(request, forward)
+        return await self._forward(request, forward)
 
-    async def _probe(self, request: CacheRequest, key: str) -> Probe:
+    async def _prepare(self, request: CacheRequest, key: str) -> Prepared | None:
         controls = request.controls
-        if self._finder is None or not (controls.lookup or controls.store):
-            return NO_PROBE
-        return await self._finder.probe(request.parsed, request.scope, key, controls)
+        if self._finder is None or not (controls.lookup or controls.store or self._router is not None):
+            return None
+        return await self._finder.prepare(request.parsed, request.scope, key)
 
-    async def _serve_paraphrase(self, hit: ParaphraseHit, key: str, request: CacheRequest) -> Reply:
-        if request.controls.store:
+    def _plan(
+        self,
+        request: CacheRequest,
+        route: RouteDecision,
+        action: ForwardAction,
+        store_plan: StorePlan,
+        store: bool,
+        status: CacheStatus,
+    ) -> Forward:
+        parsed = request.parsed
+        body = request.raw_body
+        hide_usage = parsed.stream and self._request_stream_usage and not parsed.include_usage
+        if action.model is not None or hide_usage:
+            body = orjson.dumps(_rewritten(parsed.body, action.model, hide_usage))
+        ttl = request.controls.ttl_s
+        if route.cache.ttl_s is not None and not request.controls.ttl_explicit:
+            ttl = route.cache.ttl_s
+        headers = [_status(status), *_route_header(route)]
+        client = self._upstreams[action.upstream]
+        return Forward(client, body, store_plan if store else None, ttl, headers)
+
+    async def _serve_paraphrase(
+        self, hit: ParaphraseHit, key: str, request: CacheRequest, store: bool, route: RouteDecision
+    ) -> Reply:
+        if store:
             # Promote: the next identical request is an L1 hit. Same expiry as the original answer.
             try:
                 await self._exact.put(key, hit.entry, hit.ttl_ms)
             except CacheUnavailableError:
                 pass
-        headers = [(CACHE_HEADER, CacheStatus.HIT_L2.value), (SIMILARITY_HEADER, f"{hit.similarity:.4f}")]
-        return self._serve(hit.entry, request.parsed, headers)
+        headers = [_status(CacheStatus.HIT_L2), (SIMILARITY_HEADER, f"{hit.similarity:.4f}"), *_route_header(route)]
+        return self._serve(hit.entry.kind, hit.entry.response, hit.entry.created_at, request.parsed, headers)
 
-    def _serve(self, entry: CacheEntry, parsed: ParsedRequest, cache_headers: Headers) -> Reply:
-        age = max(0, int(self._clock() - entry.created_at))
+    def _respond(self, parsed: ParsedRequest, action: RespondAction, route: RouteDecision) -> Reply:
+        kind: EndpointKind = "completion" if parsed.kind == "completion" else "chat"
+        created = int(self._clock())
+        answer = fixed_answer(kind, parsed.model, action.content, f"llmproxy-{uuid.uuid4().hex}", created)
+        return self._serve(kind, answer, created, parsed, [_status(CacheStatus.BYPASS), *_route_header(route)])
+
+    def _serve(
+        self, kind: EndpointKind, response: JsonObject, created_at: float, parsed: ParsedRequest, cache_headers: Headers
+    ) -> Reply:
+        age = max(0, int(self._clock() - created_at))
         headers = [*cache_headers, ("age", str(age))]
-        if parsed.stream and entry.kind != "embedding":
-            body = replay_sse(entry.kind, entry.response, parsed.include_usage)
+        if parsed.stream and kind != "embedding":
+            body = replay_sse(kind, response, parsed.include_usage)
             return Reply(200, [("content-type", SSE_TYPE), ("cache-control", "no-cache"), *headers], body)
-        return Reply(200, [("content-type", JSON_TYPE), *headers], orjson.dumps(entry.response))
+        return Reply(200, [("content-type", JSON_TYPE), *headers], orjson.dumps(response))
 
-    async def _forward(self, request: CacheRequest, store: StorePlan | None, status: CacheStatus) -> Reply:
+    async def _forward(self, request: CacheRequest, forward: Forward) -> Reply:
         parsed = request.parsed
         path = ENDPOINT_PATHS[parsed.kind]
-        reply = await self._upstream.send("POST", path, self._outgoing_headers(request), request.raw_body)
+        reply = await forward.client.send("POST", path, self._outgoing_headers(request, forward.client), forward.body)
         response = _json_object(reply.body) if reply.status == 200 else None
-        if response is not None and store is not None:
+        if response is not None and forward.store is not None:
             await self._write_back.store(
-                store.key, parsed.kind, parsed.model, response, request.controls.ttl_s, store.record
+                forward.store.key, parsed.kind, parsed.model, response, forward.ttl_s, forward.store.record
             )
-        headers = relayable_headers(reply.headers, decoded=True)
-        return Reply(reply.status, [*headers, (CACHE_HEADER, status.value)], reply.body)
+        return Reply(reply.status, [*relayable_headers(reply.headers, decoded=True), *forward.headers], reply.body)
 
-    async def _forward_stream(self, request: CacheRequest, store: StorePlan | None, status: CacheStatus) -> Reply:
+    async def _forward_stream(self, request: CacheRequest, forward: Forward) -> Reply:
         parsed = request.parsed
-        hide_usage = self._request_stream_usage and not parsed.include_usage
-        body = orjson.dumps(_with_usage(parsed.body)) if hide_usage else request.raw_body
         resources = AsyncExitStack()
+        headers = self._outgoing_headers(request, forward.client)
         try:
             stream = await resources.enter_async_context(
-                self._upstream.open("POST", ENDPOINT_PATHS[parsed.kind], "", self._outgoing_headers(request), body)
+                forward.client.open("POST", ENDPOINT_PATHS[parsed.kind], "", headers, forward.body)
             )
             if stream.status != 200 or SSE_TYPE not in stream.content_type:
                 # An error (or a non-stream answer) is relayed as it came and never cached.
                 content = await stream.read()
                 await resources.aclose()
-                headers = relayable_headers(stream.headers, decoded=True)
-                return Reply(stream.status, [*headers, (CACHE_HEADER, status.value)], content)
+                return Reply(
+                    stream.status, [*relayable_headers(stream.headers, decoded=True), *forward.headers], content
+                )
         except BaseException:
             await resources.aclose()
             raise
-        plan = RelayPlan(parsed.kind, parsed.model, store, request.controls.ttl_s, hide_usage)
-        headers = [*relayable_headers(stream.headers, decoded=True), (CACHE_HEADER, status.value)]
+        hide_usage = self._request_stream_usage and not parsed.include_usage
+        plan = RelayPlan(parsed.kind, parsed.model, forward.store, forward.ttl_s, hide_usage)
+        reply_headers = [*relayable_headers(stream.headers, decoded=True), *forward.headers]
         # The upstream response now belongs to the Reply: its `close` releases the connection.
-        return Reply(200, headers, relay_stream(stream, plan, self._write_back), resources.aclose)
+        return Reply(200, reply_headers, relay_stream(stream, plan, self._write_back), resources.aclose)
 
-    def _outgoing_headers(self, request: CacheRequest) -> Headers:
+    def _outgoing_headers(self, request: CacheRequest, client: UpstreamClient) -> Headers:
         # The proxy reads the (decoded) body itself, so it lets httpx negotiate the encoding.
-        return self._upstream.outgoing_headers(request.headers, drop=CONTROL_HEADERS | {"accept-encoding"})
+        return client.outgoing_headers(request.headers, drop=CONTROL_HEADERS | {"accept-encoding"})
 
 
-def _with_usage(body: JsonObject) -> JsonObject:
-    options = body.get("stream_options") or {}
-    return {**body, "stream_options": {**options, "include_usage": True}}
+def _status(status: CacheStatus) -> tuple[str, str]:
+    return (CACHE_HEADER, status.value)
+
+
+def _route_header(route: RouteDecision) -> Headers:
+    return [(ROUTE_HEADER, route.name)]
+
+
+def _block(action: BlockAction, route: RouteDecision) -> Reply:
+    body = error_body(action.message, "invalid_request_error", code="blocked_by_route")
+    headers = [("content-type", JSON_TYPE), _status(CacheStatus.BYPASS), *_route_header(route)]
+    return Reply(action.status, headers, orjson.dumps(body))
+
+
+def _rewritten(body: JsonObject, model: str | None, ask_usage: bool) -> JsonObject:
+    changed = dict(body)
+    if model is not None:
+        changed["model"] = model
+    if ask_usage:
+        options = body.get("stream_options") or {}
+        changed["stream_options"] = {**options, "include_usage": True}
+    return changed
 
 
 def _json_object(raw: bytes) -> JsonObject | None:

@@ -6,6 +6,7 @@ Nested sections map to environment variables with `__`: `cache.default_ttl_s` is
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from pydantic_settings import (
 
 ENV_PREFIX = "LLMPROXY_"
 DEFAULT_CONFIG_FILE = Path("config/llmproxy.yaml")
+DEFAULT_ROUTES_FILE = Path("config/routes.yaml")
 
 
 class SettingsError(Exception):
@@ -46,6 +48,9 @@ class UpstreamSettings(Section):
     api_key: SecretStr | None = Field(
         None, description="Key sent upstream. Unset: the caller's own Authorization header is forwarded."
     )
+    api_key_env: str | None = Field(
+        None, description="Name of an environment variable holding the key (read at startup; overrides api_key)."
+    )
     connect_timeout_s: float = Field(5.0, gt=0, description="Seconds to open a connection to the upstream.")
     read_timeout_s: float = Field(
         300.0, gt=0, description="Seconds to wait for the next bytes of a response (long generations stream slowly)."
@@ -66,6 +71,15 @@ class UpstreamSettings(Section):
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError("must be an http(s) URL such as https://api.openai.com/v1")
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _read_api_key_env(self) -> UpstreamSettings:
+        if self.api_key_env is None:
+            return self
+        value = os.environ.get(self.api_key_env)
+        if not value:
+            raise ValueError(f"api_key_env names {self.api_key_env}, which is not set in the environment")
+        return self.model_copy(update={"api_key": SecretStr(value)})
 
 
 class RedisSettings(Section):
@@ -166,6 +180,14 @@ class SemanticSettings(Section):
         return self
 
 
+class RouterSettings(Section):
+    routes_file: Path | None = Field(
+        DEFAULT_ROUTES_FILE,
+        description="YAML file of semantic routes. The default file is optional (no file: every request takes the "
+        "default route); a file named explicitly must exist. null: no router.",
+    )
+
+
 class AdminSettings(Section):
     token: SecretStr | None = Field(None, description="Bearer token for /admin/*. Unset: the admin API is disabled.")
 
@@ -179,13 +201,19 @@ class Settings(BaseSettings):
 
     server: ServerSettings = Field(default_factory=ServerSettings, description="Listener and request limits.")
     upstream: UpstreamSettings = Field(default_factory=UpstreamSettings, description="Where misses are forwarded.")
+    upstreams: dict[str, UpstreamSettings] = Field(
+        default_factory=dict, description="More upstreams, by name, for routes to forward to (router.routes_file)."
+    )
     redis: RedisSettings = Field(default_factory=RedisSettings, description="The cache store.")
     cache: CacheSettings = Field(default_factory=CacheSettings, description="Cache policy.")
     embeddings: EmbeddingSettings = Field(default_factory=EmbeddingSettings, description="The embedding model.")
     semantic: SemanticSettings = Field(default_factory=SemanticSettings, description="The semantic (L2) cache.")
+    router: RouterSettings = Field(default_factory=RouterSettings, description="The semantic router.")
     admin: AdminSettings = Field(default_factory=AdminSettings, description="Admin API.")
 
-    @field_validator("server", "upstream", "redis", "cache", "embeddings", "semantic", "admin", mode="before")
+    @field_validator(
+        "server", "upstream", "upstreams", "redis", "cache", "embeddings", "semantic", "router", "admin", mode="before"
+    )
     @classmethod
     def _empty_section_is_defaults(cls, value: object) -> object:
         # A YAML section whose keys are all commented out parses as null.

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from llmproxy.pipeline import Pipeline
+from llmproxy.routing import Router
 from llmproxy.settings import Settings
 from llmproxy.upstream.client import UpstreamClient
 
@@ -19,3 +20,4 @@ class AppState:
     upstream: UpstreamClient
     pipeline: Pipeline
     clock: Callable[[], float]
+    router: Router | None

@@ -146,3 +146,16 @@ def is_complete_answer(kind: EndpointKind, response: JsonObject) -> bool:
         and bool(choices)
         and all(isinstance(choice, dict) and choice.get("finish_reason") for choice in choices)
     )
+
+
+def fixed_answer(kind: EndpointKind, model: str, content: str, answer_id: str, created: int) -> JsonObject:
+    """A complete OpenAI response carrying a fixed text (a route's `respond` action)."""
+    usage = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+    if kind == "completion":
+        choice: JsonObject = {"index": 0, "text": content, "logprobs": None, "finish_reason": "stop"}
+        return {"id": answer_id, "object": "text_completion", "created": created, "model": model,
+                "choices": [choice], "usage": usage}  # fmt: skip
+    message = {"role": "assistant", "content": content, "refusal": None}
+    choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}
+    return {"id": answer_id, "object": "chat.completion", "created": created, "model": model,
+            "choices": [choice], "usage": usage}  # fmt: skip

@@ -72,6 +72,7 @@ def proxy_settings(redis_url: str, upstream_api_url: str, **sections: dict[str, 
         "server": {"max_body_bytes": TEST_MAX_BODY_BYTES},
         "upstream": {"base_url": upstream_api_url},
         "redis": {"url": redis_url, "key_prefix": TEST_KEY_PREFIX},
+        "router": {"routes_file": None},  # router tests start proxies with their own routes
     }
     for name, values in sections.items():
         base[name] = {**base.get(name, {}), **values}

@@ -1,0 +1,53 @@
+"""/admin/*: operator endpoints behind a bearer token. No token configured means the admin API is off."""
+
+from __future__ import annotations
+
+import hmac
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from llmproxy.api.context import app_state
+from llmproxy.errors import AuthenticationError, InvalidRequestError, NotFoundError, PermissionDeniedError
+from llmproxy.lifespan import upstream_names
+from llmproxy.routing import RoutesError
+from llmproxy.scope import bearer_token
+from llmproxy.settings import AdminSettings
+
+
+def require_admin(request: Request, admin: AdminSettings) -> None:
+    """Let the request through only with the configured admin token.
+
+    Raises:
+        PermissionDeniedError: no admin token is configured (the admin API is disabled, never open).
+        AuthenticationError: the bearer token is missing or wrong.
+    """
+    if admin.token is None:
+        raise PermissionDeniedError("The admin API is disabled: set LLMPROXY_ADMIN__TOKEN to enable it.")
+    given = bearer_token(request.headers.get("authorization")) or ""
+    # Constant-time: the comparison must not reveal how much of a guess was right.
+    if not hmac.compare_digest(given.encode(), admin.token.get_secret_value().encode()):
+        raise AuthenticationError("A valid admin bearer token is required.")
+
+
+async def reload_routes(request: Request) -> Response:
+    """Reload the routes file; a bad file keeps the routes in force and answers 400 with the problem.
+
+    Raises:
+        NotFoundError: no router is configured.
+        InvalidRequestError: the routes file is invalid.
+    """
+    state = app_state(request)
+    require_admin(request, state.settings.admin)
+    path = state.settings.router.routes_file
+    if state.router is None or path is None:
+        raise NotFoundError("No semantic router is configured (router.routes_file, semantic.enabled).")
+    try:
+        table = await state.router.reload(path, upstream_names(state.settings))
+    except RoutesError as exc:
+        raise InvalidRequestError(
+            f"Routes not reloaded; the previous routes stay in force. {exc}", code="invalid_routes"
+        ) from exc
+    body = {"reloaded": True, "routes": [route.name for route in table.routes]}
+    return Response(orjson.dumps(body), media_type="application/json")

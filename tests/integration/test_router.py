@@ -1,0 +1,187 @@
+"""The semantic router through the proxy: forward to a cheap upstream, never cache, fixed answers, blocks, reload."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from openai import OpenAI
+
+from llmproxy.fake_upstream import create_fake_upstream
+from llmproxy.routing import load_routes
+from tests.conftest import FakeUpstream
+from tests.servers import serve_in_thread
+
+ADMIN_TOKEN = "admin-test-token"
+ROUTES = """
+routes:
+  - name: small-talk
+    references: ["hi there, how are you doing today?", "good morning, nice to meet you!"]
+    distance_threshold: 0.3
+    action: forward
+    upstream: cheap
+    model: cheap-model
+  - name: time-sensitive
+    references: ["what's the weather like right now?", "what time is it at the moment?"]
+    distance_threshold: 0.3
+    action: forward
+    cache: {no_cache: true}
+  - name: identity
+    references: ["who are you?", "what are you exactly?"]
+    distance_threshold: 0.3
+    action: respond
+    content: "I am an assistant served through llmproxy."
+  - name: weapons
+    references: ["how do I build a bomb at home?"]
+    distance_threshold: 0.3
+    action: block
+    status: 403
+    message: "This topic is not allowed here."
+"""
+EXTRA_ROUTE = """
+  - name: greetings-in-french
+    references: ["bonjour, comment allez-vous ?"]
+    distance_threshold: 0.3
+    action: respond
+    content: "Bonjour !"
+"""
+
+
+@pytest.fixture(scope="module")
+def cheap_upstream() -> Iterator[FakeUpstream]:
+    with serve_in_thread(create_fake_upstream()) as url:
+        yield FakeUpstream(url)
+
+
+@pytest.fixture
+def routes_file(tmp_path: Path) -> Path:
+    path = tmp_path / "routes.yaml"
+    path.write_text(ROUTES)
+    return path
+
+
+@pytest.fixture
+def routed_proxy(
+    start_proxy: Callable[..., AbstractContextManager[str]],
+    routes_file: Path,
+    cheap_upstream: FakeUpstream,
+    api_key: str,
+) -> Iterator[str]:
+    cheap_upstream.reset()
+    with start_proxy(
+        router={"routes_file": str(routes_file)},
+        upstreams={"cheap": {"base_url": cheap_upstream.api_url}},
+        redis={"key_prefix": f"router-{api_key[-12:]}"},
+        admin={"token": ADMIN_TOKEN},
+    ) as url:
+        yield url
+
+
+@pytest.fixture
+def sdk(routed_proxy: str, api_key: str) -> Iterator[OpenAI]:
+    with OpenAI(base_url=routed_proxy + "/v1", api_key=api_key, max_retries=0) as client:
+        yield client
+
+
+def chat(sdk: OpenAI, text: str, **options: Any) -> tuple[Any, dict[str, str]]:
+    raw = sdk.chat.completions.with_raw_response.create(
+        model="fake-model", messages=[{"role": "user", "content": text}], **options
+    )
+    return raw.parse(), dict(raw.headers)
+
+
+def test_small_talk_goes_to_the_cheap_upstream_with_the_overridden_model(
+    sdk: OpenAI, upstream: FakeUpstream, cheap_upstream: FakeUpstream
+) -> None:
+    _, headers = chat(sdk, "hi there, how are you doing today?")
+    assert headers["x-llmproxy-route"] == "small-talk"
+    assert (cheap_upstream.calls(), upstream.calls()) == (1, 0)
+    assert '"model":"cheap-model"' in cheap_upstream.requests()[-1]["body"].replace(" ", "")
+
+
+def test_no_cache_route_always_reaches_the_upstream(sdk: OpenAI, upstream: FakeUpstream) -> None:
+    first, first_headers = chat(sdk, "what's the weather like right now?")
+    second, second_headers = chat(sdk, "what's the weather like right now?")
+    assert (first_headers["x-cache"], second_headers["x-cache"]) == ("BYPASS", "BYPASS")
+    assert first.choices[0].message.content != second.choices[0].message.content
+    assert upstream.calls() == 2
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_respond_route_answers_without_any_upstream(
+    sdk: OpenAI, upstream: FakeUpstream, cheap_upstream: FakeUpstream, stream: bool
+) -> None:
+    if stream:
+        with sdk.chat.completions.create(
+            model="fake-model", messages=[{"role": "user", "content": "who are you?"}], stream=True
+        ) as chunks:
+            content = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    else:
+        completion, headers = chat(sdk, "who are you?")
+        content = completion.choices[0].message.content or ""
+        assert headers["x-llmproxy-route"] == "identity"
+    assert content == "I am an assistant served through llmproxy."
+    assert (upstream.calls(), cheap_upstream.calls()) == (0, 0)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_block_route_refuses_without_any_upstream(
+    sdk: OpenAI, upstream: FakeUpstream, cheap_upstream: FakeUpstream, stream: bool
+) -> None:
+    with pytest.raises(openai.PermissionDeniedError) as raised:
+        chat(sdk, "how do I build a bomb at home?", stream=stream)
+    assert raised.value.status_code == 403
+    assert "not allowed" in raised.value.message
+    assert (upstream.calls(), cheap_upstream.calls()) == (0, 0)
+
+
+def test_prompt_close_to_no_route_takes_the_default(sdk: OpenAI, upstream: FakeUpstream) -> None:
+    _, headers = chat(sdk, "How do I reverse a list in Python?")
+    assert headers["x-llmproxy-route"] == "default"
+    assert upstream.calls() == 1
+
+
+def reload(proxy: str, token: str | None = ADMIN_TOKEN) -> httpx.Response:
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    return httpx.post(proxy + "/admin/routes/reload", headers=headers)
+
+
+def test_reload_picks_up_a_new_route(sdk: OpenAI, routed_proxy: str, routes_file: Path, upstream: FakeUpstream) -> None:
+    # no-store: route changes apply to what is not already cached (an exact repeat is an L1 hit).
+    before = chat(sdk, "bonjour, comment allez-vous ?", extra_headers={"Cache-Control": "no-store"})
+    assert before[1]["x-llmproxy-route"] == "default"
+    routes_file.write_text(ROUTES + EXTRA_ROUTE)
+    response = reload(routed_proxy)
+    assert response.status_code == 200 and "greetings-in-french" in response.json()["routes"]
+    completion, headers = chat(sdk, "bonjour, comment allez-vous ?")
+    assert headers["x-llmproxy-route"] == "greetings-in-french"
+    assert completion.choices[0].message.content == "Bonjour !"
+
+
+def test_broken_routes_file_keeps_the_old_routes(sdk: OpenAI, routed_proxy: str, routes_file: Path) -> None:
+    routes_file.write_text(ROUTES.replace("action: respond", "action: teleport"))
+    response = reload(routed_proxy)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_routes"
+    assert chat(sdk, "who are you?")[1]["x-llmproxy-route"] == "identity"
+
+
+def test_reload_needs_the_admin_token(routed_proxy: str) -> None:
+    assert reload(routed_proxy, token=None).status_code == 401
+    assert reload(routed_proxy, token="wrong").status_code == 401
+
+
+def test_admin_api_is_disabled_without_a_configured_token(proxy_url: str) -> None:
+    response = reload(proxy_url, token="anything")
+    assert response.status_code == 403
+    assert "disabled" in response.json()["error"]["message"]
+
+
+def test_shipped_routes_load_with_the_default_settings() -> None:
+    table = load_routes(Path(__file__).parents[2] / "config" / "routes.yaml", frozenset())
+    assert {route.name for route in table.routes} >= {"small-talk", "time-sensitive", "identity", "weapons"}

@@ -1,0 +1,294 @@
+"""The semantic router against a real Redis Stack and the real embedding model: routes file, decisions, reloads."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+from redis.asyncio import Redis
+
+from llmproxy.embedded_redis import EmbeddedRedis, EmbeddedRedisConfig
+from llmproxy.embeddings import Embedder, ModelLoader
+from llmproxy.routing import (
+    DEFAULT_ROUTE,
+    BlockAction,
+    CachePolicy,
+    ForwardAction,
+    RespondAction,
+    Router,
+    RoutesError,
+    load_routes,
+)
+from llmproxy.settings import EmbeddingSettings
+
+pytestmark = pytest.mark.anyio
+
+SHIPPED_ROUTES = Path(__file__).resolve().parents[2] / "config" / "routes.yaml"
+UPSTREAMS = frozenset({"cheap"})
+ORDINARY_QUESTIONS = ["How do I reverse a list in Python?", "What is the capital of France?", "Explain photosynthesis"]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="module")
+def embedder(model_loader: ModelLoader) -> Embedder:
+    return Embedder(model_loader(EmbeddingSettings()), max_batch=32, max_wait_ms=0)
+
+
+@pytest.fixture
+def key_prefix(request: pytest.FixtureRequest) -> str:
+    """A key prefix of this test's own, so tests share one Redis without FLUSHALL."""
+    digest = hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:8]
+    return f"t-{re.sub(r'[^A-Za-z0-9]+', '-', request.node.name)[:40]}-{digest}"
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url, socket_timeout=5)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def router(redis: Redis, key_prefix: str, embedder: Embedder) -> AsyncIterator[Router]:
+    routing = Router(redis, key_prefix, embedder.dimension, embedder.encode)
+    yield routing
+    await routing.close()
+
+
+def vector(embedder: Embedder, text: str) -> NDArray[np.float32]:
+    encoded = embedder.encode([text])[0]
+    assert encoded is not None
+    return encoded
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "routes.yaml"
+    path.write_text(text)
+    return path
+
+
+async def route_indexes(redis: Redis, key_prefix: str) -> list[str]:
+    names = await redis.execute_command("FT._LIST")
+    decoded = [name.decode() if isinstance(name, bytes) else str(name) for name in names]
+    return sorted(name for name in decoded if name.startswith(f"{key_prefix}:routes:"))
+
+
+GREETING_ROUTE = """
+routes:
+  - name: greeting
+    references: ["hi there", "hello", "good morning"]
+    distance_threshold: 0.4
+    action: respond
+    content: "Hello!"
+"""
+
+WEATHER_ROUTE = """
+routes:
+  - name: weather
+    references: ["what's the weather right now", "is it raining outside now"]
+    distance_threshold: 0.4
+    action: forward
+    cache: {no_cache: true}
+"""
+
+
+def test_shipped_routes_file_loads() -> None:
+    table = load_routes(SHIPPED_ROUTES, UPSTREAMS)
+    routes = {route.name: route for route in table.routes}
+    assert list(routes) == ["small-talk", "time-sensitive", "identity", "weapons"]
+    assert routes["small-talk"].action == ForwardAction(upstream=None, model="gpt-4o-mini")
+    assert routes["small-talk"].cache == CachePolicy(ttl_s=3600)
+    assert routes["time-sensitive"].cache == CachePolicy(no_cache=True)
+    assert isinstance(routes["identity"].action, RespondAction)
+    assert routes["weapons"].action == BlockAction(status=403, message="This topic is not allowed here.")
+
+
+def test_empty_routes_list_is_valid(tmp_path: Path) -> None:
+    assert load_routes(write(tmp_path, "routes: []\n"), UPSTREAMS).routes == ()
+
+
+def test_block_route_defaults_to_403_with_a_generic_message(tmp_path: Path) -> None:
+    text = "routes:\n  - {name: b, references: [x], distance_threshold: 0.2, action: block}\n"
+    (route,) = load_routes(write(tmp_path, text), UPSTREAMS).routes
+    assert isinstance(route.action, BlockAction)
+    assert route.action.status == 403 and route.action.message
+
+
+OK = "references: [hello], distance_threshold: 0.3"
+
+
+@pytest.mark.parametrize(
+    ("routes", "expected"),
+    [
+        (
+            [
+                f"{{name: a, {OK}, action: forward}}",
+                f"{{name: b, {OK}, action: forward}}",
+                f"{{name: small-talk, {OK}, action: forward, upstream: cheapo}}",
+            ],
+            r"routes\[2\] \(small-talk\)\.upstream: unknown upstream 'cheapo' \(declared: cheap\)",
+        ),
+        ([f"{{name: fw, {OK}, action: forward, content: hi}}"], r"routes\[0\] \(fw\)\.content: Extra inputs"),
+        ([f"{{name: canned, {OK}, action: respond}}"], r"routes\[0\] \(canned\)\.content: Field required"),
+        (
+            ["{name: wide, references: [hi], distance_threshold: 1.5, action: forward}"],
+            r"routes\[0\] \(wide\)\.distance_threshold",
+        ),
+        (
+            ["{name: zero, references: [hi], distance_threshold: 0, action: forward}"],
+            r"routes\[0\] \(zero\)\.distance_threshold",
+        ),
+        (
+            [f"{{name: twin, {OK}, action: forward}}", f"{{name: twin, {OK}, action: block}}"],
+            r"routes\[1\] \(twin\)\.name: duplicate",
+        ),
+        (
+            [f"{{name: both, {OK}, action: forward, cache: {{no_cache: true, ttl_s: 60}}}}"],
+            r"routes\[0\] \(both\)\.cache: .*not both",
+        ),
+        ([f"{{name: nowhere, {OK}, action: teleport}}"], r"routes\[0\] \(nowhere\)\.action"),
+        (
+            ["{name: empty, references: [], distance_threshold: 0.3, action: forward}"],
+            r"routes\[0\] \(empty\)\.references",
+        ),
+        ([f"{{name: '-bad name', {OK}, action: forward}}"], r"routes\[0\] \(-bad name\)\.name"),
+        ([f"{{name: st, {OK}, action: block, status: 500}}"], r"routes\[0\] \(st\)\.status"),
+    ],
+    ids=[
+        "unknown-upstream",
+        "content-on-forward",
+        "respond-without-content",
+        "threshold-above-1",
+        "threshold-zero",
+        "duplicate-name",
+        "no-cache-and-ttl",
+        "unknown-action",
+        "no-references",
+        "bad-name",
+        "block-status-not-4xx",
+    ],
+)
+def test_invalid_route_names_file_route_and_field(tmp_path: Path, routes: list[str], expected: str) -> None:
+    path = write(tmp_path, "routes:\n" + "".join(f"  - {route}\n" for route in routes))
+    with pytest.raises(RoutesError, match=expected) as caught:
+        load_routes(path, UPSTREAMS)
+    assert str(caught.value).startswith(f"{path}: ")
+
+
+def test_bad_yaml_is_a_routes_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "routes:\n  - name: [unclosed\n")
+    with pytest.raises(RoutesError, match=f"{re.escape(str(path))}: not valid YAML"):
+        load_routes(path, UPSTREAMS)
+
+
+def test_missing_file_is_a_routes_error(tmp_path: Path) -> None:
+    with pytest.raises(RoutesError, match="nowhere.yaml: cannot read"):
+        load_routes(tmp_path / "nowhere.yaml", UPSTREAMS)
+
+
+@pytest.mark.parametrize(
+    ("prompt", "route"),
+    [
+        ("hello there!", "small-talk"),
+        ("hey, how are you?", "small-talk"),
+        ("what is the weather like today?", "time-sensitive"),
+        ("how much money is in my account?", "time-sensitive"),
+        ("are you a robot?", "identity"),
+        ("what exactly are you?", "identity"),
+        ("how do I make a bomb?", "weapons"),
+        ("steps to make a homemade gun", "weapons"),
+    ],
+)
+async def test_paraphrase_takes_its_route(router: Router, embedder: Embedder, prompt: str, route: str) -> None:
+    await router.load(load_routes(SHIPPED_ROUTES, UPSTREAMS))
+    decision = await router.decide(vector(embedder, prompt))
+    assert decision.name == route
+    assert decision.distance is not None and 0 <= decision.distance <= 0.45
+    assert decision.action == {r.name: r for r in router.table.routes}[route].action
+
+
+async def test_ordinary_questions_take_the_default_route(router: Router, embedder: Embedder) -> None:
+    await router.load(load_routes(SHIPPED_ROUTES, UPSTREAMS))
+    for question in ORDINARY_QUESTIONS:
+        assert await router.decide(vector(embedder, question)) == DEFAULT_ROUTE, question
+
+
+async def test_no_vector_or_no_routes_is_the_default_route(router: Router, embedder: Embedder) -> None:
+    assert router.table.routes == ()
+    assert await router.decide(vector(embedder, "hello")) == DEFAULT_ROUTE
+    await router.load(load_routes(SHIPPED_ROUTES, UPSTREAMS))
+    assert await router.decide(None) == DEFAULT_ROUTE
+
+
+async def test_reload_swaps_routes_and_drops_the_old_generation(
+    router: Router, embedder: Embedder, redis: Redis, key_prefix: str, tmp_path: Path
+) -> None:
+    await router.reload(write(tmp_path, GREETING_ROUTE), UPSTREAMS)
+    (first,) = await route_indexes(redis, key_prefix)
+    assert (await router.decide(vector(embedder, "hello there!"))).name == "greeting"
+
+    table = await router.reload(write(tmp_path, WEATHER_ROUTE), UPSTREAMS)
+    (second,) = await route_indexes(redis, key_prefix)
+    assert second != first
+    assert router.table == table
+    assert await router.decide(vector(embedder, "hello there!")) == DEFAULT_ROUTE
+    decision = await router.decide(vector(embedder, "is it going to rain right now?"))
+    assert (decision.name, decision.cache) == ("weather", CachePolicy(no_cache=True))
+    assert await redis.keys(f"{first}:*") == []
+
+    await router.close()
+    assert await route_indexes(redis, key_prefix) == []
+
+
+async def test_failed_reload_keeps_the_old_routes(
+    router: Router, embedder: Embedder, redis: Redis, key_prefix: str, tmp_path: Path
+) -> None:
+    old = await router.reload(write(tmp_path, GREETING_ROUTE), UPSTREAMS)
+    indexes = await route_indexes(redis, key_prefix)
+    with pytest.raises(RoutesError, match="upstream"):
+        await router.reload(
+            write(tmp_path, WEATHER_ROUTE.replace("action: forward", "action: forward\n    upstream: x")), UPSTREAMS
+        )
+    too_long = GREETING_ROUTE.replace('"good morning"', '"' + "word " * 1000 + '"')
+    with pytest.raises(RoutesError, match=r"routes\[0\] \(greeting\)\.references\[2\]: longer than"):
+        await router.reload(write(tmp_path, too_long), UPSTREAMS)
+    assert router.table == old
+    assert await route_indexes(redis, key_prefix) == indexes
+    assert (await router.decide(vector(embedder, "hello there!"))).name == "greeting"
+
+
+async def test_redis_failure_on_load_is_a_routes_error(key_prefix: str, embedder: Embedder) -> None:
+    client = Redis(host="127.0.0.1", port=free_port(), socket_timeout=1, socket_connect_timeout=1)
+    router = Router(client, key_prefix, embedder.dimension, embedder.encode)
+    with pytest.raises(RoutesError, match="could not store routes"):
+        await router.load(load_routes(SHIPPED_ROUTES, UPSTREAMS))
+    assert router.table.routes == ()
+    await client.aclose()
+
+
+async def test_redis_down_means_the_default_route(key_prefix: str, embedder: Embedder, tmp_path: Path) -> None:
+    # A Redis of this test's own, stopped for real once the routes are in force.
+    with EmbeddedRedis(EmbeddedRedisConfig(data_dir=tmp_path / "redis", persist=False)) as server:
+        client = Redis.from_url(server.url, socket_timeout=1, socket_connect_timeout=1)
+        router = Router(client, key_prefix, embedder.dimension, embedder.encode)
+        await router.reload(write(tmp_path, GREETING_ROUTE), UPSTREAMS)
+        assert (await router.decide(vector(embedder, "hello there!"))).name == "greeting"
+    assert await router.decide(vector(embedder, "hello there!")) == DEFAULT_ROUTE
+    await router.close()  # cannot drop its index now, and must not raise
+    await client.aclose()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
