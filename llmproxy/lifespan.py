@@ -73,7 +73,11 @@ def lifespan_for(
                 )
                 if router is not None:
                     resources.push_async_callback(router.close)
-                    reload_on_sighup(lambda: background.start_soon(reload_routes, router, settings))
+                    reload_requests: asyncio.Queue[None] = asyncio.Queue(maxsize=1)
+                    background.start_soon(serve_reload_requests, reload_requests, router, settings)
+                    reload_on_sighup(reload_requests)
+            elif settings.router.routes_file is not None and settings.router.routes_file.is_file():
+                logger.warning("semantic.enabled is false: the routes in %s are not used", settings.router.routes_file)
             # 4. The request pipeline over all of it.
             write_back = WriteBack(redis, exact, index, time.time)
             pipeline = Pipeline(
@@ -130,7 +134,20 @@ def upstream_names(settings: Settings) -> frozenset[str]:
     return frozenset(settings.upstreams)
 
 
-def reload_on_sighup(reload: Callable[[], object]) -> None:
-    """`kill -HUP` reloads the routes, where signals can be handled (the main thread)."""
+def reload_on_sighup(requests: asyncio.Queue[None]) -> None:
+    """`kill -HUP` asks for a routes reload, where signals can be handled (the main thread)."""
+
+    def request_reload() -> None:
+        # A signal callback runs outside any task: it only files the request; several HUPs make one reload.
+        if not requests.full():
+            requests.put_nowait(None)
+
     if threading.current_thread() is threading.main_thread():
-        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload)
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, request_reload)
+
+
+async def serve_reload_requests(requests: asyncio.Queue[None], router: Router, settings: Settings) -> None:
+    """Reload the routes each time one is asked for (the lifespan owns and cancels this task)."""
+    while True:
+        await requests.get()
+        await reload_routes(router, settings)

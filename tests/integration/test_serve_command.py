@@ -106,3 +106,20 @@ def test_cli_help_lists_the_commands(flag: str) -> None:
     result = subprocess.run([sys.executable, "-m", "llmproxy", flag], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0
     assert "serve" in result.stdout and "fake-upstream" in result.stdout
+
+
+def test_sighup_reloads_the_routes(tmp_path: Path, upstream: FakeUpstream) -> None:
+    routes = tmp_path / "config" / "routes.yaml"
+    routes.parent.mkdir()
+    routes.write_text("routes: []\n")
+    with serve(tmp_path, upstream) as (_, log):
+        routes.write_text(
+            "routes:\n  - name: hello\n    references: [hello]\n    distance_threshold: 0.3\n"
+            "    action: respond\n    content: hi\n"
+        )
+        process_id = int(re.search(r"Started server process \[(\d+)\]", log.read_text()).group(1))  # type: ignore[union-attr]
+        os.kill(process_id, signal.SIGHUP)
+        deadline = time.monotonic() + 20
+        while "routes reloaded: hello" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "routes reloaded: hello" in log.read_text()
