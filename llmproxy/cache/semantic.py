@@ -8,7 +8,6 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -23,6 +22,7 @@ from redisvl.query.filter import FilterExpression, Tag
 from redisvl.schema import IndexSchema
 
 from llmproxy.cache.errors import CacheUnavailableError
+from llmproxy.search_results import as_text, result_rows
 from llmproxy.settings import HnswSettings
 
 __all__ = ["Neighbour", "Partition", "SemanticIndex", "SemanticIndexError", "SemanticRecord"]
@@ -151,7 +151,7 @@ class SemanticIndex:
             # A Redis that restarted empty (or was flushed) lost the index: make it again next time.
             self._ready = not _index_missing(exc)
             raise _unavailable(exc) from exc
-        return [hit for hit in map(_neighbour, _result_rows(raw)) if hit is not None]
+        return [hit for hit in map(_neighbour, result_rows(raw)) if hit is not None]
 
     async def _recreate(self) -> None:
         """Create the index again after Redis lost it; documents still in Redis are indexed again by FT.CREATE.
@@ -290,31 +290,13 @@ def _describe(schema: IndexSchema) -> dict[str, str]:
     return items
 
 
-def _result_rows(raw: object) -> list[dict[str, object]]:
-    """The fields of each hit, from either redis-py result shape (RESP2-style `Result` or native RESP3 dict)."""
-    if isinstance(raw, dict):
-        rows = [_value(row, "extra_attributes") or {} for row in _value(raw, "results") or []]
-    else:
-        rows = [doc.__dict__ for doc in getattr(raw, "docs", [])]
-    return [{_text(name): value for name, value in row.items()} for row in rows]
-
-
-def _value(container: dict[Any, Any], key: str) -> Any:
-    """container[key] (or None) whether its keys came back as str or bytes."""
-    return container.get(key, container.get(key.encode()))
-
-
 def _neighbour(fields: dict[str, object]) -> Neighbour | None:
     """The hit, or None when its fields are gone: a document that expired while the query ran comes back bare."""
     values = [fields.get(name) for name in (*_RETURN_FIELDS, _DISTANCE_FIELD)]
     if any(value is None for value in values):
         return None
-    prompt, entry_key, distance = map(_text, values)
+    prompt, entry_key, distance = map(as_text, values)
     return Neighbour(prompt=prompt, entry_key=entry_key, distance=float(distance))
-
-
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _already_exists(exc: RedisVLError) -> bool:

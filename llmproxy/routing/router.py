@@ -11,7 +11,6 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import anyio
 import numpy as np
@@ -25,6 +24,7 @@ from redisvl.query import VectorQuery
 from redisvl.schema import IndexSchema
 
 from llmproxy.routing.table import DEFAULT_ROUTE, Route, RouteDecision, RoutesError, RouteTable, load_routes
+from llmproxy.search_results import as_text, result_rows
 
 __all__ = ["Router"]
 
@@ -178,7 +178,7 @@ async def _nearest(generation: _Generation, vector: Vector) -> list[tuple[str, f
         num_results=min(_MAX_K, generation.references),
     )
     raw = await generation.index.search(query.query, query_params=query.params)
-    return [_hit(row) for row in _result_rows(raw) if _ROUTE_FIELD in row and _DISTANCE_FIELD in row]
+    return [_hit(row) for row in result_rows(raw) if _ROUTE_FIELD in row and _DISTANCE_FIELD in row]
 
 
 def _best_match(table: RouteTable, hits: list[tuple[str, float]]) -> RouteDecision:
@@ -208,25 +208,8 @@ def _vector_bytes(vector: Vector) -> bytes:
     return np.ascontiguousarray(vector, dtype=np.float32).tobytes()
 
 
-def _result_rows(raw: object) -> list[dict[str, object]]:
-    """The fields of each hit, from either redis-py result shape (RESP2-style `Result` or native RESP3 dict)."""
-    if isinstance(raw, dict):
-        rows = [_value(row, "extra_attributes") or {} for row in _value(raw, "results") or []]
-    else:
-        rows = [doc.__dict__ for doc in getattr(raw, "docs", [])]
-    return [{_text(name): value for name, value in row.items()} for row in rows]
-
-
-def _value(container: dict[Any, Any], key: str) -> Any:
-    return container.get(key, container.get(key.encode()))
-
-
 def _hit(row: dict[str, object]) -> tuple[str, float]:
-    return _text(row[_ROUTE_FIELD]), float(_text(row[_DISTANCE_FIELD]))
-
-
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+    return as_text(row[_ROUTE_FIELD]), float(as_text(row[_DISTANCE_FIELD]))
 
 
 def _cause(exc: Exception) -> str:
