@@ -120,6 +120,7 @@ class Pipeline:
         route = (
             await self._router.decide(prepared.record.vector if prepared else None) if self._router else DEFAULT_ROUTE
         )
+        logger.debug("route %s (distance %s) for a %s request", route.name, route.distance, parsed.kind)
         if isinstance(route.action, RespondAction):
             return self._respond(parsed, route.action, route)
         if isinstance(route.action, BlockAction):
