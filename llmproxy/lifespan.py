@@ -9,8 +9,10 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 
 import anyio
+from anyio.abc import TaskGroup
 from starlette.applications import Starlette
 
 from llmproxy.cache.exact import ExactCache
@@ -19,7 +21,7 @@ from llmproxy.cache.writeback import WriteBack
 from llmproxy.embeddings import Embedder, ModelLoader
 from llmproxy.paraphrase import ParaphraseFinder
 from llmproxy.pipeline import Pipeline
-from llmproxy.redis_client import create_redis, is_reachable
+from llmproxy.redis_client import RedisClient, create_redis, is_reachable
 from llmproxy.routing import Router, RoutesError, load_routes
 from llmproxy.settings import DEFAULT_ROUTES_FILE, Settings
 from llmproxy.state import AppState
@@ -57,36 +59,64 @@ def lifespan_for(
                 resources.push_async_callback(client.aclose)
             # 3. The semantic layer: model, batcher task, vector index, router (skipped when disabled).
             exact = ExactCache(redis, settings.redis.key_prefix)
-            finder, index, router = None, None, None
-            if settings.semantic.enabled:
-                embedder = Embedder(
-                    await anyio.to_thread.run_sync(model_loader, settings.embeddings),
-                    settings.embeddings.max_batch,
-                    settings.embeddings.max_wait_ms,
-                )
-                background.start_soon(embedder.run_batcher)
-                index = SemanticIndex(redis, settings.redis.key_prefix, embedder.dimension, settings.semantic.hnsw)
-                await ensure_index(index)
-                finder = ParaphraseFinder(embedder, index, exact, settings.semantic)
-                router = await open_router(
-                    Router(redis, settings.redis.key_prefix, embedder.dimension, embedder.encode), settings
-                )
-                if router is not None:
-                    resources.push_async_callback(router.close)
-                    reload_requests: asyncio.Queue[None] = asyncio.Queue(maxsize=1)
-                    background.start_soon(serve_reload_requests, reload_requests, router, settings)
-                    reload_on_sighup(reload_requests)
-            elif settings.router.routes_file is not None and settings.router.routes_file.is_file():
-                logger.warning("semantic.enabled is false: the routes in %s are not used", settings.router.routes_file)
+            semantic = await open_semantic_layer(settings, redis, exact, model_loader, background, resources)
             # 4. The request pipeline over all of it.
-            write_back = WriteBack(redis, exact, index, time.time)
+            write_back = WriteBack(redis, exact, semantic.index, time.time)
             pipeline = Pipeline(
-                exact, write_back, upstreams, finder, router, time.time, settings.upstream.request_stream_usage
+                exact,
+                write_back,
+                upstreams,
+                semantic.finder,
+                semantic.router,
+                time.time,
+                settings.upstream.request_stream_usage,
             )
-            yield {STATE_KEY: AppState(settings, redis, upstreams[None], pipeline, time.time, router)}
+            yield {STATE_KEY: AppState(settings, redis, upstreams[None], pipeline, time.time, semantic.router)}
             background.cancel_scope.cancel()
 
     return lifespan
+
+
+@dataclass(frozen=True, slots=True)
+class SemanticLayer:
+    """The parts that need the embedding model; all None when the semantic layer is off."""
+
+    finder: ParaphraseFinder | None = None
+    index: SemanticIndex | None = None
+    router: Router | None = None
+
+
+async def open_semantic_layer(
+    settings: Settings,
+    redis: RedisClient,
+    exact: ExactCache,
+    model_loader: ModelLoader,
+    background: TaskGroup,
+    resources: AsyncExitStack,
+) -> SemanticLayer:
+    """Load the model, start its batcher, open the L2 index and the router; their cleanup joins `resources`.
+
+    Raises:
+        SemanticIndexError: an existing L2 index does not match.
+        RoutesError: the routes file is invalid.
+    """
+    if not settings.semantic.enabled:
+        if settings.router.routes_file is not None and settings.router.routes_file.is_file():
+            logger.warning("semantic.enabled is false: the routes in %s are not used", settings.router.routes_file)
+        return SemanticLayer()
+    model = await anyio.to_thread.run_sync(model_loader, settings.embeddings)
+    embedder = Embedder(model, settings.embeddings.max_batch, settings.embeddings.max_wait_ms)
+    background.start_soon(embedder.run_batcher)
+    index = SemanticIndex(redis, settings.redis.key_prefix, embedder.dimension, settings.semantic.hnsw)
+    await ensure_index(index)
+    finder = ParaphraseFinder(embedder, index, exact, settings.semantic)
+    router = await open_router(Router(redis, settings.redis.key_prefix, embedder.dimension, embedder.encode), settings)
+    if router is not None:
+        resources.push_async_callback(router.close)
+        reload_requests: asyncio.Queue[None] = asyncio.Queue(maxsize=1)
+        background.start_soon(serve_reload_requests, reload_requests, router, settings)
+        reload_on_sighup(reload_requests)
+    return SemanticLayer(finder, index, router)
 
 
 async def ensure_index(index: SemanticIndex) -> None:

@@ -7,6 +7,8 @@ from redis.exceptions import RedisError
 
 from llmproxy.settings import RedisSettings
 
+RedisClient = Redis  # the client type, named here so modules above the cache need not import redis
+
 
 def create_redis(settings: RedisSettings, url: str) -> Redis:
     """A pooled client whose every command is bounded by the request-path timeout."""

@@ -6,8 +6,10 @@ without ever seeing each other's entries, and without FLUSHALL.
 
 from __future__ import annotations
 
+import hashlib
+import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
@@ -15,6 +17,7 @@ import httpx
 import pytest
 import redis
 from openai import AsyncOpenAI, OpenAI
+from redis.asyncio import Redis as AsyncRedis
 
 from llmproxy.app import create_app
 from llmproxy.embedded_redis import EmbeddedRedis, EmbeddedRedisConfig
@@ -129,6 +132,21 @@ def client(proxy_url: str, api_key: str) -> Iterator[OpenAI]:
 @pytest.fixture
 def async_client(proxy_url: str, api_key: str) -> AsyncOpenAI:
     return AsyncOpenAI(base_url=proxy_url + "/v1", api_key=api_key, max_retries=0, timeout=30)
+
+
+@pytest.fixture
+def key_prefix(request: pytest.FixtureRequest) -> str:
+    """A key prefix of this test's own, so tests share one Redis without FLUSHALL."""
+    digest = hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:8]
+    return f"t-{re.sub(r'[^A-Za-z0-9]+', '-', request.node.name)[:40]}-{digest}"
+
+
+@pytest.fixture(name="redis")
+async def async_redis(redis_url: str) -> AsyncIterator[AsyncRedis]:
+    """An asyncio client for tests of the async cache modules (anyio-marked tests)."""
+    client = AsyncRedis.from_url(redis_url, socket_timeout=5)
+    yield client
+    await client.aclose()
 
 
 @pytest.fixture

@@ -9,20 +9,6 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
-__all__ = [
-    "DEFAULT_ROUTE",
-    "Action",
-    "BlockAction",
-    "CachePolicy",
-    "ForwardAction",
-    "RespondAction",
-    "Route",
-    "RouteDecision",
-    "RouteTable",
-    "RoutesError",
-    "load_routes",
-]
-
 DEFAULT_BLOCK_MESSAGE = "This request is not allowed by this proxy's policy."
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 import socket
 from collections.abc import AsyncIterator
@@ -42,20 +41,6 @@ def anyio_backend() -> str:
 @pytest.fixture(scope="module")
 def embedder(model_loader: ModelLoader) -> Embedder:
     return Embedder(model_loader(EmbeddingSettings()), max_batch=32, max_wait_ms=0)
-
-
-@pytest.fixture
-def key_prefix(request: pytest.FixtureRequest) -> str:
-    """A key prefix of this test's own, so tests share one Redis without FLUSHALL."""
-    digest = hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:8]
-    return f"t-{re.sub(r'[^A-Za-z0-9]+', '-', request.node.name)[:40]}-{digest}"
-
-
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url, socket_timeout=5)
-    yield client
-    await client.aclose()
 
 
 @pytest.fixture

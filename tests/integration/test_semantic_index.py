@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import re
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -33,20 +31,6 @@ TTL_S = 600
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture
-def key_prefix(request: pytest.FixtureRequest) -> str:
-    """A key prefix of this test's own, so tests share one Redis without FLUSHALL."""
-    digest = hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:8]
-    return f"t-{re.sub(r'[^A-Za-z0-9]+', '-', request.node.name)[:40]}-{digest}"
-
-
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url, socket_timeout=5)
-    yield client
-    await client.aclose()
 
 
 @pytest.fixture
