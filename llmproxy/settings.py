@@ -192,6 +192,49 @@ class AdminSettings(Section):
     token: SecretStr | None = Field(None, description="Bearer token for /admin/*. Unset: the admin API is disabled.")
 
 
+class ModelPrice(Section):
+    input_usd_per_1m: float = Field(ge=0, description="US dollars per million prompt (input) tokens.")
+    output_usd_per_1m: float = Field(0.0, ge=0, description="US dollars per million completion (output) tokens.")
+
+
+# List prices (USD per 1M tokens) when this release was made; operators should check their own contract.
+DEFAULT_PRICES = {
+    "gpt-4o": ModelPrice(input_usd_per_1m=2.50, output_usd_per_1m=10.00),
+    "gpt-4o-mini": ModelPrice(input_usd_per_1m=0.15, output_usd_per_1m=0.60),
+    "gpt-4.1": ModelPrice(input_usd_per_1m=2.00, output_usd_per_1m=8.00),
+    "gpt-4.1-mini": ModelPrice(input_usd_per_1m=0.40, output_usd_per_1m=1.60),
+    "text-embedding-3-small": ModelPrice(input_usd_per_1m=0.02),
+    "text-embedding-3-large": ModelPrice(input_usd_per_1m=0.13),
+}
+
+
+class MetricsSettings(Section):
+    prices: dict[str, ModelPrice] = Field(
+        default_factory=lambda: dict(DEFAULT_PRICES),
+        description="Price per model for the 'cost saved' figures. A dated snapshot (gpt-4o-2024-08-06) uses the "
+        "price of its longest matching prefix (gpt-4o); models without a price count tokens but no cost.",
+    )
+    max_model_labels: int = Field(
+        100,
+        ge=1,
+        description="Distinct model names kept as metric labels; later ones are counted as 'other' (callers choose "
+        "the model string, so an unbounded label would let them blow up the metrics).",
+    )
+
+
+class TimeSeriesSettings(Section):
+    enabled: bool = Field(True, description="Record hit/miss, latency, tokens and cost saved in RedisTimeSeries.")
+    raw_retention_s: int = Field(2 * 86_400, ge=60, description="How long the 1-second samples are kept.")
+    minute_retention_s: int = Field(
+        30 * 86_400, ge=3_600, description="How long the 1-minute compaction (downsampled series) is kept."
+    )
+    hour_retention_s: int = Field(400 * 86_400, ge=86_400, description="How long the 1-hour compaction is kept.")
+    queue_size: int = Field(
+        10_000, ge=1, description="Samples waiting to be written; when full, new samples are dropped and counted."
+    )
+    flush_interval_s: float = Field(1.0, gt=0, le=60, description="How often the background writer drains the queue.")
+
+
 class Settings(BaseSettings):
     """Every knob of the proxy; see config/llmproxy.yaml for a commented example."""
 
@@ -210,9 +253,24 @@ class Settings(BaseSettings):
     semantic: SemanticSettings = Field(default_factory=SemanticSettings, description="The semantic (L2) cache.")
     router: RouterSettings = Field(default_factory=RouterSettings, description="The semantic router.")
     admin: AdminSettings = Field(default_factory=AdminSettings, description="Admin API.")
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings, description="Prometheus metrics and prices.")
+    timeseries: TimeSeriesSettings = Field(
+        default_factory=TimeSeriesSettings, description="Traffic history in RedisTimeSeries (/admin/stats)."
+    )
 
     @field_validator(
-        "server", "upstream", "upstreams", "redis", "cache", "embeddings", "semantic", "router", "admin", mode="before"
+        "server",
+        "upstream",
+        "upstreams",
+        "redis",
+        "cache",
+        "embeddings",
+        "semantic",
+        "router",
+        "admin",
+        "metrics",
+        "timeseries",
+        mode="before",
     )
     @classmethod
     def _empty_section_is_defaults(cls, value: object) -> object:

@@ -1,0 +1,182 @@
+"""Prometheus metrics of the proxy, and their exposition (single process or uvicorn's several workers).
+
+With several workers each process writes its samples to files in $PROMETHEUS_MULTIPROC_DIR (the client's
+multiprocess mode, set by `llmproxy serve` before the workers start); a scrape, answered by any worker,
+merges them. Metrics about Redis as a whole are read by whichever worker answers the scrape.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+
+from llmproxy.trace import RequestTrace
+
+MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+NO_ROUTE = "none"  # L1 hits and requests that failed before routing
+# From a sub-millisecond L1 hit to a long generation.
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+
+class RedisSnapshot:
+    """The latest figures sampled from Redis (INFO, index sizes); read at scrape time, never fetched by it."""
+
+    def __init__(self) -> None:
+        self.evicted_keys: int | None = None
+        self.expired_keys: int | None = None
+        self.used_memory_bytes: int | None = None
+        self.entries: int | None = None
+
+
+class RedisSnapshotCollector(Collector):
+    """Exposes a RedisSnapshot; a scrape never waits on Redis."""
+
+    def __init__(self, snapshot: RedisSnapshot) -> None:
+        self._snapshot = snapshot
+
+    def collect(self) -> Iterator[Metric]:
+        snapshot = self._snapshot
+        if snapshot.evicted_keys is not None:
+            yield CounterMetricFamily(
+                "llmproxy_redis_evicted_keys", "Keys Redis evicted under maxmemory (INFO stats).", snapshot.evicted_keys
+            )
+        if snapshot.expired_keys is not None:
+            yield CounterMetricFamily(
+                "llmproxy_redis_expired_keys", "Keys Redis expired by TTL (INFO stats).", snapshot.expired_keys
+            )
+        if snapshot.used_memory_bytes is not None:
+            yield GaugeMetricFamily(
+                "llmproxy_redis_used_memory_bytes", "Memory Redis uses (INFO memory).", snapshot.used_memory_bytes
+            )
+        if snapshot.entries is not None:
+            yield GaugeMetricFamily("llmproxy_cache_entries", "Cached answers listed in the catalog.", snapshot.entries)
+
+
+class ProxyMetrics:
+    """Every metric the proxy exports, registered in a registry of its own (one per app)."""
+
+    def __init__(self, snapshot: RedisSnapshot | None = None) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.snapshot = snapshot or RedisSnapshot()
+        self._snapshot_collector = RedisSnapshotCollector(self.snapshot)
+        self.registry.register(self._snapshot_collector)
+        registry = self.registry
+        self.requests = Counter(
+            "llmproxy_requests",
+            "Requests by endpoint, model, cache result (hit_l1, hit_l2, miss, bypass, error) and route.",
+            ["endpoint", "model", "result", "route"],
+            registry=registry,
+        )
+        self.request_duration = Histogram(
+            "llmproxy_request_duration_seconds",
+            "Time from request arrival to the last response byte, by endpoint and cache result.",
+            ["endpoint", "result"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.stage_duration = Histogram(
+            "llmproxy_stage_duration_seconds",
+            "Time spent per pipeline stage: l1, embed, router, l2, upstream, write, total.",
+            ["stage"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.first_byte = Histogram(
+            "llmproxy_stream_first_byte_seconds",
+            "Streams: time from request arrival to the first body bytes sent, by cache result.",
+            ["result"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.upstream_responses = Counter(
+            "llmproxy_upstream_responses",
+            "Responses from upstreams by upstream name and HTTP status.",
+            ["upstream", "status"],
+            registry=registry,
+        )
+        self.cache_writes = Counter(
+            "llmproxy_cache_writes",
+            "Write-backs of upstream answers: stored, incomplete (not cacheable) or failed (Redis error).",
+            ["outcome"],
+            registry=registry,
+        )
+        self.invalidated = Counter(
+            "llmproxy_cache_invalidated_entries",
+            "Entries deleted through the admin API, by invalidation mode.",
+            ["mode"],
+            registry=registry,
+        )
+        self.cached_tokens = Counter(
+            "llmproxy_cached_tokens",
+            "Tokens served from cache instead of the upstream, by model and kind (prompt or completion).",
+            ["model", "kind"],
+            registry=registry,
+        )
+        self.cost_saved = Counter(
+            "llmproxy_cost_saved_usd",
+            "Estimated upstream cost of the answers served from cache, in US dollars (metrics.prices).",
+            ["model"],
+            registry=registry,
+        )
+        self.errors = Counter(
+            "llmproxy_errors",
+            "Redis and embedder errors on the request path, by component and operation.",
+            ["component", "operation"],
+            registry=registry,
+        )
+        self.fail_open = Counter(
+            "llmproxy_fail_open",
+            "Requests answered without (part of) the cache because a component failed, by component.",
+            ["component"],
+            registry=registry,
+        )
+        self.timeseries_samples = Counter(
+            "llmproxy_timeseries_samples",
+            "History samples for RedisTimeSeries: written, dropped (queue full) or failed (Redis error).",
+            ["outcome"],
+            registry=registry,
+        )
+
+    def observe(self, trace: RequestTrace, model: str, total_s: float, cost_usd: float) -> None:
+        """Count one finished request; model is already bounded (see BoundedLabels)."""
+        result = trace.result
+        self.requests.labels(trace.endpoint, model, result, trace.route or NO_ROUTE).inc()
+        self.request_duration.labels(trace.endpoint, result).observe(total_s)
+        for stage, seconds in trace.stages.items():
+            self.stage_duration.labels(stage).observe(seconds)
+        self.stage_duration.labels("total").observe(total_s)
+        if trace.first_byte_s is not None:
+            self.first_byte.labels(result).observe(trace.first_byte_s)
+        if trace.upstream_status is not None:
+            self.upstream_responses.labels(trace.upstream or "default", str(trace.upstream_status)).inc()
+        if trace.write is not None:
+            self.cache_writes.labels(trace.write).inc()
+        if trace.cached_usage is not None:
+            self.cached_tokens.labels(model, "prompt").inc(trace.cached_usage.prompt_tokens)
+            self.cached_tokens.labels(model, "completion").inc(trace.cached_usage.completion_tokens)
+            self.cost_saved.labels(model).inc(cost_usd)
+        for component, operation in trace.errors:
+            self.errors.labels(component, operation).inc()
+        for component in {component for component, _ in trace.errors}:
+            self.fail_open.labels(component).inc()
+
+    def exposition(self, accept: str | None) -> tuple[bytes, str]:
+        """The scrape body and its content type (OpenMetrics when the scraper asks for it)."""
+        encoder, content_type = choose_encoder(accept or "")
+        return encoder(self._scrape_registry()), content_type
+
+    def _scrape_registry(self) -> CollectorRegistry:
+        directory = os.environ.get(MULTIPROC_DIR_ENV)
+        if not directory:
+            return self.registry
+        # Several workers: merge every process's files; this process's own registry would count twice.
+        merged = CollectorRegistry()
+        MultiProcessCollector(merged, path=directory)  # type: ignore[no-untyped-call]
+        merged.register(self._snapshot_collector)
+        return merged

@@ -1,0 +1,71 @@
+"""RequestTrace: what happened to one request, filled in along the pipeline and reported once at its end."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Literal
+
+Stage = Literal["l1", "embed", "router", "l2", "upstream", "write"]
+Result = Literal["hit_l1", "hit_l2", "miss", "bypass", "error"]
+WriteOutcome = Literal["stored", "incomplete", "failed"]
+Component = Literal["redis", "embedder"]
+
+
+@dataclass(frozen=True, slots=True)
+class TokenUsage:
+    """Token counts of one answer, as its `usage` object reported them."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@dataclass(slots=True)
+class RequestTrace:
+    """Mutable on purpose: each pipeline step adds what it learnt; nothing reads it before the request ends."""
+
+    endpoint: str
+    started: float = field(default_factory=time.perf_counter)
+    model: str = ""
+    stream: bool = False
+    result: Result = "bypass"
+    route: str = ""
+    status: int = 200
+    stages: dict[Stage, float] = field(default_factory=dict)
+    first_byte_s: float | None = None  # streams: seconds from arrival to the first body bytes sent
+    upstream: str | None = None  # name of the upstream that answered ("default" or a named one)
+    upstream_status: int | None = None
+    cached_usage: TokenUsage | None = None  # on a hit: the tokens the cached answer would have cost
+    write: WriteOutcome | None = None
+    errors: list[tuple[Component, str]] = field(default_factory=list)  # (component, operation), failed open
+
+    def failed(self, component: Component, operation: str) -> None:
+        """Note an error the request survived by skipping (part of) the cache."""
+        self.errors.append((component, operation))
+
+    @contextmanager
+    def timing(self, stage: Stage) -> Iterator[None]:
+        """Add the time spent in the block to `stage` (a stage may run more than once, e.g. two Redis reads)."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.stages[stage] = self.stages.get(stage, 0.0) + time.perf_counter() - start
+
+    def elapsed(self) -> float:
+        """Seconds since the request arrived."""
+        return time.perf_counter() - self.started
+
+
+def usage_of(response: object) -> TokenUsage | None:
+    """The `usage` of a stored answer, or None when it has none (e.g. an upstream that does not report it)."""
+    usage = response.get("usage") if isinstance(response, dict) else None
+    if not isinstance(usage, dict):
+        return None
+    prompt = usage.get("prompt_tokens")
+    completion = usage.get("completion_tokens", 0)
+    if not isinstance(prompt, int) or not isinstance(completion, int):
+        return None
+    return TokenUsage(prompt_tokens=prompt, completion_tokens=completion)
