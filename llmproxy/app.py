@@ -11,6 +11,7 @@ from starlette.routing import Route
 from llmproxy.api.admin import reload_routes
 from llmproxy.api.cacheable import cached_endpoint
 from llmproxy.api.health import healthz, readyz
+from llmproxy.api.metrics import metrics
 from llmproxy.api.passthrough import passthrough
 from llmproxy.embeddings import ModelLoader, load_model
 from llmproxy.errors import (
@@ -37,6 +38,7 @@ def create_app(settings: Settings, *, model_loader: ModelLoader = load_model) ->
         Route("/admin/routes/reload", reload_routes, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
     ]
     return Starlette(
         routes=routes,

@@ -25,6 +25,11 @@ from llmproxy.redis_client import RedisClient, create_redis, is_reachable
 from llmproxy.routing import Router, RoutesError, load_routes
 from llmproxy.settings import DEFAULT_ROUTES_FILE, Settings
 from llmproxy.state import AppState
+from llmproxy.telemetry.labels import BoundedLabels
+from llmproxy.telemetry.pricing import PriceList
+from llmproxy.telemetry.prometheus import ProxyMetrics
+from llmproxy.telemetry.recorder import Telemetry
+from llmproxy.telemetry.redis_sampler import sample_redis
 from llmproxy.upstream.client import UpstreamClient
 
 logger = logging.getLogger(__name__)
@@ -71,10 +76,21 @@ def lifespan_for(
                 time.time,
                 settings.upstream.request_stream_usage,
             )
-            yield {STATE_KEY: AppState(settings, redis, upstreams[None], pipeline, time.time, semantic.router)}
+            # 5. Telemetry: Prometheus metrics, and Redis-wide figures sampled in the background.
+            telemetry = open_telemetry(settings, redis, background)
+            state = AppState(settings, redis, upstreams[None], pipeline, time.time, semantic.router, telemetry)
+            yield {STATE_KEY: state}
             background.cancel_scope.cancel()
 
     return lifespan
+
+
+def open_telemetry(settings: Settings, redis: RedisClient, background: TaskGroup) -> Telemetry:
+    """Metrics for this app; the Redis sampler runs in the background until shutdown."""
+    metrics = ProxyMetrics()
+    background.start_soon(sample_redis, redis, metrics.snapshot)
+    prices = PriceList(settings.metrics.prices)
+    return Telemetry(metrics, prices, BoundedLabels(settings.metrics.max_model_labels))
 
 
 @dataclass(frozen=True, slots=True)

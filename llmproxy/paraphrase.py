@@ -16,8 +16,9 @@ from llmproxy.cache.exact import ExactCache
 from llmproxy.cache.semantic import Partition, SemanticIndex, SemanticRecord
 from llmproxy.canonical import SemanticKey, semantic_key
 from llmproxy.controls import RequestControls
-from llmproxy.embeddings import Embedder, Vector
+from llmproxy.embeddings import Embedder
 from llmproxy.settings import SemanticSettings
+from llmproxy.trace import RequestTrace
 from llmproxy.wire import ParsedRequest
 
 logger = logging.getLogger(__name__)
@@ -47,21 +48,30 @@ class ParaphraseFinder:
         self._exact = exact
         self._settings = settings
 
-    async def prepare(self, parsed: ParsedRequest, scope: str, entry_key: str) -> Prepared | None:
+    async def prepare(self, parsed: ParsedRequest, scope: str, entry_key: str, trace: RequestTrace) -> Prepared | None:
         """Embed the request's prompt once; None when it has no L2 view or the model failed (fail open)."""
         key = semantic_key(parsed.kind, parsed.body)
         if key is None:
             return None
-        vector = await self._embed(key.prompt)
+        try:
+            vector = await self._embedder.embed(key.prompt)
+        except Exception:  # the model failing must cost the cache, not the request
+            logger.exception("embedding failed; skipping the semantic cache for this request")
+            trace.failed("embedder", "embed")
+            return None
         if vector is None:
             return None
         partition = Partition(scope, parsed.model, key.params_hash, key.context_hash)
         return Prepared(key, SemanticRecord(partition, key.prompt, entry_key, vector))
 
-    async def find(self, prepared: Prepared, controls: RequestControls) -> ParaphraseHit | None:
+    async def find(self, prepared: Prepared, controls: RequestControls, trace: RequestTrace) -> ParaphraseHit | None:
         """The first cached paraphrase the decision accepts, nearest first; None on any cache trouble."""
         policy = self.policy(prepared.record.partition.model, controls)
-        return await self._find(prepared.key, prepared.record, policy)
+        try:
+            return await self._find(prepared.key, prepared.record, policy)
+        except CacheUnavailableError:
+            trace.failed("redis", "search")
+            return None
 
     def policy(self, model: str, controls: RequestControls) -> Policy:
         """The request's header threshold, else the model's, else the default; guards per settings."""
@@ -70,22 +80,17 @@ class ParaphraseFinder:
             threshold = self._settings.model_thresholds.get(model, self._settings.threshold)
         return Policy(threshold=threshold, guards=self._settings.guards)
 
-    async def _embed(self, prompt: str) -> Vector | None:
-        try:
-            return await self._embedder.embed(prompt)
-        except Exception:  # the model failing must cost the cache, not the request
-            logger.exception("embedding failed; skipping the semantic cache for this request")
-            return None
-
     async def _find(self, key: SemanticKey, record: SemanticRecord, policy: Policy) -> ParaphraseHit | None:
-        try:
-            neighbours = await self._index.nearest(record.vector, record.partition, self._settings.top_k)
-            for neighbour in neighbours:
-                if not decide(key.prompt, neighbour.prompt, neighbour.distance, policy).hit:
-                    continue
-                found = await self._exact.get_with_ttl(neighbour.entry_key)
-                if found is not None:
-                    return ParaphraseHit(found[0], found[1], similarity=1.0 - neighbour.distance)
-        except CacheUnavailableError:
-            return None
+        """The first accepted neighbour whose answer is still cached.
+
+        Raises:
+            CacheUnavailableError: Redis failed or timed out.
+        """
+        neighbours = await self._index.nearest(record.vector, record.partition, self._settings.top_k)
+        for neighbour in neighbours:
+            if not decide(key.prompt, neighbour.prompt, neighbour.distance, policy).hit:
+                continue
+            found = await self._exact.get_with_ttl(neighbour.entry_key)
+            if found is not None:
+                return ParaphraseHit(found[0], found[1], similarity=1.0 - neighbour.distance)
         return None

@@ -26,6 +26,7 @@ from llmproxy.paraphrase import ParaphraseFinder, ParaphraseHit, Prepared
 from llmproxy.routing import DEFAULT_ROUTE, BlockAction, ForwardAction, RespondAction, RouteDecision, Router
 from llmproxy.stream_relay import RelayPlan, relay_stream
 from llmproxy.streaming import replay_sse
+from llmproxy.trace import RequestTrace, Result, usage_of
 from llmproxy.upstream.client import Headers, UpstreamClient, relayable_headers
 from llmproxy.wire import ENDPOINT_PATHS, EndpointKind, JsonObject, ParsedRequest, fixed_answer
 
@@ -56,6 +57,7 @@ class CacheRequest:
     headers: Headers
     controls: RequestControls
     scope: str
+    trace: RequestTrace
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +79,7 @@ class Forward:
     store: StorePlan | None
     ttl_s: int
     headers: Headers  # X-Cache and X-LLMProxy-Route for the reply
+    upstream_name: str
 
 
 class Pipeline:
@@ -106,33 +109,36 @@ class Pipeline:
         Raises:
             UpstreamError: the upstream could not be reached (502) or timed out (504).
         """
-        parsed, controls = request.parsed, request.controls
+        parsed, controls, trace = request.parsed, request.controls, request.trace
         key = self._exact.key(request.scope, request_key(parsed.kind, request.scope, parsed.body))
         lookup_failed = False
         if controls.lookup:
             try:
-                entry = await self._exact.get(key)
+                with trace.timing("l1"):
+                    entry = await self._exact.get(key)
             except CacheUnavailableError:
                 entry, lookup_failed = None, True
+                trace.failed("redis", "read")
             if entry is not None:
-                return self._serve(entry.kind, entry.response, entry.created_at, parsed, [_status(CacheStatus.HIT_L1)])
+                trace.cached_usage = usage_of(entry.response)
+                return self._serve(entry.kind, entry.response, entry.created_at, request, CacheStatus.HIT_L1, [])
         prepared = await self._prepare(request, key)
-        route = (
-            await self._router.decide(prepared.record.vector if prepared else None) if self._router else DEFAULT_ROUTE
-        )
+        route = await self._route(prepared, trace)
         logger.debug("route %s (distance %s) for a %s request", route.name, route.distance, parsed.kind)
         if isinstance(route.action, RespondAction):
-            return self._respond(parsed, route.action, route)
+            return self._respond(request, route.action, route)
         if isinstance(route.action, BlockAction):
             return _block(route.action, route)
         # After a failed L1 lookup the L2 step and a write would most likely fail too, after more timeouts.
         lookup = controls.lookup and not route.cache.no_cache and not lookup_failed
         store = controls.store and not route.cache.no_cache and not lookup_failed
         if lookup and prepared is not None and self._finder is not None:
-            hit = await self._finder.find(prepared, controls)
+            with trace.timing("l2"):
+                hit = await self._finder.find(prepared, controls, trace)
             if hit is not None:
                 return await self._serve_paraphrase(hit, key, request, store, route)
         status = CacheStatus.MISS if lookup else CacheStatus.BYPASS
+        trace.result = _RESULTS[status]
         forward = self._plan(
             request, route, route.action, StorePlan(key, prepared.record if prepared else None), store, status
         )
@@ -144,7 +150,16 @@ class Pipeline:
         controls = request.controls
         if self._finder is None or not (controls.lookup or controls.store or self._router is not None):
             return None
-        return await self._finder.prepare(request.parsed, request.scope, key)
+        with request.trace.timing("embed"):
+            return await self._finder.prepare(request.parsed, request.scope, key, request.trace)
+
+    async def _route(self, prepared: Prepared | None, trace: RequestTrace) -> RouteDecision:
+        if self._router is None:
+            return DEFAULT_ROUTE
+        with trace.timing("router"):
+            route = await self._router.decide(prepared.record.vector if prepared else None)
+        trace.route = route.name
+        return route
 
     def _plan(
         self,
@@ -165,7 +180,7 @@ class Pipeline:
             ttl = route.cache.ttl_s
         headers = [_status(status), *_route_header(route)]
         client = self._upstreams[action.upstream]
-        return Forward(client, body, store_plan if store else None, ttl, headers)
+        return Forward(client, body, store_plan if store else None, ttl, headers, action.upstream or "default")
 
     async def _serve_paraphrase(
         self, hit: ParaphraseHit, key: str, request: CacheRequest, store: bool, route: RouteDecision
@@ -175,21 +190,32 @@ class Pipeline:
             try:
                 await self._exact.put(key, hit.entry, hit.ttl_ms)
             except CacheUnavailableError:
-                pass
-        headers = [_status(CacheStatus.HIT_L2), (SIMILARITY_HEADER, f"{hit.similarity:.4f}"), *_route_header(route)]
-        return self._serve(hit.entry.kind, hit.entry.response, hit.entry.created_at, request.parsed, headers)
+                request.trace.failed("redis", "write")
+        request.trace.cached_usage = usage_of(hit.entry.response)
+        headers = [(SIMILARITY_HEADER, f"{hit.similarity:.4f}"), *_route_header(route)]
+        entry = hit.entry
+        return self._serve(entry.kind, entry.response, entry.created_at, request, CacheStatus.HIT_L2, headers)
 
-    def _respond(self, parsed: ParsedRequest, action: RespondAction, route: RouteDecision) -> Reply:
+    def _respond(self, request: CacheRequest, action: RespondAction, route: RouteDecision) -> Reply:
+        parsed = request.parsed
         kind: EndpointKind = "completion" if parsed.kind == "completion" else "chat"
         created = int(self._clock())
         answer = fixed_answer(kind, parsed.model, action.content, f"llmproxy-{uuid.uuid4().hex}", created)
-        return self._serve(kind, answer, created, parsed, [_status(CacheStatus.BYPASS), *_route_header(route)])
+        return self._serve(kind, answer, created, request, CacheStatus.BYPASS, _route_header(route))
 
     def _serve(
-        self, kind: EndpointKind, response: JsonObject, created_at: float, parsed: ParsedRequest, cache_headers: Headers
+        self,
+        kind: EndpointKind,
+        response: JsonObject,
+        created_at: float,
+        request: CacheRequest,
+        status: CacheStatus,
+        extra_headers: Headers,
     ) -> Reply:
+        parsed = request.parsed
+        request.trace.result = _RESULTS[status]
         age = max(0, int(self._clock() - created_at))
-        headers = [*cache_headers, ("age", str(age))]
+        headers = [_status(status), *extra_headers, ("age", str(age))]
         if parsed.stream and kind != "embedding":
             body = replay_sse(kind, response, parsed.include_usage)
             return Reply(200, [("content-type", SSE_TYPE), ("cache-control", "no-cache"), *headers], body)
@@ -198,22 +224,35 @@ class Pipeline:
     async def _forward(self, request: CacheRequest, forward: Forward) -> Reply:
         parsed = request.parsed
         path = ENDPOINT_PATHS[parsed.kind]
-        reply = await forward.client.send("POST", path, self._outgoing_headers(request, forward.client), forward.body)
+        trace = request.trace
+        trace.upstream = forward.upstream_name
+        with trace.timing("upstream"):
+            reply = await forward.client.send(
+                "POST", path, self._outgoing_headers(request, forward.client), forward.body
+            )
+        trace.upstream_status = reply.status
         response = _json_object(reply.body) if reply.status == 200 else None
         if response is not None and forward.store is not None:
-            await self._write_back.store(
-                forward.store.key, parsed.kind, parsed.model, response, forward.ttl_s, forward.store.record
-            )
+            with trace.timing("write"):
+                trace.write = await self._write_back.store(
+                    forward.store.key, parsed.kind, parsed.model, response, forward.ttl_s, forward.store.record
+                )
+            if trace.write == "failed":
+                trace.failed("redis", "write")
         return Reply(reply.status, [*relayable_headers(reply.headers, decoded=True), *forward.headers], reply.body)
 
     async def _forward_stream(self, request: CacheRequest, forward: Forward) -> Reply:
         parsed = request.parsed
         resources = AsyncExitStack()
         headers = self._outgoing_headers(request, forward.client)
+        trace = request.trace
+        trace.upstream = forward.upstream_name
         try:
-            stream = await resources.enter_async_context(
-                forward.client.open("POST", ENDPOINT_PATHS[parsed.kind], "", headers, forward.body)
-            )
+            with trace.timing("upstream"):  # until the response headers: the body is timed by the client's TTFB
+                stream = await resources.enter_async_context(
+                    forward.client.open("POST", ENDPOINT_PATHS[parsed.kind], "", headers, forward.body)
+                )
+            trace.upstream_status = stream.status
             if stream.status != 200 or SSE_TYPE not in stream.content_type:
                 # An error (or a non-stream answer) is relayed as it came and never cached.
                 content = await stream.read()
@@ -225,7 +264,7 @@ class Pipeline:
             await resources.aclose()
             raise
         hide_usage = self._request_stream_usage and not parsed.include_usage
-        plan = RelayPlan(parsed.kind, parsed.model, forward.store, forward.ttl_s, hide_usage)
+        plan = RelayPlan(parsed.kind, parsed.model, forward.store, forward.ttl_s, hide_usage, trace)
         reply_headers = [*relayable_headers(stream.headers, decoded=True), *forward.headers]
         # The upstream response now belongs to the Reply: its `close` releases the connection.
         return Reply(200, reply_headers, relay_stream(stream, plan, self._write_back), resources.aclose)
@@ -233,6 +272,14 @@ class Pipeline:
     def _outgoing_headers(self, request: CacheRequest, client: UpstreamClient) -> Headers:
         # The proxy reads the (decoded) body itself, so it lets httpx negotiate the encoding.
         return client.outgoing_headers(request.headers, drop=CONTROL_HEADERS | {"accept-encoding"})
+
+
+_RESULTS: dict[CacheStatus, Result] = {
+    CacheStatus.HIT_L1: "hit_l1",
+    CacheStatus.HIT_L2: "hit_l2",
+    CacheStatus.MISS: "miss",
+    CacheStatus.BYPASS: "bypass",
+}
 
 
 def _status(status: CacheStatus) -> tuple[str, str]:

@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 from llmproxy.pipeline import Pipeline
 from llmproxy.routing import Router
 from llmproxy.settings import Settings
+from llmproxy.telemetry.recorder import Telemetry
 from llmproxy.upstream.client import UpstreamClient
 
 
@@ -21,3 +22,4 @@ class AppState:
     pipeline: Pipeline
     clock: Callable[[], float]
     router: Router | None
+    telemetry: Telemetry

@@ -12,11 +12,13 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import anyio
 import orjson
 
 from llmproxy.cache.writeback import StorePlan, WriteBack
 from llmproxy.errors import ProxyError, UpstreamError
 from llmproxy.streaming import SseDecoder, SseEvent, StreamAssembler, encode_event, is_usage_only_chunk
+from llmproxy.trace import RequestTrace
 from llmproxy.upstream.client import UpstreamStream
 from llmproxy.wire import EndpointKind
 
@@ -32,6 +34,7 @@ class RelayPlan:
     store: StorePlan | None  # None: do not store
     ttl_s: int
     hide_usage_chunk: bool  # we asked the upstream for usage; the caller did not
+    trace: RequestTrace
 
 
 class MalformedStreamError(UpstreamError):
@@ -55,10 +58,16 @@ async def relay_stream(stream: UpstreamStream, plan: RelayPlan, write_back: Writ
     except ProxyError as exc:
         # Headers are long gone: the error travels as a last SSE event, which the SDKs raise.
         logger.warning("upstream stream failed: %s", exc.message)
+        plan.trace.status = exc.status_code
         yield encode_event(exc.body())
         return
+    if outcome.failed:
+        plan.trace.status = 502  # the upstream sent an error event mid-stream
     if outcome.completed and plan.store is not None:
-        await _store(assembler, plan, write_back)
+        # Clients hang up as soon as they read [DONE]; the write (bounded by the Redis timeout) must not be
+        # cancelled with the response, or a complete answer would go uncached.
+        with anyio.CancelScope(shield=True):
+            await _store(assembler, plan, write_back)
 
 
 class _Outcome:
@@ -100,5 +109,11 @@ async def _store(assembler: StreamAssembler, plan: RelayPlan, write_back: WriteB
     response = assembler.result()
     if response is None or plan.store is None:
         logger.info("stream ended without a complete answer; not cached")
+        plan.trace.write = "incomplete"
         return
-    await write_back.store(plan.store.key, plan.kind, plan.model, response, plan.ttl_s, plan.store.record)
+    with plan.trace.timing("write"):
+        plan.trace.write = await write_back.store(
+            plan.store.key, plan.kind, plan.model, response, plan.ttl_s, plan.store.record
+        )
+    if plan.trace.write == "failed":
+        plan.trace.failed("redis", "write")

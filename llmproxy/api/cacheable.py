@@ -10,10 +10,13 @@ from starlette.responses import Response
 from llmproxy.api.body import read_body
 from llmproxy.api.context import app_state
 from llmproxy.api.render import render
+from llmproxy.api.traced import finish_after
 from llmproxy.controls import read_controls
+from llmproxy.errors import ProxyError
 from llmproxy.pipeline import CacheRequest
 from llmproxy.scope import bearer_token, scope_id
-from llmproxy.wire import EndpointKind, parse_request
+from llmproxy.trace import RequestTrace
+from llmproxy.wire import ENDPOINT_PATHS, EndpointKind, parse_request
 
 
 def cached_endpoint(kind: EndpointKind) -> Callable[[Request], Awaitable[Response]]:
@@ -22,13 +25,21 @@ def cached_endpoint(kind: EndpointKind) -> Callable[[Request], Awaitable[Respons
     async def endpoint(request: Request) -> Response:
         state = app_state(request)
         settings = state.settings
-        raw = await read_body(request, settings.server.max_body_bytes)
-        parsed = parse_request(kind, raw)
-        controls = read_controls(request.headers, settings.cache, settings.semantic)
-        scope = scope_id(
-            bearer_token(request.headers.get("authorization")), controls.namespace, settings.cache.shared_scope
-        )
-        cache_request = CacheRequest(parsed, raw, list(request.headers.items()), controls, scope)
-        return render(await state.pipeline.handle(cache_request))
+        trace = RequestTrace(ENDPOINT_PATHS[kind])
+        try:
+            raw = await read_body(request, settings.server.max_body_bytes)
+            parsed = parse_request(kind, raw)
+            trace.model, trace.stream = parsed.model, parsed.stream
+            controls = read_controls(request.headers, settings.cache, settings.semantic)
+            scope = scope_id(
+                bearer_token(request.headers.get("authorization")), controls.namespace, settings.cache.shared_scope
+            )
+            cache_request = CacheRequest(parsed, raw, list(request.headers.items()), controls, scope, trace)
+            reply = await state.pipeline.handle(cache_request)
+        except Exception as exc:
+            trace.status = exc.status_code if isinstance(exc, ProxyError) else 500
+            state.telemetry.finish(trace)
+            raise
+        return render(finish_after(reply, trace, state.telemetry))
 
     return endpoint

@@ -15,6 +15,7 @@ from redis.exceptions import RedisError
 from llmproxy.cache.entry import CacheEntry
 from llmproxy.cache.exact import ExactCache
 from llmproxy.cache.semantic import SemanticIndex, SemanticRecord
+from llmproxy.trace import WriteOutcome
 from llmproxy.wire import EndpointKind, JsonObject, is_complete_answer
 
 logger = logging.getLogger(__name__)
@@ -47,10 +48,10 @@ class WriteBack:
         response: JsonObject,
         ttl_s: int,
         record: SemanticRecord | None = None,
-    ) -> bool:
-        """Store one complete answer; False when it is not complete or the cache was unavailable (fail open)."""
+    ) -> WriteOutcome:
+        """Store one complete answer: "stored", "incomplete" (not cacheable) or "failed" (Redis; fail open)."""
         if not is_complete_answer(kind, response):
-            return False
+            return "incomplete"
         entry = CacheEntry(kind=kind, model=model, created_at=self._clock(), response=response)
         try:
             async with self._redis.pipeline(transaction=True) as pipe:
@@ -60,5 +61,5 @@ class WriteBack:
                 await pipe.execute()
         except (RedisError, OSError) as exc:
             logger.warning("cache write failed, answer not cached: %s", exc.__class__.__name__)
-            return False
-        return True
+            return "failed"
+        return "stored"

@@ -1,0 +1,42 @@
+"""Reporting a request to telemetry once its response has ended: at once for a body, at the end for a stream."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from llmproxy.pipeline import Reply
+from llmproxy.telemetry.recorder import Telemetry
+from llmproxy.trace import RequestTrace
+
+
+def finish_after(reply: Reply, trace: RequestTrace, telemetry: Telemetry) -> Reply:
+    """The reply, arranged so that `telemetry.finish(trace)` runs exactly once when it is over."""
+    trace.status = reply.status
+    if isinstance(reply.body, bytes):
+        if trace.stream:
+            trace.first_byte_s = trace.elapsed()  # a replayed stream is sent as one block
+        telemetry.finish(trace)
+        return reply
+    inner_close = reply.close
+
+    async def close() -> None:
+        try:
+            if inner_close is not None:
+                await inner_close()
+        finally:
+            telemetry.finish(trace)
+
+    return Reply(reply.status, reply.headers, _first_byte_timed(reply.body, trace), close)
+
+
+async def _first_byte_timed(body: AsyncIterator[bytes], trace: RequestTrace) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in body:
+            if trace.first_byte_s is None:
+                trace.first_byte_s = trace.elapsed()
+            yield chunk
+    finally:
+        # Closing runs the inner generator's own cleanup (e.g. the relay's), as the client's departure would.
+        aclose = getattr(body, "aclose", None)
+        if aclose is not None:
+            await aclose()
