@@ -23,7 +23,9 @@ from llmproxy.errors import (
     handle_unexpected_error,
 )
 from llmproxy.lifespan import lifespan_for
+from llmproxy.logs import configure_logging
 from llmproxy.settings import Settings
+from llmproxy.worker_settings import imported_settings
 
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
@@ -49,6 +51,13 @@ def create_app(settings: Settings, *, model_loader: ModelLoader = load_model) ->
             Exception: handle_unexpected_error,
         },
     )
+
+
+def app_from_environment() -> Starlette:
+    """The app of one uvicorn worker process (`llmproxy serve` with server.workers > 1 exported the settings)."""
+    settings = imported_settings()
+    configure_logging(settings.server.log_level)
+    return create_app(settings)
 
 
 async def _handle_http_exception(request: Request, exc: Exception) -> Response:

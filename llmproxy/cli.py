@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -14,6 +13,7 @@ from llmproxy.cache.decision import Policy
 from llmproxy.embedded_redis import EmbeddedRedisError
 from llmproxy.evaluation import parse_sweep, run_eval_pairs
 from llmproxy.fake_upstream import FakeUpstreamConfig, run_fake_upstream
+from llmproxy.logs import configure_logging
 from llmproxy.server import run_proxy
 from llmproxy.settings import DEFAULT_CONFIG_FILE, SettingsError, load_settings
 
@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--upstream", help="upstream base URL, e.g. https://api.openai.com/v1 [LLMPROXY_UPSTREAM__BASE_URL]"
     )
+    serve.add_argument("--workers", type=int, help="uvicorn worker processes [LLMPROXY_SERVER__WORKERS]")
     serve.add_argument("--redis-url", help="Redis Stack / Redis 8 URL; omit for the embedded one [LLMPROXY_REDIS__URL]")
     serve.add_argument(
         "--config", type=Path, help=f"YAML settings file [LLMPROXY_CONFIG] (default {DEFAULT_CONFIG_FILE})"
@@ -72,6 +73,7 @@ def serve_command(args: argparse.Namespace) -> int:
         {
             ("server", "host"): args.host,
             ("server", "port"): args.port,
+            ("server", "workers"): args.workers,
             ("upstream", "base_url"): args.upstream,
             ("redis", "url"): args.redis_url,
         }
@@ -81,11 +83,7 @@ def serve_command(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         print(f"llmproxy: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.server.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # httpx logs every upstream request at INFO: noise at the proxy's request rate.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    configure_logging(settings.server.log_level)
     try:
         run_proxy(settings)
     except EmbeddedRedisError as exc:

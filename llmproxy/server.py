@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from types import FrameType
@@ -13,10 +15,13 @@ import uvicorn
 from llmproxy.app import create_app
 from llmproxy.embedded_redis import EmbeddedRedis, EmbeddedRedisConfig
 from llmproxy.settings import Settings
+from llmproxy.telemetry.prometheus import MULTIPROC_DIR_ENV
+from llmproxy.worker_settings import export_for_workers
 
 logger = logging.getLogger(__name__)
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+GRACEFUL_SHUTDOWN_S = 30
 
 
 class ShutdownRequested(Exception):
@@ -39,6 +44,10 @@ def run_proxy(settings: Settings) -> None:
             redis_url = resources.enter_context(EmbeddedRedis(config)).url
             logger.info("no Redis URL configured: using an embedded Redis Stack at %s", redis_url)
         effective = with_redis_url(settings, redis_url)
+        logger.info("llmproxy listening on http://%s:%d/v1", settings.server.host, settings.server.port)
+        if settings.server.workers > 1:
+            run_workers(effective, resources)
+            return
         # 2. The HTTP server; uvicorn handles the signals and drains in-flight requests.
         server = uvicorn.Server(
             uvicorn.Config(
@@ -47,11 +56,30 @@ def run_proxy(settings: Settings) -> None:
                 port=settings.server.port,
                 log_level=settings.server.log_level,
                 lifespan="on",
-                timeout_graceful_shutdown=30,
+                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
             )
         )
-        logger.info("llmproxy listening on http://%s:%d/v1", settings.server.host, settings.server.port)
         server.run()
+
+
+def run_workers(settings: Settings, resources: ExitStack) -> None:
+    """Several uvicorn worker processes on one socket, each importing the app with these settings.
+
+    Prometheus metrics go through files in a private folder (the client's multiprocess mode), removed on exit.
+    """
+    metrics_dir = resources.enter_context(tempfile.TemporaryDirectory(prefix="llmproxy-metrics-"))
+    os.environ[MULTIPROC_DIR_ENV] = metrics_dir
+    export_for_workers(settings)
+    uvicorn.run(
+        "llmproxy.app:app_from_environment",
+        factory=True,
+        workers=settings.server.workers,
+        host=settings.server.host,
+        port=settings.server.port,
+        log_level=settings.server.log_level,
+        lifespan="on",
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+    )
 
 
 @contextmanager

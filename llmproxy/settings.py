@@ -41,6 +41,13 @@ class ServerSettings(Section):
         4 * 1024 * 1024, ge=1024, description="Largest request body accepted on /v1 routes; larger gets 413."
     )
     log_level: str = Field("info", pattern="^(critical|error|warning|info|debug)$", description="Log verbosity.")
+    workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="uvicorn worker processes. Each loads its own copy of the embedding model (~100 MB); "
+        "metrics from all of them are merged on /metrics.",
+    )
 
 
 class UpstreamSettings(Section):

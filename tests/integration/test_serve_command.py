@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 from openai import OpenAI
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import FakeUpstream
 from tests.servers import free_port
@@ -123,3 +124,20 @@ def test_sighup_reloads_the_routes(tmp_path: Path, upstream: FakeUpstream) -> No
         while "routes reloaded: hello" not in log.read_text() and time.monotonic() < deadline:
             time.sleep(0.2)
         assert "routes reloaded: hello" in log.read_text()
+
+
+def test_several_workers_share_one_metrics_view(tmp_path: Path, upstream: FakeUpstream) -> None:
+    with serve(tmp_path, upstream, "--workers", "2") as (url, log):
+        answers = [ask(url) for _ in range(6)]
+        # Each scrape is answered by one worker, yet counts every request: the workers' files are merged.
+        scrapes = [requests_counted(httpx.get(url + "/metrics").text) for _ in range(8)]
+    assert answers == ["MISS"] + ["HIT-L1"] * 5
+    assert scrapes == [6] * 8
+    assert len(set(re.findall(r"Started server process \[(\d+)\]", log.read_text()))) == 2
+
+
+def requests_counted(exposition: str) -> int:
+    total = 0.0
+    for family in text_string_to_metric_families(exposition):
+        total += sum(sample.value for sample in family.samples if sample.name == "llmproxy_requests_total")
+    return int(total)
