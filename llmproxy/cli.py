@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from llmproxy.cache.decision import Policy
+from llmproxy.cache_commands import add_cache_commands
 from llmproxy.embedded_redis import EmbeddedRedisError
 from llmproxy.evaluation import parse_sweep, run_eval_pairs
 from llmproxy.fake_upstream import FakeUpstreamConfig, run_fake_upstream
@@ -65,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", type=Path, help=f"YAML settings file [LLMPROXY_CONFIG] (default {DEFAULT_CONFIG_FILE})"
     )
     pairs.set_defaults(command=eval_pairs_command)
+
+    add_cache_commands(commands)
     return parser
 
 
