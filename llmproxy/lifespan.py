@@ -25,6 +25,9 @@ from llmproxy.redis_client import RedisClient, create_redis, is_reachable
 from llmproxy.routing import Router, RoutesError, load_routes
 from llmproxy.settings import DEFAULT_ROUTES_FILE, Settings
 from llmproxy.state import AppState
+from llmproxy.telemetry.history import History, HistoryWriter
+from llmproxy.telemetry.prometheus import ProxyMetrics
+from llmproxy.telemetry.timeseries import HistoryError, HistoryStore, TimeSeriesUnsupportedError
 from llmproxy.upstream.client import UpstreamClient
 
 logger = logging.getLogger(__name__)
@@ -71,10 +74,35 @@ def lifespan_for(
                 time.time,
                 settings.upstream.request_stream_usage,
             )
-            yield {STATE_KEY: AppState(settings, redis, upstreams[None], pipeline, time.time, semantic.router)}
+            # 5. Traffic history: a background task writes it to RedisTimeSeries, off the request path.
+            # Until Telemetry is wired in, the writer counts into a ProxyMetrics of its own.
+            history = await open_history(settings, redis, ProxyMetrics(), background, resources)
+            state = AppState(settings, redis, upstreams[None], pipeline, time.time, semantic.router, history)
+            yield {STATE_KEY: state}
             background.cancel_scope.cancel()
 
     return lifespan
+
+
+async def open_history(
+    settings: Settings, redis: RedisClient, metrics: ProxyMetrics, background: TaskGroup, resources: AsyncExitStack
+) -> History | None:
+    """The history store and its writer task, or None when disabled or the Redis has no TimeSeries."""
+    if not settings.timeseries.enabled:
+        return None
+    store = HistoryStore(redis, settings.redis.key_prefix, settings.timeseries)
+    try:
+        await store.ensure()
+    except TimeSeriesUnsupportedError:
+        logger.warning("this Redis has no TimeSeries module: traffic history and /admin/stats are off")
+        return None
+    except HistoryError as exc:  # Redis down at startup: the writer creates the series once it answers
+        logger.warning("could not create the traffic history series yet: %s", exc)
+    writer = HistoryWriter(store, metrics, settings.timeseries)
+    background.start_soon(writer.run)
+    # Runs after the task group has cancelled run(): the last samples are written before Redis closes.
+    resources.push_async_callback(writer.flush)
+    return History(store, writer)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 from llmproxy.pipeline import Pipeline
 from llmproxy.routing import Router
 from llmproxy.settings import Settings
+from llmproxy.telemetry.history import History
 from llmproxy.upstream.client import UpstreamClient
 
 
@@ -21,3 +22,4 @@ class AppState:
     pipeline: Pipeline
     clock: Callable[[], float]
     router: Router | None
+    history: History | None  # None: timeseries disabled, or the Redis has no TimeSeries
