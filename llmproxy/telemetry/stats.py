@@ -75,14 +75,15 @@ class Stats:
 
 
 def plan_query(window: StatsWindow, levels: Sequence[Resolution], now_ms: int) -> QueryPlan:
-    """Read the finest resolution that still holds `from` and whose step fits in a bucket.
+    """Read the coarsest resolution that still holds `from` and whose step divides the bucket.
 
-    When none fits both, the finest that holds `from` wins and the bucket grows to its step; when none holds
-    `from`, the coarsest is read (its data starts later than asked). The bucket becomes a multiple of the step.
+    Buckets are aligned to the epoch like the compactions, so any such resolution gives the same sums; the
+    coarsest scans the fewest samples. When none divides the bucket, the finest that holds `from` is read and
+    the bucket grows to a multiple of its step; when none holds `from`, the coarsest (its data starts later).
     """
     holding = [level for level in levels if now_ms - level.retention_ms <= window.from_ms]
-    fitting = [level for level in holding if level.step_ms <= window.bucket_ms]
-    resolution = fitting[0] if fitting else holding[0] if holding else levels[-1]
+    dividing = [level for level in holding if window.bucket_ms % level.step_ms == 0]
+    resolution = dividing[-1] if dividing else holding[0] if holding else levels[-1]
     bucket_ms = math.ceil(window.bucket_ms / resolution.step_ms) * resolution.step_ms
     return QueryPlan(window.from_ms - window.from_ms % bucket_ms, window.to_ms, bucket_ms, resolution)
 
