@@ -45,19 +45,19 @@ async def traffic_stats(request: Request) -> Response:
         rows = await state.history.store.query(plan)
     except HistoryError as exc:
         raise ServiceUnavailableError(f"Traffic history could not be read: {exc}", code=UNAVAILABLE) from exc
-    return Response(orjson.dumps(render(summarize(plan, rows))), media_type="application/json")
+    return Response(orjson.dumps(_render(summarize(plan, rows))), media_type="application/json")
 
 
-def render(stats: Stats) -> dict[str, Any]:
+def _render(stats: Stats) -> dict[str, Any]:
     """The JSON body of a stats answer."""
     plan = stats.plan
     return {
-        "from": iso(plan.from_ms),
-        "to": iso(plan.to_ms),
+        "from": _iso(plan.from_ms),
+        "to": _iso(plan.to_ms),
         "bucket_s": plan.bucket_ms // 1_000,
         "resolution": plan.resolution.name,
-        "totals": figures(stats.totals),
-        "buckets": [{"start": iso(start), "start_ms": start, **figures(bucket)} for start, bucket in stats.buckets],
+        "totals": _figures(stats.totals),
+        "buckets": [{"start": _iso(start), "start_ms": start, **_figures(bucket)} for start, bucket in stats.buckets],
         "by_model": {
             model: {
                 "requests": model_figures.requests,
@@ -70,7 +70,7 @@ def render(stats: Stats) -> dict[str, Any]:
     }
 
 
-def figures(values: Figures) -> dict[str, Any]:
+def _figures(values: Figures) -> dict[str, Any]:
     """One bucket's (or the window's) figures as JSON fields."""
     return {
         "requests": values.requests,
@@ -86,7 +86,7 @@ def figures(values: Figures) -> dict[str, Any]:
     }
 
 
-def iso(timestamp_ms: int) -> str:
+def _iso(timestamp_ms: int) -> str:
     """An epoch-ms instant as ISO-8601 UTC with a Z, to the millisecond."""
     moment = datetime.fromtimestamp(timestamp_ms / 1_000, tz=UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -70,18 +70,18 @@ class HistoryWriter:
     async def _write(self, batch: list[Sample]) -> None:
         if not batch:
             return
-        error: str | None = None
+        error: Exception | None = None
         # Shielded: a batch taken off the queue is still written when shutdown cancels run() meanwhile.
         with anyio.move_on_after(self._write_timeout_s, shield=True) as scope:
             try:
                 await self._store.write(aggregate(batch))
-            except HistoryError as exc:
-                error = str(exc)
+            except Exception as exc:  # Redis failing (HistoryError), or a bug: neither may end the task
+                error = exc
         if scope.cancelled_caught:
-            error = f"writing the history took longer than {self._write_timeout_s} s"
+            error = HistoryError(f"writing the history took longer than {self._write_timeout_s} s")
         self._count(len(batch), error)
 
-    def _count(self, samples: int, error: str | None) -> None:
+    def _count(self, samples: int, error: Exception | None) -> None:
         if error is None:
             self._samples.labels("written").inc(samples)
             if self._failing:
@@ -90,7 +90,8 @@ class HistoryWriter:
             return
         self._samples.labels("failed").inc(samples)
         if not self._failing:
-            logger.warning("traffic history samples are lost until Redis accepts them again: %s", error)
+            unexpected = not isinstance(error, HistoryError)
+            logger.warning("traffic history samples are lost until they can be written: %s", error, exc_info=unexpected)
         self._failing = True
 
 

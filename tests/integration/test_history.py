@@ -15,8 +15,11 @@ import pytest
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 from redis.commands.timeseries.info import TSInfo
+from starlette.applications import Starlette
 
 from llmproxy.embedded_redis import EmbeddedRedis, EmbeddedRedisConfig
+from llmproxy.embeddings import load_model
+from llmproxy.lifespan import STATE_KEY, lifespan_for
 from llmproxy.settings import TimeSeriesSettings
 from llmproxy.telemetry.history import HistoryWriter
 from llmproxy.telemetry.prometheus import ProxyMetrics
@@ -25,6 +28,7 @@ from llmproxy.telemetry.series import SeriesId, model_series, result_series
 from llmproxy.telemetry.stats import plan_query, summarize
 from llmproxy.telemetry.timerange import StatsWindow
 from llmproxy.telemetry.timeseries import HistoryStore, TimeSeriesUnsupportedError
+from tests.conftest import proxy_settings
 from tests.redis_servers import paused, plain_redis
 from tests.servers import free_port
 
@@ -229,3 +233,23 @@ async def test_a_redis_without_timeseries_is_recognised(tmp_path: Path, key_pref
         with pytest.raises(TimeSeriesUnsupportedError):
             await HistoryStore(client, key_prefix, SETTINGS).ensure()
         await client.aclose()
+
+
+async def test_the_lifespan_creates_the_series_and_writes_what_is_queued_at_shutdown(
+    redis_url: str, ts: SyncRedis, key_prefix: str
+) -> None:
+    settings = proxy_settings(
+        redis_url,
+        "http://127.0.0.1:9/v1",  # never called
+        redis={"key_prefix": key_prefix},
+        semantic={"enabled": False},
+        timeseries={"flush_interval_s": 60},  # the writer task never gets to flush: only shutdown does
+    )
+    second_ms = recent_second_ms()
+    async with lifespan_for(settings, load_model)(Starlette()) as state:
+        history = state[STATE_KEY].history
+        assert history is not None
+        key = SeriesId("result", "miss", "requests").key(key_prefix, history.store.levels[0])
+        assert len(ts_info(ts, key).rules) == 2  # created at startup
+        history.writer.offer(Sample(second_ms, "miss", "m", 5.0, 0, 0.0))
+    assert ts.ts().range(key, "-", "+") == [(second_ms, 1.0)]
