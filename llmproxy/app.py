@@ -9,6 +9,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from llmproxy.api.admin import reload_routes
+from llmproxy.api.admin_stats import traffic_stats
 from llmproxy.api.cacheable import cached_endpoint
 from llmproxy.api.health import healthz, readyz
 from llmproxy.api.metrics import metrics
@@ -38,6 +39,7 @@ def create_app(settings: Settings, *, model_loader: ModelLoader = load_model) ->
         Route("/v1/embeddings", cached_endpoint("embedding"), methods=["POST"]),
         Route("/v1/{path:path}", passthrough, methods=ALL_METHODS),
         Route("/admin/routes/reload", reload_routes, methods=["POST"]),
+        Route("/admin/stats", traffic_stats, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),

@@ -25,11 +25,13 @@ from llmproxy.redis_client import RedisClient, create_redis, is_reachable
 from llmproxy.routing import Router, RoutesError, load_routes
 from llmproxy.settings import DEFAULT_ROUTES_FILE, Settings
 from llmproxy.state import AppState
+from llmproxy.telemetry.history import History, HistoryWriter
 from llmproxy.telemetry.labels import BoundedLabels
 from llmproxy.telemetry.pricing import PriceList
 from llmproxy.telemetry.prometheus import ProxyMetrics
 from llmproxy.telemetry.recorder import Telemetry
 from llmproxy.telemetry.redis_sampler import sample_redis
+from llmproxy.telemetry.timeseries import HistoryError, HistoryStore, TimeSeriesUnsupportedError
 from llmproxy.upstream.client import UpstreamClient
 
 logger = logging.getLogger(__name__)
@@ -76,21 +78,47 @@ def lifespan_for(
                 time.time,
                 settings.upstream.request_stream_usage,
             )
-            # 5. Telemetry: Prometheus metrics, and Redis-wide figures sampled in the background.
-            telemetry = open_telemetry(settings, redis, background)
-            state = AppState(settings, redis, upstreams[None], pipeline, time.time, semantic.router, telemetry)
+            # 5. Telemetry: Prometheus metrics, Redis-wide figures sampled in the background, and the traffic
+            # history written to RedisTimeSeries by a background task, off the request path.
+            metrics = ProxyMetrics()
+            history = await open_history(settings, redis, metrics, background, resources)
+            telemetry = open_telemetry(settings, redis, metrics, history, background)
+            state = AppState(settings, redis, upstreams[None], pipeline, time.time, semantic.router, telemetry, history)
             yield {STATE_KEY: state}
             background.cancel_scope.cancel()
 
     return lifespan
 
 
-def open_telemetry(settings: Settings, redis: RedisClient, background: TaskGroup) -> Telemetry:
-    """Metrics for this app; the Redis sampler runs in the background until shutdown."""
-    metrics = ProxyMetrics()
+def open_telemetry(
+    settings: Settings, redis: RedisClient, metrics: ProxyMetrics, history: History | None, background: TaskGroup
+) -> Telemetry:
+    """What the request path reports to; the Redis sampler runs in the background until shutdown."""
     background.start_soon(sample_redis, redis, metrics.snapshot)
     prices = PriceList(settings.metrics.prices)
-    return Telemetry(metrics, prices, BoundedLabels(settings.metrics.max_model_labels))
+    sink = history.writer.offer if history is not None else None
+    return Telemetry(metrics, prices, BoundedLabels(settings.metrics.max_model_labels), sink)
+
+
+async def open_history(
+    settings: Settings, redis: RedisClient, metrics: ProxyMetrics, background: TaskGroup, resources: AsyncExitStack
+) -> History | None:
+    """The history store and its writer task, or None when disabled or the Redis has no TimeSeries."""
+    if not settings.timeseries.enabled:
+        return None
+    store = HistoryStore(redis, settings.redis.key_prefix, settings.timeseries)
+    try:
+        await store.ensure()
+    except TimeSeriesUnsupportedError:
+        logger.warning("this Redis has no TimeSeries module: traffic history and /admin/stats are off")
+        return None
+    except HistoryError as exc:  # Redis down at startup: the writer creates the series once it answers
+        logger.warning("could not create the traffic history series yet: %s", exc)
+    writer = HistoryWriter(store, metrics, settings.timeseries)
+    background.start_soon(writer.run)
+    # Runs after the task group has cancelled run(): the last samples are written before Redis closes.
+    resources.push_async_callback(writer.flush)
+    return History(store, writer)
 
 
 @dataclass(frozen=True, slots=True)

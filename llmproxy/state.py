@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 from llmproxy.pipeline import Pipeline
 from llmproxy.routing import Router
 from llmproxy.settings import Settings
+from llmproxy.telemetry.history import History
 from llmproxy.telemetry.recorder import Telemetry
 from llmproxy.upstream.client import UpstreamClient
 
@@ -23,3 +24,4 @@ class AppState:
     clock: Callable[[], float]
     router: Router | None
     telemetry: Telemetry
+    history: History | None  # None: timeseries disabled, or the Redis has no TimeSeries

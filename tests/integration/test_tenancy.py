@@ -53,6 +53,8 @@ def stored_values(redis_client: redis.Redis, key: bytes) -> list[bytes]:
     kind = redis_client.type(key)
     if kind == b"hash":
         return [*redis_client.hgetall(key).values()]
+    if kind == b"TSDB-TYPE":
+        return []  # traffic history: numbers, labelled with the key prefix, result or model (no scope)
     return [redis_client.get(key) or b""]
 
 
