@@ -15,7 +15,12 @@ import anyio
 from anyio.abc import TaskGroup
 from starlette.applications import Starlette
 
+from llmproxy.cache.audit import AuditLog
+from llmproxy.cache.catalog import Catalog
+from llmproxy.cache.entry_view import EntryReader
+from llmproxy.cache.errors import CacheUnavailableError
 from llmproxy.cache.exact import ExactCache
+from llmproxy.cache.invalidation import Invalidator
 from llmproxy.cache.semantic import SemanticIndex, SemanticIndexError
 from llmproxy.cache.writeback import WriteBack
 from llmproxy.embeddings import Embedder, ModelLoader
@@ -60,8 +65,11 @@ def lifespan_for(
             # 3. The semantic layer: model, batcher task, vector index, router (skipped when disabled).
             exact = ExactCache(redis, settings.redis.key_prefix)
             semantic = await open_semantic_layer(settings, redis, exact, model_loader, background, resources)
-            # 4. The request pipeline over all of it.
-            write_back = WriteBack(redis, exact, semantic.index, time.time)
+            # 4. The catalog of cached answers, which the admin API lists and invalidates (needs no model).
+            catalog = Catalog(redis, settings.redis.key_prefix)
+            await ensure_catalog(catalog)
+            # 5. The request pipeline over all of it.
+            write_back = WriteBack(redis, exact, semantic.index, time.time, catalog)
             pipeline = Pipeline(
                 exact,
                 write_back,
@@ -71,7 +79,23 @@ def lifespan_for(
                 time.time,
                 settings.upstream.request_stream_usage,
             )
-            yield {STATE_KEY: AppState(settings, redis, upstreams[None], pipeline, time.time, semantic.router)}
+            embed = semantic.embedder.embed if semantic.embedder is not None else None
+            # HOOK(telemetry): once AppState has telemetry, pass
+            # on_deleted=lambda mode, count: telemetry.metrics.invalidated.labels(mode).inc(count)
+            invalidator = Invalidator(redis, settings.redis.key_prefix, catalog, semantic.index, embed, on_deleted=None)
+            state = AppState(
+                settings,
+                redis,
+                upstreams[None],
+                pipeline,
+                time.time,
+                semantic.router,
+                catalog=catalog,
+                entries=EntryReader(redis, settings.redis.key_prefix),
+                invalidator=invalidator,
+                audit=AuditLog(redis, settings.redis.key_prefix),
+            )
+            yield {STATE_KEY: state}
             background.cancel_scope.cancel()
 
     return lifespan
@@ -84,6 +108,7 @@ class SemanticLayer:
     finder: ParaphraseFinder | None = None
     index: SemanticIndex | None = None
     router: Router | None = None
+    embedder: Embedder | None = None
 
 
 async def open_semantic_layer(
@@ -116,7 +141,7 @@ async def open_semantic_layer(
         reload_requests: asyncio.Queue[None] = asyncio.Queue(maxsize=1)
         background.start_soon(serve_reload_requests, reload_requests, router, settings)
         reload_on_sighup(reload_requests)
-    return SemanticLayer(finder, index, router)
+    return SemanticLayer(finder, index, router, embedder)
 
 
 async def ensure_index(index: SemanticIndex) -> None:
@@ -131,6 +156,18 @@ async def ensure_index(index: SemanticIndex) -> None:
         raise
     except Exception as exc:  # Redis down at startup: L2 is bypassed until it answers again
         logger.warning("could not create the semantic index yet: %s", exc.__class__.__name__)
+
+
+async def ensure_catalog(catalog: Catalog) -> None:
+    """Create the catalog index if missing; with Redis down, the first admin query creates it.
+
+    Raises:
+        CatalogIndexError: an existing index does not match.
+    """
+    try:
+        await catalog.ensure()
+    except CacheUnavailableError as exc:
+        logger.warning("could not create the catalog index yet: %s", exc)
 
 
 async def open_router(router: Router, settings: Settings) -> Router | None:

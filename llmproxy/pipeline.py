@@ -16,6 +16,7 @@ from enum import StrEnum
 
 import orjson
 
+from llmproxy.cache.catalog import catalog_record
 from llmproxy.cache.errors import CacheUnavailableError
 from llmproxy.cache.exact import ExactCache
 from llmproxy.cache.writeback import StorePlan, WriteBack
@@ -133,8 +134,9 @@ class Pipeline:
             if hit is not None:
                 return await self._serve_paraphrase(hit, key, request, store, route)
         status = CacheStatus.MISS if lookup else CacheStatus.BYPASS
+        listing = catalog_record(parsed.kind, parsed.body, request.scope, parsed.model, key)
         forward = self._plan(
-            request, route, route.action, StorePlan(key, prepared.record if prepared else None), store, status
+            request, route, route.action, StorePlan(key, prepared.record if prepared else None, listing), store, status
         )
         if parsed.stream and parsed.kind != "embedding":
             return await self._forward_stream(request, forward)
@@ -172,10 +174,9 @@ class Pipeline:
     ) -> Reply:
         if store:
             # Promote: the next identical request is an L1 hit. Same expiry as the original answer.
-            try:
-                await self._exact.put(key, hit.entry, hit.ttl_ms)
-            except CacheUnavailableError:
-                pass
+            parsed = request.parsed
+            listing = catalog_record(parsed.kind, parsed.body, request.scope, parsed.model, key, hit.entry_key)
+            await self._write_back.promote(key, hit.entry, hit.ttl_ms, listing)
         headers = [_status(CacheStatus.HIT_L2), (SIMILARITY_HEADER, f"{hit.similarity:.4f}"), *_route_header(route)]
         return self._serve(hit.entry.kind, hit.entry.response, hit.entry.created_at, request.parsed, headers)
 
@@ -202,7 +203,13 @@ class Pipeline:
         response = _json_object(reply.body) if reply.status == 200 else None
         if response is not None and forward.store is not None:
             await self._write_back.store(
-                forward.store.key, parsed.kind, parsed.model, response, forward.ttl_s, forward.store.record
+                forward.store.key,
+                parsed.kind,
+                parsed.model,
+                response,
+                forward.ttl_s,
+                forward.store.record,
+                forward.store.listing,
             )
         return Reply(reply.status, [*relayable_headers(reply.headers, decoded=True), *forward.headers], reply.body)
 

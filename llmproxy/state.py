@@ -7,6 +7,10 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
+from llmproxy.cache.audit import AuditLog
+from llmproxy.cache.catalog import Catalog
+from llmproxy.cache.entry_view import EntryReader
+from llmproxy.cache.invalidation import Invalidator
 from llmproxy.pipeline import Pipeline
 from llmproxy.routing import Router
 from llmproxy.settings import Settings
@@ -21,3 +25,8 @@ class AppState:
     pipeline: Pipeline
     clock: Callable[[], float]
     router: Router | None
+    # The admin API's view of the cache: listing, reading, invalidating, and the audit log of changes.
+    catalog: Catalog
+    entries: EntryReader
+    invalidator: Invalidator
+    audit: AuditLog

@@ -101,4 +101,5 @@ async def _store(assembler: StreamAssembler, plan: RelayPlan, write_back: WriteB
     if response is None or plan.store is None:
         logger.info("stream ended without a complete answer; not cached")
         return
-    await write_back.store(plan.store.key, plan.kind, plan.model, response, plan.ttl_s, plan.store.record)
+    store = plan.store
+    await write_back.store(store.key, plan.kind, plan.model, response, plan.ttl_s, store.record, store.listing)
