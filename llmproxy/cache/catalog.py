@@ -213,7 +213,8 @@ def _document(record: CatalogRecord, created_at: float) -> dict[FieldT, Encodabl
         "origin": record.origin,
     }
     document: dict[FieldT, EncodableT] = {name: tag_value(value) for name, value in tags.items()}
-    document.update({"prompt": record.prompt, "created_at": created_at})
+    # RediSearch returns numbers with 12 significant digits: at 10 ms precision, a search and HGETALL agree.
+    document.update({"prompt": record.prompt, "created_at": round(created_at, 2)})
     return document
 
 
