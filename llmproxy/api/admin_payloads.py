@@ -113,7 +113,7 @@ def validated(model: type[Model], data: Mapping[str, Any]) -> Model:
         if error["type"] == "extra_forbidden":
             message = f"Unknown field {field!r}."
         else:
-            message = f"Invalid {field or 'request'}: {error['msg']}."
+            message = f"Invalid {field or 'request'}: {error['msg'].removeprefix('Value error, ')}."
         raise InvalidRequestError(message, param=field, code="invalid_admin_request") from exc
 
 

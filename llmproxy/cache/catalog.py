@@ -182,12 +182,24 @@ class Catalog:
 
     async def _search(self, query: FilterQuery | CountQuery) -> object:
         if not self._ready:
-            await self.ensure()  # Redis was down at startup, or restarted empty and lost the index
+            await self._recreate()
         try:
             return await self._index.search(query.query, query_params=query.params)
         except (RedisVLError, RedisError, OSError) as exc:
             self._ready = not index_missing(exc)
             raise _unavailable(exc) from exc
+
+    async def _recreate(self) -> None:
+        """Create the index that Redis lacked at startup or lost since (documents still there are indexed again).
+
+        Raises:
+            CacheUnavailableError: Redis failed, or an index of another schema took the name (logged).
+        """
+        try:
+            await self.ensure()
+        except CatalogIndexError as exc:
+            logger.error("catalog index unusable: %s", exc)
+            raise CacheUnavailableError(str(exc)) from exc
 
 
 def build_schema(key_prefix: str) -> IndexSchema:

@@ -13,6 +13,7 @@ from openai import OpenAI
 
 from tests.admin_support import ADMIN_TOKEN, AdminProxy, chat, embed, tenant
 from tests.conftest import FakeUpstream
+from tests.servers import free_port
 
 QUESTION = "How do I reverse a list in Python?"
 PARAPHRASE = "What is the way to reverse a Python list?"
@@ -180,6 +181,17 @@ def test_admin_api_is_disabled_without_a_configured_token(proxy_url: str, method
     for headers in ({}, {"authorization": "Bearer"}, {"authorization": "Bearer anything"}):
         response = httpx.request(method, proxy_url + path, json=body, headers=headers)
         assert (response.status_code, response.json()["error"]["type"]) == (403, "permission_denied_error")
+
+
+def test_admin_calls_answer_503_while_redis_is_down(
+    start_proxy: Callable[..., AbstractContextManager[str]], key_prefix: str
+) -> None:
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    settings = {"redis": {"key_prefix": key_prefix, "url": dead}, "semantic": {"enabled": False}}
+    with start_proxy(**settings, redis_url=dead, admin={"token": ADMIN_TOKEN}) as url:
+        for method, path, body in ADMIN_CALLS[:-1]:  # all but /admin/config, which needs no Redis
+            response = httpx.request(method, url + path, json=body, headers={"authorization": f"Bearer {ADMIN_TOKEN}"})
+            assert (response.status_code, response.json()["error"]["type"]) == (503, "service_unavailable"), path
 
 
 def test_config_shows_the_effective_settings_without_secrets(

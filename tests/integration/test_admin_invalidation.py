@@ -19,7 +19,9 @@ import pytest
 from redis.asyncio import Redis as AsyncRedis
 
 from llmproxy.cache.catalog import Catalog, catalog_record
+from llmproxy.cache.catalog_query import EntryFilter
 from llmproxy.cache.exact import ExactCache
+from llmproxy.cache.invalidation import Invalidation, Invalidator
 from llmproxy.cache.semantic import Partition, SemanticIndex, SemanticRecord
 from llmproxy.cache.writeback import WriteBack
 from llmproxy.canonical import request_key
@@ -177,6 +179,23 @@ async def store_answers(redis_url: str, prefix: str, api_key: str, prompts: list
         ids.append(entry_id)
     await client.aclose()
     return ids
+
+
+def test_deletions_are_counted_by_mode(admin_proxy: AdminProxy, redis_url: str, api_key: str) -> None:
+    counted: list[tuple[str, int]] = []
+
+    async def invalidate() -> None:
+        client = AsyncRedis.from_url(redis_url)
+        invalidator = Invalidator(
+            client, admin_proxy.prefix, Catalog(client, admin_proxy.prefix), None, None, lambda *c: counted.append(c)
+        )
+        assert await invalidator.by_filter(EntryFilter(tenant=tenant(api_key)), dry_run=True) == Invalidation(2, 0)
+        assert await invalidator.by_filter(EntryFilter(tenant=tenant(api_key)), dry_run=False) == Invalidation(2, 2)
+        await client.aclose()
+
+    asyncio.run(store_answers(redis_url, admin_proxy.prefix, api_key, ["one", "two"], age_s=0))
+    asyncio.run(invalidate())
+    assert counted == [("tenant", 2)]  # dry runs count nothing
 
 
 def answer(text: str) -> dict[str, Any]:
