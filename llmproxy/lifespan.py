@@ -29,7 +29,7 @@ from llmproxy.pipeline import Pipeline
 from llmproxy.redis_client import RedisClient, create_redis, is_reachable
 from llmproxy.routing import Router, RoutesError, load_routes
 from llmproxy.settings import DEFAULT_ROUTES_FILE, Settings
-from llmproxy.state import AppState
+from llmproxy.state import AdminTools, AppState
 from llmproxy.upstream.client import UpstreamClient
 
 logger = logging.getLogger(__name__)
@@ -79,23 +79,8 @@ def lifespan_for(
                 time.time,
                 settings.upstream.request_stream_usage,
             )
-            embed = semantic.embedder.embed if semantic.embedder is not None else None
-            # HOOK(telemetry): once AppState has telemetry, pass
-            # on_deleted=lambda mode, count: telemetry.metrics.invalidated.labels(mode).inc(count)
-            invalidator = Invalidator(redis, settings.redis.key_prefix, catalog, semantic.index, embed, on_deleted=None)
-            state = AppState(
-                settings,
-                redis,
-                upstreams[None],
-                pipeline,
-                time.time,
-                semantic.router,
-                catalog=catalog,
-                entries=EntryReader(redis, settings.redis.key_prefix),
-                invalidator=invalidator,
-                audit=AuditLog(redis, settings.redis.key_prefix),
-            )
-            yield {STATE_KEY: state}
+            admin = admin_tools(redis, settings.redis.key_prefix, catalog, semantic)
+            yield {STATE_KEY: AppState(settings, redis, upstreams[None], pipeline, time.time, semantic.router, admin)}
             background.cancel_scope.cancel()
 
     return lifespan
@@ -168,6 +153,15 @@ async def ensure_catalog(catalog: Catalog) -> None:
         await catalog.ensure()
     except CacheUnavailableError as exc:
         logger.warning("could not create the catalog index yet: %s", exc)
+
+
+def admin_tools(redis: RedisClient, key_prefix: str, catalog: Catalog, semantic: SemanticLayer) -> AdminTools:
+    """What the admin API works with; invalidation by prompt uses the semantic layer when it is on."""
+    embed = semantic.embedder.embed if semantic.embedder is not None else None
+    # HOOK(telemetry): once AppState has telemetry, count deletions per mode with
+    # on_deleted=lambda mode, count: telemetry.metrics.invalidated.labels(mode).inc(count)
+    invalidator = Invalidator(redis, key_prefix, catalog, semantic.index, embed, on_deleted=None)
+    return AdminTools(catalog, EntryReader(redis, key_prefix), invalidator, AuditLog(redis, key_prefix))
 
 
 async def open_router(router: Router, settings: Settings) -> Router | None:

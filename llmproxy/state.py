@@ -18,6 +18,16 @@ from llmproxy.upstream.client import UpstreamClient
 
 
 @dataclass(frozen=True, slots=True)
+class AdminTools:
+    """The admin API's view of the cache: listing, reading, invalidating, and the audit log of changes."""
+
+    catalog: Catalog
+    entries: EntryReader
+    invalidator: Invalidator
+    audit: AuditLog
+
+
+@dataclass(frozen=True, slots=True)
 class AppState:
     settings: Settings
     redis: Redis
@@ -25,8 +35,4 @@ class AppState:
     pipeline: Pipeline
     clock: Callable[[], float]
     router: Router | None
-    # The admin API's view of the cache: listing, reading, invalidating, and the audit log of changes.
-    catalog: Catalog
-    entries: EntryReader
-    invalidator: Invalidator
-    audit: AuditLog
+    admin: AdminTools

@@ -30,7 +30,7 @@ async def record_change(
     """
     client = request.client.host if request.client is not None else "unknown"
     event = AuditEvent(who, client, action, filters, outcome.matched, outcome.deleted, dry_run)
-    await state.audit.record(event)
+    await state.admin.audit.record(event)
 
 
 @admin_endpoint
@@ -41,5 +41,5 @@ async def audit_log(request: Request, state: AppState) -> Response:
         InvalidRequestError: an unknown or invalid query parameter.
     """
     query = validated(AuditQuery, dict(request.query_params))
-    records = await state.audit.latest(query.limit)
+    records = await state.admin.audit.latest(query.limit)
     return json_response({"events": [record.model_dump() for record in records]})

@@ -26,8 +26,8 @@ async def list_entries(request: Request, state: AppState) -> Response:
     """
     query = validated(ListQuery, dict(request.query_params))
     where = filter_expression(query.entry_filter(state.clock(), text=query.q))
-    page = await state.catalog.search(where, query.limit, query.offset)
-    views = await state.entries.views(page.items)
+    page = await state.admin.catalog.search(where, query.limit, query.offset)
+    views = await state.admin.entries.views(page.items)
     return json_response({"total": page.total, "entries": [summary(view) for view in views]})
 
 
@@ -40,8 +40,8 @@ async def show_entry(request: Request, state: AppState) -> Response:
         NotFoundError: no such entry (or it expired).
     """
     wanted = entry_id_param(request)
-    item = await state.catalog.get(wanted)
-    view = None if item is None else await state.entries.full(item)
+    item = await state.admin.catalog.get(wanted)
+    view = None if item is None else await state.admin.entries.full(item)
     if view is None:
         raise _not_found(wanted)
     return json_response({**summary(view), "response": view.response})
@@ -56,7 +56,7 @@ async def delete_entry(request: Request, state: AppState) -> Response:
         NotFoundError: no such entry.
     """
     wanted, who = entry_id_param(request), actor(request)
-    outcome = await state.invalidator.delete_entry(wanted)
+    outcome = await state.admin.invalidator.delete_entry(wanted)
     if outcome is None:
         raise _not_found(wanted)
     await record_change(request, state, who, "delete", {"id": wanted}, outcome, dry_run=False)

@@ -35,11 +35,11 @@ async def invalidate(request: Request, state: AppState) -> Response:
     filters = body.described()
     try:
         if body.prompt is None:
-            outcome = await state.invalidator.by_filter(entry_filter, body.dry_run)
+            outcome = await state.admin.invalidator.by_filter(entry_filter, body.dry_run)
         else:
             distance = state.settings.semantic.threshold if body.distance is None else body.distance
             filters["distance"] = distance
-            outcome = await state.invalidator.by_prompt(body.prompt, distance, entry_filter, body.dry_run)
+            outcome = await state.admin.invalidator.by_prompt(body.prompt, distance, entry_filter, body.dry_run)
     except InvalidationRejected as exc:
         raise InvalidRequestError(str(exc), param="prompt") from exc
     return await _answer(request, state, who, "invalidate", filters, outcome, body.dry_run)
@@ -54,7 +54,7 @@ async def flush(request: Request, state: AppState) -> Response:
     """
     who = actor(request)
     body = flush_body(await read_body(request, MAX_ADMIN_BODY_BYTES))
-    outcome = await state.invalidator.flush(body.dry_run)
+    outcome = await state.admin.invalidator.flush(body.dry_run)
     return await _answer(request, state, who, "flush", {}, outcome, body.dry_run)
 
 
