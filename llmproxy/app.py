@@ -9,6 +9,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from llmproxy.api.admin import reload_routes
+from llmproxy.api.admin_audit import audit_log
+from llmproxy.api.admin_config import show_config
+from llmproxy.api.admin_entries import delete_entry, list_entries, show_entry
+from llmproxy.api.admin_invalidation import flush, invalidate
 from llmproxy.api.admin_stats import traffic_stats
 from llmproxy.api.cacheable import cached_endpoint
 from llmproxy.api.health import healthz, readyz
@@ -40,6 +44,13 @@ def create_app(settings: Settings, *, model_loader: ModelLoader = load_model) ->
         Route("/v1/{path:path}", passthrough, methods=ALL_METHODS),
         Route("/admin/routes/reload", reload_routes, methods=["POST"]),
         Route("/admin/stats", traffic_stats, methods=["GET"]),
+        Route("/admin/entries", list_entries, methods=["GET"]),
+        Route("/admin/entries/{id}", show_entry, methods=["GET"]),
+        Route("/admin/entries/{id}", delete_entry, methods=["DELETE"]),
+        Route("/admin/invalidate", invalidate, methods=["POST"]),
+        Route("/admin/flush", flush, methods=["POST"]),
+        Route("/admin/audit", audit_log, methods=["GET"]),
+        Route("/admin/config", show_config, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),

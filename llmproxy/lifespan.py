@@ -15,7 +15,12 @@ import anyio
 from anyio.abc import TaskGroup
 from starlette.applications import Starlette
 
+from llmproxy.cache.audit import AuditLog
+from llmproxy.cache.catalog import Catalog
+from llmproxy.cache.entry_view import EntryReader
+from llmproxy.cache.errors import CacheUnavailableError
 from llmproxy.cache.exact import ExactCache
+from llmproxy.cache.invalidation import Invalidator
 from llmproxy.cache.semantic import SemanticIndex, SemanticIndexError
 from llmproxy.cache.writeback import WriteBack
 from llmproxy.embeddings import Embedder, ModelLoader
@@ -24,7 +29,7 @@ from llmproxy.pipeline import Pipeline
 from llmproxy.redis_client import RedisClient, create_redis, is_reachable
 from llmproxy.routing import Router, RoutesError, load_routes
 from llmproxy.settings import DEFAULT_ROUTES_FILE, Settings
-from llmproxy.state import AppState
+from llmproxy.state import AdminTools, AppState
 from llmproxy.telemetry.history import History, HistoryWriter
 from llmproxy.telemetry.labels import BoundedLabels
 from llmproxy.telemetry.pricing import PriceList
@@ -67,8 +72,11 @@ def lifespan_for(
             # 3. The semantic layer: model, batcher task, vector index, router (skipped when disabled).
             exact = ExactCache(redis, settings.redis.key_prefix)
             semantic = await open_semantic_layer(settings, redis, exact, model_loader, background, resources)
-            # 4. The request pipeline over all of it.
-            write_back = WriteBack(redis, exact, semantic.index, time.time)
+            # 4. The catalog of cached answers, which the admin API lists and invalidates (needs no model).
+            catalog = Catalog(redis, settings.redis.key_prefix)
+            await ensure_catalog(catalog)
+            # 5. The request pipeline over all of it.
+            write_back = WriteBack(redis, exact, semantic.index, time.time, catalog)
             pipeline = Pipeline(
                 exact,
                 write_back,
@@ -82,8 +90,12 @@ def lifespan_for(
             # history written to RedisTimeSeries by a background task, off the request path.
             metrics = ProxyMetrics()
             history = await open_history(settings, redis, metrics, background, resources)
-            telemetry = open_telemetry(settings, redis, metrics, history, background)
-            state = AppState(settings, redis, upstreams[None], pipeline, time.time, semantic.router, telemetry, history)
+            telemetry = open_telemetry(settings, redis, metrics, history, catalog, background)
+            # 6. The admin API's tools.
+            admin = admin_tools(redis, settings.redis.key_prefix, catalog, semantic, metrics)
+            state = AppState(
+                settings, redis, upstreams[None], pipeline, time.time, semantic.router, telemetry, history, admin
+            )
             yield {STATE_KEY: state}
             background.cancel_scope.cancel()
 
@@ -91,10 +103,15 @@ def lifespan_for(
 
 
 def open_telemetry(
-    settings: Settings, redis: RedisClient, metrics: ProxyMetrics, history: History | None, background: TaskGroup
+    settings: Settings,
+    redis: RedisClient,
+    metrics: ProxyMetrics,
+    history: History | None,
+    catalog: Catalog,
+    background: TaskGroup,
 ) -> Telemetry:
     """What the request path reports to; the Redis sampler runs in the background until shutdown."""
-    background.start_soon(sample_redis, redis, metrics.snapshot)
+    background.start_soon(sample_redis, redis, metrics.snapshot, catalog.size)
     prices = PriceList(settings.metrics.prices)
     sink = history.writer.offer if history is not None else None
     return Telemetry(metrics, prices, BoundedLabels(settings.metrics.max_model_labels), sink)
@@ -128,6 +145,7 @@ class SemanticLayer:
     finder: ParaphraseFinder | None = None
     index: SemanticIndex | None = None
     router: Router | None = None
+    embedder: Embedder | None = None
 
 
 async def open_semantic_layer(
@@ -160,7 +178,7 @@ async def open_semantic_layer(
         reload_requests: asyncio.Queue[None] = asyncio.Queue(maxsize=1)
         background.start_soon(serve_reload_requests, reload_requests, router, settings)
         reload_on_sighup(reload_requests)
-    return SemanticLayer(finder, index, router)
+    return SemanticLayer(finder, index, router, embedder)
 
 
 async def ensure_index(index: SemanticIndex) -> None:
@@ -175,6 +193,31 @@ async def ensure_index(index: SemanticIndex) -> None:
         raise
     except Exception as exc:  # Redis down at startup: L2 is bypassed until it answers again
         logger.warning("could not create the semantic index yet: %s", exc.__class__.__name__)
+
+
+async def ensure_catalog(catalog: Catalog) -> None:
+    """Create the catalog index if missing; with Redis down, the first admin query creates it.
+
+    Raises:
+        CatalogIndexError: an existing index does not match.
+    """
+    try:
+        await catalog.ensure()
+    except CacheUnavailableError as exc:
+        logger.warning("could not create the catalog index yet: %s", exc)
+
+
+def admin_tools(
+    redis: RedisClient, key_prefix: str, catalog: Catalog, semantic: SemanticLayer, metrics: ProxyMetrics
+) -> AdminTools:
+    """What the admin API works with; invalidation by prompt uses the semantic layer when it is on."""
+    embed = semantic.embedder.embed if semantic.embedder is not None else None
+
+    def count_deleted(mode: str, count: int) -> None:
+        metrics.invalidated.labels(mode).inc(count)
+
+    invalidator = Invalidator(redis, key_prefix, catalog, semantic.index, embed, on_deleted=count_deleted)
+    return AdminTools(catalog, EntryReader(redis, key_prefix), invalidator, AuditLog(redis, key_prefix))
 
 
 async def open_router(router: Router, settings: Settings) -> Router | None:

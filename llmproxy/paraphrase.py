@@ -29,6 +29,7 @@ class ParaphraseHit:
     entry: CacheEntry
     ttl_ms: int  # what is left of the cached answer's lifetime
     similarity: float
+    entry_key: str  # the L1 key of the cached answer (a promoted copy names it as its origin)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,5 +93,5 @@ class ParaphraseFinder:
                 continue
             found = await self._exact.get_with_ttl(neighbour.entry_key)
             if found is not None:
-                return ParaphraseHit(found[0], found[1], similarity=1.0 - neighbour.distance)
+                return ParaphraseHit(found[0], found[1], 1.0 - neighbour.distance, neighbour.entry_key)
         return None

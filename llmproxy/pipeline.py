@@ -16,6 +16,7 @@ from enum import StrEnum
 
 import orjson
 
+from llmproxy.cache.catalog import catalog_record
 from llmproxy.cache.errors import CacheUnavailableError
 from llmproxy.cache.exact import ExactCache
 from llmproxy.cache.writeback import StorePlan, WriteBack
@@ -139,8 +140,9 @@ class Pipeline:
                 return await self._serve_paraphrase(hit, key, request, store, route)
         status = CacheStatus.MISS if lookup else CacheStatus.BYPASS
         trace.result = _RESULTS[status]
+        listing = catalog_record(parsed.kind, parsed.body, request.scope, parsed.model, key)
         forward = self._plan(
-            request, route, route.action, StorePlan(key, prepared.record if prepared else None), store, status
+            request, route, route.action, StorePlan(key, prepared.record if prepared else None, listing), store, status
         )
         if parsed.stream and parsed.kind != "embedding":
             return await self._forward_stream(request, forward)
@@ -187,9 +189,9 @@ class Pipeline:
     ) -> Reply:
         if store:
             # Promote: the next identical request is an L1 hit. Same expiry as the original answer.
-            try:
-                await self._exact.put(key, hit.entry, hit.ttl_ms)
-            except CacheUnavailableError:
+            parsed = request.parsed
+            listing = catalog_record(parsed.kind, parsed.body, request.scope, parsed.model, key, hit.entry_key)
+            if not await self._write_back.promote(key, hit.entry, hit.ttl_ms, listing):
                 request.trace.failed("redis", "write")
         request.trace.cached_usage = usage_of(hit.entry.response)
         headers = [(SIMILARITY_HEADER, f"{hit.similarity:.4f}"), *_route_header(route)]
@@ -233,9 +235,16 @@ class Pipeline:
         trace.upstream_status = reply.status
         response = _json_object(reply.body) if reply.status == 200 else None
         if response is not None and forward.store is not None:
+            store_plan = forward.store
             with trace.timing("write"):
                 trace.write = await self._write_back.store(
-                    forward.store.key, parsed.kind, parsed.model, response, forward.ttl_s, forward.store.record
+                    store_plan.key,
+                    parsed.kind,
+                    parsed.model,
+                    response,
+                    forward.ttl_s,
+                    store_plan.record,
+                    store_plan.listing,
                 )
             if trace.write == "failed":
                 trace.failed("redis", "write")

@@ -12,7 +12,9 @@ from llmproxy.errors import InvalidRequestError
 
 SHARED_TENANT = "shared"
 ANONYMOUS_TENANT = "anonymous"
-_NAMESPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+NAMESPACE_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
+TENANT_PATTERN = rf"[0-9a-f]{{32}}|{ANONYMOUS_TENANT}|{SHARED_TENANT}"  # what tenant_id returns
+_NAMESPACE = re.compile(rf"^{NAMESPACE_PATTERN}$")
 
 
 def bearer_token(authorization: str | None) -> str | None:

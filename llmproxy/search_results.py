@@ -22,3 +22,10 @@ def as_text(value: object) -> str:
 def _value(container: dict[Any, Any], key: str) -> Any:
     """container[key] (or None) whether its keys came back as str or bytes."""
     return container.get(key, container.get(key.encode()))
+
+
+def result_total(raw: object) -> int:
+    """The number of all matches (not only the returned page)."""
+    if isinstance(raw, dict):
+        return int(_value(raw, "total_results") or 0)
+    return int(getattr(raw, "total", 0))

@@ -111,9 +111,10 @@ async def _store(assembler: StreamAssembler, plan: RelayPlan, write_back: WriteB
         logger.info("stream ended without a complete answer; not cached")
         plan.trace.write = "incomplete"
         return
+    store = plan.store
     with plan.trace.timing("write"):
         plan.trace.write = await write_back.store(
-            plan.store.key, plan.kind, plan.model, response, plan.ttl_s, plan.store.record
+            store.key, plan.kind, plan.model, response, plan.ttl_s, store.record, store.listing
         )
     if plan.trace.write == "failed":
         plan.trace.failed("redis", "write")

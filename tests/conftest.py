@@ -24,6 +24,7 @@ from llmproxy.embedded_redis import EmbeddedRedis, EmbeddedRedisConfig
 from llmproxy.embeddings import ModelLoader, load_model
 from llmproxy.fake_upstream import FakeUpstreamConfig, create_fake_upstream
 from llmproxy.settings import EmbeddingSettings, Settings, load_settings
+from tests.admin_support import ADMIN_TOKEN, AdminProxy, drop_indexes
 from tests.servers import serve_in_thread
 
 TEST_KEY_PREFIX = "llmproxy-test"
@@ -153,3 +154,16 @@ async def async_redis(redis_url: str) -> AsyncIterator[AsyncRedis]:
 def redis_client(redis_url: str) -> Iterator[redis.Redis]:
     with redis.Redis.from_url(redis_url) as client:
         yield client
+
+
+@pytest.fixture
+def admin_proxy(
+    start_proxy: Callable[..., AbstractContextManager[str]], key_prefix: str, redis_client: redis.Redis
+) -> Iterator[AdminProxy]:
+    """A proxy with an admin token and a key prefix of this test's own; its indexes are dropped afterwards."""
+    with start_proxy(redis={"key_prefix": key_prefix}, admin={"token": ADMIN_TOKEN}) as url:
+        proxy = AdminProxy(url, key_prefix, redis_client)
+        yield proxy
+        proxy.close()
+    drop_indexes(redis_client, [f"{key_prefix}:l2", f"{key_prefix}:catalog"])
+    redis_client.delete(f"{key_prefix}:audit")

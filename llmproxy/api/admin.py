@@ -3,17 +3,29 @@
 from __future__ import annotations
 
 import hmac
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
 from llmproxy.api.context import app_state
-from llmproxy.errors import AuthenticationError, InvalidRequestError, NotFoundError, PermissionDeniedError
+from llmproxy.cache.errors import CacheUnavailableError
+from llmproxy.errors import (
+    AuthenticationError,
+    InvalidRequestError,
+    NotFoundError,
+    PermissionDeniedError,
+    ServiceUnavailableError,
+)
 from llmproxy.lifespan import upstream_names
 from llmproxy.routing import RoutesError
 from llmproxy.scope import bearer_token
 from llmproxy.settings import AdminSettings
+from llmproxy.state import AppState
+
+AdminHandler = Callable[[Request, AppState], Awaitable[Response]]
 
 
 def require_admin(request: Request, admin: AdminSettings) -> None:
@@ -51,3 +63,22 @@ async def reload_routes(request: Request) -> Response:
         ) from exc
     body = {"reloaded": True, "routes": [route.name for route in table.routes]}
     return Response(orjson.dumps(body), media_type="application/json")
+
+
+def admin_endpoint(handler: AdminHandler) -> Callable[[Request], Awaitable[Response]]:
+    """The handler behind the admin token, with a Redis outage answered as 503 (admin calls never fail open)."""
+
+    async def endpoint(request: Request) -> Response:
+        state = app_state(request)
+        require_admin(request, state.settings.admin)
+        try:
+            return await handler(request, state)
+        except CacheUnavailableError as exc:
+            raise ServiceUnavailableError(f"The cache store is unavailable ({exc}); nothing more was changed.") from exc
+
+    return endpoint
+
+
+def json_response(body: Any, status_code: int = 200) -> Response:
+    """A JSON response."""
+    return Response(orjson.dumps(body), status_code=status_code, media_type="application/json")

@@ -68,6 +68,10 @@ class ExactCache:
         """Queue the write of entry into a caller's pipeline (to write it atomically with its L2 record)."""
         pipe.set(key, encode_entry(entry), ex=ttl_s)
 
+    def stage_copy(self, pipe: Pipeline, key: str, entry: CacheEntry, ttl_ms: int) -> None:
+        """Queue the write of a copy of another entry, which expires when the original does (ttl_ms left)."""
+        pipe.set(key, encode_entry(entry), px=ttl_ms)
+
 
 def _unavailable(operation: str, exc: Exception) -> CacheUnavailableError:
     logger.warning("cache %s failed, bypassing the cache: %s", operation, exc.__class__.__name__)

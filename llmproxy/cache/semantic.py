@@ -17,15 +17,17 @@ from redis.exceptions import RedisError, ResponseError
 from redis.typing import EncodableT, FieldT
 from redisvl.exceptions import RedisSearchError, RedisVLError
 from redisvl.index import AsyncSearchIndex
-from redisvl.query import VectorQuery
+from redisvl.query import VectorQuery, VectorRangeQuery
 from redisvl.query.filter import FilterExpression, Tag
 from redisvl.schema import IndexSchema
 
 from llmproxy.cache.errors import CacheUnavailableError
+from llmproxy.cache.search_index import already_exists, index_missing
+from llmproxy.cache.tags import tag_field, tag_value
 from llmproxy.search_results import as_text, result_rows
 from llmproxy.settings import HnswSettings
 
-__all__ = ["Neighbour", "Partition", "SemanticIndex", "SemanticIndexError", "SemanticRecord"]
+__all__ = ["Neighbour", "Partition", "SemanticIndex", "SemanticIndexError", "SemanticRecord", "document_key"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,9 +36,6 @@ _PARTITION_FIELD = "partition"
 _VECTOR_FIELD = "vector"
 _RETURN_FIELDS = ("prompt", "entry_key")
 _DISTANCE_FIELD = VectorQuery.DISTANCE_ID
-# Tag values are split on the separator at index time. The default "," would turn a model name with a comma
-# into two tags; no scope, model or hash contains the ASCII unit separator.
-_TAG_SEPARATOR = "\x1f"
 # FT.INFO does not report these, so they cannot be compared; EF_RUNTIME is sent with every query instead.
 _UNREPORTED_VECTOR_ATTRS = frozenset({"ef_runtime", "epsilon"})
 
@@ -89,7 +88,7 @@ class SemanticIndex:
         self._dimension = dimension
         self._hnsw = hnsw
         self._clock = clock
-        self._l1_prefix = f"{key_prefix}:l1:"
+        self._key_prefix = key_prefix
         self._schema = build_schema(key_prefix, dimension, hnsw)
         # The client belongs to the caller (the lifespan closes it): the index must never close it.
         self._index = AsyncSearchIndex(self._schema, redis_client=redis, owns_client=False)
@@ -117,7 +116,7 @@ class SemanticIndex:
         try:
             await self._index.create(overwrite=False)
         except RedisVLError as exc:
-            if not _already_exists(exc):
+            if not already_exists(exc):
                 raise self._startup_error(exc) from exc
         try:
             existing = await AsyncSearchIndex.from_existing(self.name, redis_client=self._redis, owns_client=False)
@@ -143,13 +142,35 @@ class SemanticIndex:
             num_results=k,
             ef_runtime=self._hnsw.ef_runtime,
         )
+        return await self._search(query)
+
+    async def within(
+        self, vector: NDArray[np.float32], distance: float, where: FilterExpression | None, limit: int, offset: int
+    ) -> list[Neighbour]:
+        """Stored prompts (of any partition matching `where`) within `distance` of vector, nearest first, paged.
+
+        Raises:
+            CacheUnavailableError: Redis failed, timed out, or the index is missing.
+        """
+        query = VectorRangeQuery(
+            vector=self._vector_bytes(vector),
+            vector_field_name=_VECTOR_FIELD,
+            return_fields=list(_RETURN_FIELDS),
+            filter_expression=where,
+            distance_threshold=distance,
+            num_results=limit,
+        )
+        query.paging(offset, limit)
+        return await self._search(query)
+
+    async def _search(self, query: VectorQuery | VectorRangeQuery) -> list[Neighbour]:
         if not self._ready:
             await self._recreate()
         try:
             raw = await self._index.search(query.query, query_params=query.params)
         except (RedisVLError, RedisError, OSError) as exc:
             # A Redis that restarted empty (or was flushed) lost the index: make it again next time.
-            self._ready = not _index_missing(exc)
+            self._ready = not index_missing(exc)
             raise _unavailable(exc) from exc
         return [hit for hit in map(_neighbour, result_rows(raw)) if hit is not None]
 
@@ -168,8 +189,7 @@ class SemanticIndex:
 
     def doc_key(self, entry_key: str) -> str:
         """The hash key of the L2 document for an L1 entry key (the scope stays in the name, as in L1)."""
-        suffix = entry_key.removeprefix(self._l1_prefix)
-        return f"{self._schema.index.prefix}{suffix}"
+        return document_key(self._key_prefix, entry_key)
 
     def stage(self, pipe: Pipeline, record: SemanticRecord, ttl_s: int) -> None:
         """Queue the document's HSET and EXPIRE on pipe, so the caller's MULTI writes L1 and L2 together."""
@@ -216,7 +236,6 @@ class SemanticIndex:
 
 def build_schema(key_prefix: str, dimension: int, hnsw: HnswSettings) -> IndexSchema:
     """The index definition: partition tags, the prompt and its L1 key, creation time, and the vector."""
-    tag = {"type": "tag", "attrs": {"separator": _TAG_SEPARATOR, "case_sensitive": True}}
     vector_attrs = {
         "algorithm": "hnsw",
         "datatype": "float32",
@@ -226,10 +245,10 @@ def build_schema(key_prefix: str, dimension: int, hnsw: HnswSettings) -> IndexSc
         "ef_construction": hnsw.ef_construction,
         "ef_runtime": hnsw.ef_runtime,
     }
-    fields: list[dict[str, object]] = [{"name": name, **tag} for name in (*_TAG_FIELDS, _PARTITION_FIELD)]
+    fields: list[dict[str, object]] = [tag_field(name) for name in (*_TAG_FIELDS, _PARTITION_FIELD)]
     fields += [
         {"name": "prompt", "type": "text"},
-        {"name": "entry_key", **tag},
+        tag_field("entry_key"),
         {"name": "created_at", "type": "numeric"},
         {"name": _VECTOR_FIELD, "type": "vector", "attrs": vector_attrs},
     ]
@@ -237,10 +256,15 @@ def build_schema(key_prefix: str, dimension: int, hnsw: HnswSettings) -> IndexSc
     return IndexSchema.from_dict({"index": index, "fields": fields})
 
 
+def document_key(key_prefix: str, entry_key: str) -> str:
+    """The L2 document key of an L1 entry key; also known with the semantic layer off, for deletions."""
+    return f"{key_prefix}:l2:{entry_key.removeprefix(f'{key_prefix}:l1:')}"
+
+
 def partition_tags(partition: Partition) -> dict[str, str]:
     """The tag values stored for a partition, by field name: the four readable ones and their digest."""
     values = (partition.scope, partition.model, partition.params_hash, partition.context_hash)
-    tags = {name: _tag_value(value) for name, value in zip(_TAG_FIELDS, values, strict=True)}
+    tags = {name: tag_value(value) for name, value in zip(_TAG_FIELDS, values, strict=True)}
     tags[_PARTITION_FIELD] = partition_digest(partition)
     return tags
 
@@ -259,14 +283,6 @@ def partition_filter(partition: Partition) -> FilterExpression:
     (load_tests/results/l2_index.md).
     """
     return Tag(_PARTITION_FIELD) == partition_digest(partition)
-
-
-def _tag_value(value: str) -> str:
-    # RediSearch trims tags and cannot match an empty one; redisvl renders `Tag == ""` as match-all. Such values
-    # are stored as a digest instead, so they stay distinct and never widen the filter.
-    if value and value == value.strip():
-        return value
-    return "~" + hashlib.sha256(value.encode()).hexdigest()[:32]
 
 
 def schema_differences(existing: IndexSchema, wanted: IndexSchema) -> list[str]:
@@ -297,15 +313,6 @@ def _neighbour(fields: dict[str, object]) -> Neighbour | None:
         return None
     prompt, entry_key, distance = map(as_text, values)
     return Neighbour(prompt=prompt, entry_key=entry_key, distance=float(distance))
-
-
-def _already_exists(exc: RedisVLError) -> bool:
-    # Another replica created the index between our existence check and our FT.CREATE.
-    return "index already exists" in str(exc.__cause__ or exc).lower()
-
-
-def _index_missing(exc: Exception) -> bool:
-    return "no such index" in str(exc.__cause__ or exc).lower()
 
 
 def _unavailable(exc: Exception) -> CacheUnavailableError:

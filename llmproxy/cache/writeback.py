@@ -1,4 +1,4 @@
-"""Write-back of complete, successful answers: L1 entry and L2 record in one transaction.
+"""Write-back of complete, successful answers: L1 entry, L2 record and catalog document in one transaction.
 
 A failed write is logged and never reaches the client; a half-written entry is never visible.
 """
@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from llmproxy.cache.catalog import Catalog, CatalogRecord
 from llmproxy.cache.entry import CacheEntry
 from llmproxy.cache.exact import ExactCache
 from llmproxy.cache.semantic import SemanticIndex, SemanticRecord
@@ -23,22 +24,29 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class StorePlan:
-    """Where a complete answer goes: its L1 key, and its L2 record when the prompt has one."""
+    """Where a complete answer goes: its L1 key, its L2 record when the prompt has one, its catalog record."""
 
     key: str
     record: SemanticRecord | None
+    listing: CatalogRecord | None = None
 
 
 class WriteBack:
     """Stores answers in L1 under the request's key, and their prompt vector in L2, with one TTL."""
 
     def __init__(
-        self, redis: Redis, exact: ExactCache, index: SemanticIndex | None, clock: Callable[[], float]
+        self,
+        redis: Redis,
+        exact: ExactCache,
+        index: SemanticIndex | None,
+        clock: Callable[[], float],
+        catalog: Catalog | None = None,
     ) -> None:
         self._redis = redis
         self._exact = exact
         self._index = index
         self._clock = clock
+        self._catalog = catalog
 
     async def store(
         self,
@@ -48,6 +56,7 @@ class WriteBack:
         response: JsonObject,
         ttl_s: int,
         record: SemanticRecord | None = None,
+        listing: CatalogRecord | None = None,
     ) -> WriteOutcome:
         """Store one complete answer: "stored", "incomplete" (not cacheable) or "failed" (Redis; fail open)."""
         if not is_complete_answer(kind, response):
@@ -58,8 +67,23 @@ class WriteBack:
                 self._exact.stage(pipe, key, entry, ttl_s)
                 if record is not None and self._index is not None:
                     self._index.stage(pipe, record, ttl_s)
+                if listing is not None and self._catalog is not None:
+                    self._catalog.stage(pipe, listing, entry.created_at, ttl_s * 1000)
                 await pipe.execute()
         except (RedisError, OSError) as exc:
             logger.warning("cache write failed, answer not cached: %s", exc.__class__.__name__)
             return "failed"
         return "stored"
+
+    async def promote(self, key: str, entry: CacheEntry, ttl_ms: int, listing: CatalogRecord) -> bool:
+        """Copy an L2 hit's answer under the request's own L1 key, expiring with the original; False on failure."""
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                self._exact.stage_copy(pipe, key, entry, ttl_ms)
+                if self._catalog is not None:
+                    self._catalog.stage(pipe, listing, entry.created_at, ttl_ms)
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            logger.warning("cache promotion failed: %s", exc.__class__.__name__)
+            return False
+        return True

@@ -1,0 +1,45 @@
+"""The audit side of admin changes: recording who changed what, and GET /admin/audit to read it back."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from llmproxy.api.admin import admin_endpoint, json_response
+from llmproxy.api.admin_payloads import AuditQuery, validated
+from llmproxy.cache.audit import AuditEvent, FilterValue
+from llmproxy.cache.invalidation import Invalidation
+from llmproxy.state import AppState
+
+
+async def record_change(
+    request: Request,
+    state: AppState,
+    who: str,
+    action: str,
+    filters: Mapping[str, FilterValue],
+    outcome: Invalidation,
+    dry_run: bool,
+) -> None:
+    """Append one change (or dry run) by `who` (see admin_payloads.actor) to the audit log.
+
+    Raises:
+        CacheUnavailableError: Redis failed (the change itself is done; the error is logged with the event).
+    """
+    client = request.client.host if request.client is not None else "unknown"
+    event = AuditEvent(who, client, action, filters, outcome.matched, outcome.deleted, dry_run)
+    await state.admin.audit.record(event)
+
+
+@admin_endpoint
+async def audit_log(request: Request, state: AppState) -> Response:
+    """GET /admin/audit: the latest changes, newest first.
+
+    Raises:
+        InvalidRequestError: an unknown or invalid query parameter.
+    """
+    query = validated(AuditQuery, dict(request.query_params))
+    records = await state.admin.audit.latest(query.limit)
+    return json_response({"events": [record.model_dump() for record in records]})

@@ -1,0 +1,72 @@
+"""POST /admin/invalidate and POST /admin/flush: delete cached answers by condition, by prompt, or all.
+
+Both answer `{"dry_run", "matched", "deleted", "filters"}` and record the change (dry runs too) in the audit log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from llmproxy.api.admin import admin_endpoint, json_response
+from llmproxy.api.admin_audit import record_change
+from llmproxy.api.admin_payloads import actor, flush_body, invalidate_body
+from llmproxy.api.body import read_body
+from llmproxy.cache.audit import FilterValue
+from llmproxy.cache.invalidation import Invalidation, InvalidationRejected
+from llmproxy.errors import InvalidRequestError
+from llmproxy.state import AppState
+
+MAX_ADMIN_BODY_BYTES = 64 * 1024
+
+
+@admin_endpoint
+async def invalidate(request: Request, state: AppState) -> Response:
+    """Delete (or, with dry_run, count) the entries matching every condition given.
+
+    Raises:
+        InvalidRequestError: a bad body, no condition, or a prompt while the semantic cache is off.
+    """
+    who = actor(request)  # a bad X-LLMProxy-Actor is refused before anything is deleted
+    body = invalidate_body(await read_body(request, MAX_ADMIN_BODY_BYTES))
+    entry_filter = body.entry_filter(state.clock())
+    filters = body.described()
+    try:
+        if body.prompt is None:
+            outcome = await state.admin.invalidator.by_filter(entry_filter, body.dry_run)
+        else:
+            distance = state.settings.semantic.threshold if body.distance is None else body.distance
+            filters["distance"] = distance
+            outcome = await state.admin.invalidator.by_prompt(body.prompt, distance, entry_filter, body.dry_run)
+    except InvalidationRejected as exc:
+        raise InvalidRequestError(str(exc), param="prompt") from exc
+    return await _answer(request, state, who, "invalidate", filters, outcome, body.dry_run)
+
+
+@admin_endpoint
+async def flush(request: Request, state: AppState) -> Response:
+    """Delete (or count) every cached answer, with its L2 and catalog documents; history and audit stay.
+
+    Raises:
+        InvalidRequestError: the body lacks {"confirm": "flush-all"}.
+    """
+    who = actor(request)
+    body = flush_body(await read_body(request, MAX_ADMIN_BODY_BYTES))
+    outcome = await state.admin.invalidator.flush(body.dry_run)
+    return await _answer(request, state, who, "flush", {}, outcome, body.dry_run)
+
+
+async def _answer(
+    request: Request,
+    state: AppState,
+    who: str,
+    action: str,
+    filters: Mapping[str, FilterValue],
+    outcome: Invalidation,
+    dry_run: bool,
+) -> Response:
+    await record_change(request, state, who, action, filters, outcome, dry_run)
+    body = {"dry_run": dry_run, "matched": outcome.matched, "deleted": outcome.deleted, "filters": dict(filters)}
+    return json_response(body)
