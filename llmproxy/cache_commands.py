@@ -29,7 +29,7 @@ def add_cache_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
     actions = cache.add_subparsers(required=True, metavar="ACTION")
 
     stats = actions.add_parser("stats", help="hit rate, requests, latency, tokens and cost saved over time")
-    stats.add_argument("--from", dest="start", help="epoch seconds, ISO-8601 or relative like -24h (default -1h)")
+    stats.add_argument("--from", dest="start", help="epoch seconds, ISO-8601, or relative as --from=-24h (default -1h)")
     stats.add_argument("--to", dest="end", help="epoch seconds, ISO-8601, or now (default now)")
     stats.add_argument("--bucket", help="bucket size, e.g. 60s, 5m, 1h")
     stats.set_defaults(action=stats_action, render=_render_stats)

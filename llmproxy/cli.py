@@ -12,10 +12,8 @@ from typing import Any
 from llmproxy.cache.decision import Policy
 from llmproxy.cache_commands import add_cache_commands
 from llmproxy.embedded_redis import EmbeddedRedisError
-from llmproxy.evaluation import parse_sweep, run_eval_pairs
 from llmproxy.fake_upstream import FakeUpstreamConfig, run_fake_upstream
 from llmproxy.logs import configure_logging
-from llmproxy.server import run_proxy
 from llmproxy.settings import DEFAULT_CONFIG_FILE, SettingsError, load_settings
 
 
@@ -72,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def serve_command(args: argparse.Namespace) -> int:
+    # Imported here: the server and the evaluation load torch (seconds), which `llmproxy cache ...` never needs.
+    from llmproxy.server import run_proxy
+
     overrides = _nested_overrides(
         {
             ("server", "host"): args.host,
@@ -102,6 +103,8 @@ def fake_upstream_command(args: argparse.Namespace) -> int:
 
 
 def eval_pairs_command(args: argparse.Namespace) -> int:
+    from llmproxy.evaluation import parse_sweep, run_eval_pairs
+
     try:
         settings = load_settings(_config_file(args.config))
         sweep = parse_sweep(args.sweep) if args.sweep else []

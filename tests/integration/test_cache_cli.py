@@ -83,9 +83,9 @@ def test_ls_show_invalidate_flush_and_audit(proxy: str, api_key: str, upstream: 
 
 def test_stats_prints_a_table_and_json(proxy: str, api_key: str, upstream: FakeUpstream) -> None:
     fill(proxy, api_key, {"model-a": ["Tell me a joke."]})
-    stats = cli_json(proxy, "stats", "--from", "-10m", "--bucket", "1m")
+    stats = cli_json(proxy, "stats", "--from=-10m", "--bucket", "1m")
     assert stats["bucket_s"] == 60 and "totals" in stats
-    table = cli(proxy, "stats", "--from", "-10m", "--bucket", "1m")
+    table = cli(proxy, "stats", "--from=-10m", "--bucket", "1m")
     assert table.returncode == 0, table.stderr
     assert "hit_rate" in table.stdout and "total" in table.stdout
 
