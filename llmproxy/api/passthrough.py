@@ -10,20 +10,31 @@ from starlette.responses import Response
 
 from llmproxy.api.context import app_state
 from llmproxy.api.render import ClosingStreamingResponse
+from llmproxy.errors import ProxyError
+from llmproxy.trace import RequestTrace
 from llmproxy.upstream.client import Headers, relayable_headers
+
+PASSTHROUGH_ENDPOINT = "passthrough"
 
 
 async def passthrough(request: Request) -> Response:
     """Relay the request to the upstream and its response back, byte for byte."""
-    upstream = app_state(request).upstream
+    state = app_state(request)
+    trace = RequestTrace(PASSTHROUGH_ENDPOINT, upstream="default")  # one label: paths carry ids (files, batches)
     resources = AsyncExitStack()
+    resources.callback(state.telemetry.finish, trace)  # runs last, once the body was sent or abandoned
     try:
-        stream = await resources.enter_async_context(
-            upstream.open(request.method, request.url.path, request.url.query, _headers(request), _content(request))
-        )
-    except BaseException:
+        with trace.timing("upstream"):
+            stream = await resources.enter_async_context(
+                state.upstream.open(
+                    request.method, request.url.path, request.url.query, _headers(request), _content(request)
+                )
+            )
+    except BaseException as exc:
+        trace.status = exc.status_code if isinstance(exc, ProxyError) else 500
         await resources.aclose()
         raise
+    trace.status = trace.upstream_status = stream.status
     headers = relayable_headers(stream.headers, decoded=False)
     return ClosingStreamingResponse(stream.chunks(decoded=False), stream.status, headers, resources.aclose)
 

@@ -191,3 +191,12 @@ def test_embedder_failure_is_counted_and_skips_only_the_semantic_cache(
     assert value(samples, "llmproxy_errors_total", component="embedder", operation="embed") == 1
     assert value(samples, "llmproxy_fail_open_total", component="embedder") == 1
     assert upstream.calls() == 1
+
+
+def test_passthrough_requests_are_counted_under_one_endpoint_label(proxy: str, sdk: OpenAI) -> None:
+    assert [model.id for model in sdk.models.list()]
+    labels = {"endpoint": "passthrough", "model": "unknown", "result": "bypass", "route": "none"}
+    # Reported once the relayed body has ended, just after the client read it.
+    samples = scrape_until(proxy, lambda got: value(got, "llmproxy_requests_total", **labels) == 1)
+    assert value(samples, "llmproxy_requests_total", **labels) == 1
+    assert value(samples, "llmproxy_upstream_responses_total", upstream="default", status="200") == 1
