@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -63,6 +64,7 @@ class ProxyMetrics:
 
     def __init__(self, snapshot: RedisSnapshot | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.snapshot = snapshot or RedisSnapshot()
         self._snapshot_collector = RedisSnapshotCollector(self.snapshot)
         self.registry.register(self._snapshot_collector)
@@ -146,25 +148,34 @@ class ProxyMetrics:
     def observe(self, trace: RequestTrace, model: str, total_s: float, cost_usd: float) -> None:
         """Count one finished request; model is already bounded (see BoundedLabels)."""
         result = trace.result
-        self.requests.labels(trace.endpoint, model, result, trace.route or NO_ROUTE).inc()
-        self.request_duration.labels(trace.endpoint, result).observe(total_s)
+        self._child(self.requests, trace.endpoint, model, result, trace.route or NO_ROUTE).inc()
+        self._child(self.request_duration, trace.endpoint, result).observe(total_s)
         for stage, seconds in trace.stages.items():
-            self.stage_duration.labels(stage).observe(seconds)
-        self.stage_duration.labels("total").observe(total_s)
+            self._child(self.stage_duration, stage).observe(seconds)
+        self._child(self.stage_duration, "total").observe(total_s)
         if trace.first_byte_s is not None:
-            self.first_byte.labels(result).observe(trace.first_byte_s)
+            self._child(self.first_byte, result).observe(trace.first_byte_s)
         if trace.upstream_status is not None:
-            self.upstream_responses.labels(trace.upstream or "default", str(trace.upstream_status)).inc()
+            self._child(self.upstream_responses, trace.upstream or "default", str(trace.upstream_status)).inc()
         if trace.write is not None:
-            self.cache_writes.labels(trace.write).inc()
+            self._child(self.cache_writes, trace.write).inc()
         if trace.cached_usage is not None:
-            self.cached_tokens.labels(model, "prompt").inc(trace.cached_usage.prompt_tokens)
-            self.cached_tokens.labels(model, "completion").inc(trace.cached_usage.completion_tokens)
-            self.cost_saved.labels(model).inc(cost_usd)
+            self._child(self.cached_tokens, model, "prompt").inc(trace.cached_usage.prompt_tokens)
+            self._child(self.cached_tokens, model, "completion").inc(trace.cached_usage.completion_tokens)
+            self._child(self.cost_saved, model).inc(cost_usd)
         for component, operation in trace.errors:
-            self.errors.labels(component, operation).inc()
+            self._child(self.errors, component, operation).inc()
         for component in {component for component, _ in trace.errors}:
-            self.fail_open.labels(component).inc()
+            self._child(self.fail_open, component).inc()
+
+    def _child(self, metric: Counter | Histogram, *labels: str) -> Any:
+        # `labels()` validates and locks on every call (about half the cost of a request's metrics); the label
+        # sets are bounded, so each child is looked up once and kept.
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     def exposition(self, accept: str | None) -> tuple[bytes, str]:
         """The scrape body and its content type (OpenMetrics when the scraper asks for it)."""
