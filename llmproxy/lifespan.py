@@ -15,6 +15,7 @@ import anyio
 from anyio.abc import TaskGroup
 from starlette.applications import Starlette
 
+from llmproxy.breaker import CircuitBreaker
 from llmproxy.cache.audit import AuditLog
 from llmproxy.cache.catalog import Catalog
 from llmproxy.cache.entry_view import EntryReader
@@ -76,7 +77,9 @@ def lifespan_for(
             catalog = Catalog(redis, settings.redis.key_prefix)
             await ensure_catalog(catalog)
             # 5. The request pipeline over all of it.
-            write_back = WriteBack(redis, exact, semantic.index, time.time, catalog)
+            # One breaker for the request path's Redis: failures anywhere open it, so requests stop waiting on it.
+            redis_health = CircuitBreaker(settings.redis.breaker_failure_threshold, settings.redis.breaker_reset_s)
+            write_back = WriteBack(redis, exact, semantic.index, time.time, catalog, redis_health)
             pipeline = Pipeline(
                 exact,
                 write_back,
@@ -85,16 +88,27 @@ def lifespan_for(
                 semantic.router,
                 time.time,
                 settings.upstream.request_stream_usage,
+                redis_health,
             )
             # 5. Telemetry: Prometheus metrics, Redis-wide figures sampled in the background, and the traffic
             # history written to RedisTimeSeries by a background task, off the request path.
             metrics = ProxyMetrics()
             history = await open_history(settings, redis, metrics, background, resources)
             telemetry = open_telemetry(settings, redis, metrics, history, catalog, background)
+            metrics.snapshot.breakers["redis"] = redis_health
             # 6. The admin API's tools.
             admin = admin_tools(redis, settings.redis.key_prefix, catalog, semantic, metrics)
             state = AppState(
-                settings, redis, upstreams[None], pipeline, time.time, semantic.router, telemetry, history, admin
+                settings,
+                redis,
+                upstreams[None],
+                pipeline,
+                time.time,
+                semantic.router,
+                telemetry,
+                history,
+                admin,
+                redis_health,
             )
             yield {STATE_KEY: state}
             background.cancel_scope.cancel()
@@ -168,10 +182,11 @@ async def open_semantic_layer(
         return SemanticLayer()
     model = await anyio.to_thread.run_sync(model_loader, settings.embeddings)
     embedder = Embedder(model, settings.embeddings.max_batch, settings.embeddings.max_wait_ms)
+    await warm_up(embedder)
     background.start_soon(embedder.run_batcher)
     index = SemanticIndex(redis, settings.redis.key_prefix, embedder.dimension, settings.semantic.hnsw)
     await ensure_index(index)
-    finder = ParaphraseFinder(embedder, index, exact, settings.semantic)
+    finder = ParaphraseFinder(embedder, index, exact, settings.semantic, settings.embeddings.timeout_ms / 1000)
     router = await open_router(Router(redis, settings.redis.key_prefix, embedder.dimension, embedder.encode), settings)
     if router is not None:
         resources.push_async_callback(router.close)
@@ -179,6 +194,15 @@ async def open_semantic_layer(
         background.start_soon(serve_reload_requests, reload_requests, router, settings)
         reload_on_sighup(reload_requests)
     return SemanticLayer(finder, index, router, embedder)
+
+
+async def warm_up(embedder: Embedder) -> None:
+    """Run the model once: the first forward pass allocates and is several times slower than the next ones,
+    and that should be paid at startup, not inside a request's embedding timeout."""
+    try:
+        await anyio.to_thread.run_sync(embedder.encode, ["warm up"])
+    except Exception:  # a failing model costs the semantic cache (each request skips L2), not the startup
+        logger.exception("the embedding model failed its first run; requests will skip the semantic cache")
 
 
 async def ensure_index(index: SemanticIndex) -> None:

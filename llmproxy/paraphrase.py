@@ -6,6 +6,7 @@ once. Embedding or Redis failures skip L2 for that request (fail open); they nev
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -43,8 +44,16 @@ class Prepared:
 class ParaphraseFinder:
     """Looks up earlier prompts with the same meaning in the same partition."""
 
-    def __init__(self, embedder: Embedder, index: SemanticIndex, exact: ExactCache, settings: SemanticSettings) -> None:
+    def __init__(
+        self,
+        embedder: Embedder,
+        index: SemanticIndex,
+        exact: ExactCache,
+        settings: SemanticSettings,
+        embed_timeout_s: float,
+    ) -> None:
         self._embedder = embedder
+        self._embed_timeout_s = embed_timeout_s
         self._index = index
         self._exact = exact
         self._settings = settings
@@ -55,7 +64,11 @@ class ParaphraseFinder:
         if key is None:
             return None
         try:
-            vector = await self._embedder.embed(key.prompt)
+            vector = await asyncio.wait_for(self._embedder.embed(key.prompt), self._embed_timeout_s)
+        except TimeoutError:  # a busy or stuck model must cost the cache, not the request
+            logger.warning("embedding took over %.0f ms; skipping the semantic cache", self._embed_timeout_s * 1000)
+            trace.failed("embedder", "timeout")
+            return None
         except Exception:  # the model failing must cost the cache, not the request
             logger.exception("embedding failed; skipping the semantic cache for this request")
             trace.failed("embedder", "embed")

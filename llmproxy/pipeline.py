@@ -16,7 +16,9 @@ from enum import StrEnum
 
 import orjson
 
+from llmproxy.breaker import CircuitBreaker
 from llmproxy.cache.catalog import catalog_record
+from llmproxy.cache.entry import CacheEntry
 from llmproxy.cache.errors import CacheUnavailableError
 from llmproxy.cache.exact import ExactCache
 from llmproxy.cache.writeback import StorePlan, WriteBack
@@ -34,6 +36,7 @@ from llmproxy.wire import ENDPOINT_PATHS, EndpointKind, JsonObject, ParsedReques
 logger = logging.getLogger(__name__)
 
 CACHE_HEADER = "x-cache"
+BYPASS_REASON_HEADER = "x-cache-bypass-reason"
 SIMILARITY_HEADER = "x-cache-similarity"
 ROUTE_HEADER = "x-llmproxy-route"
 JSON_TYPE = "application/json"
@@ -95,7 +98,9 @@ class Pipeline:
         router: Router | None,
         clock: Callable[[], float],
         request_stream_usage: bool,
+        redis_health: CircuitBreaker,
     ) -> None:
+        self._redis_health = redis_health  # open: Redis is known to be down, every cache step is skipped
         self._exact = exact
         self._write_back = write_back
         self._upstreams = upstreams  # None is the default upstream
@@ -112,18 +117,15 @@ class Pipeline:
         """
         parsed, controls, trace = request.parsed, request.controls, request.trace
         key = self._exact.key(request.scope, request_key(parsed.kind, request.scope, parsed.body))
-        lookup_failed = False
-        if controls.lookup:
-            try:
-                with trace.timing("l1"):
-                    entry = await self._exact.get(key)
-            except CacheUnavailableError:
-                entry, lookup_failed = None, True
-                trace.failed("redis", "read")
-            if entry is not None:
+        # Fail open: with Redis known to be down, skip every cache step (and the embedding that only feeds them).
+        cache_up = not (controls.lookup or controls.store) or self._redis_health.allow()
+        if controls.lookup and cache_up:
+            entry = await self._lookup(key, trace)
+            cache_up = entry is not _UNAVAILABLE
+            if isinstance(entry, CacheEntry):
                 trace.cached_usage = usage_of(entry.response)
                 return self._serve(entry.kind, entry.response, entry.created_at, request, CacheStatus.HIT_L1, [])
-        prepared = await self._prepare(request, key)
+        prepared = await self._prepare(request, key) if cache_up else None
         route = await self._route(prepared, trace)
         logger.debug("route %s (distance %s) for a %s request", route.name, route.distance, parsed.kind)
         if isinstance(route.action, RespondAction):
@@ -131,15 +133,19 @@ class Pipeline:
         if isinstance(route.action, BlockAction):
             return _block(route.action, route)
         # After a failed L1 lookup the L2 step and a write would most likely fail too, after more timeouts.
-        lookup = controls.lookup and not route.cache.no_cache and not lookup_failed
-        store = controls.store and not route.cache.no_cache and not lookup_failed
+        lookup = controls.lookup and not route.cache.no_cache and cache_up
+        store = controls.store and not route.cache.no_cache and cache_up
         if lookup and prepared is not None and self._finder is not None:
             with trace.timing("l2"):
                 hit = await self._finder.find(prepared, controls, trace)
             if hit is not None:
                 return await self._serve_paraphrase(hit, key, request, store, route)
+            if ("redis", "search") in trace.errors:
+                self._redis_health.record_failure()
         status = CacheStatus.MISS if lookup else CacheStatus.BYPASS
         trace.result = _RESULTS[status]
+        if status is CacheStatus.BYPASS:
+            trace.bypass_reason = _bypass_reason(controls.lookup, route, cache_up)
         listing = catalog_record(parsed.kind, parsed.body, request.scope, parsed.model, key)
         forward = self._plan(
             request, route, route.action, StorePlan(key, prepared.record if prepared else None, listing), store, status
@@ -147,6 +153,18 @@ class Pipeline:
         if parsed.stream and parsed.kind != "embedding":
             return await self._forward_stream(request, forward)
         return await self._forward(request, forward)
+
+    async def _lookup(self, key: str, trace: RequestTrace) -> CacheEntry | None | _Unavailable:
+        """The L1 entry, None on a miss, or _UNAVAILABLE when Redis failed (the breaker hears either way)."""
+        try:
+            with trace.timing("l1"):
+                entry = await self._exact.get(key)
+        except CacheUnavailableError:
+            trace.failed("redis", "read")
+            self._redis_health.record_failure()
+            return _UNAVAILABLE
+        self._redis_health.record_success()
+        return entry
 
     async def _prepare(self, request: CacheRequest, key: str) -> Prepared | None:
         controls = request.controls
@@ -180,7 +198,7 @@ class Pipeline:
         ttl = request.controls.ttl_s
         if route.cache.ttl_s is not None and not request.controls.ttl_explicit:
             ttl = route.cache.ttl_s
-        headers = [_status(status), *_route_header(route)]
+        headers = [_status(status), *_bypass_header(request.trace), *_route_header(route)]
         client = self._upstreams[action.upstream]
         return Forward(client, body, store_plan if store else None, ttl, headers, action.upstream or "default")
 
@@ -281,6 +299,25 @@ class Pipeline:
     def _outgoing_headers(self, request: CacheRequest, client: UpstreamClient) -> Headers:
         # The proxy reads the (decoded) body itself, so it lets httpx negotiate the encoding.
         return client.outgoing_headers(request.headers, drop=CONTROL_HEADERS | {"accept-encoding"})
+
+
+class _Unavailable:
+    """The L1 lookup could not ask Redis (distinct from None, a miss)."""
+
+
+_UNAVAILABLE = _Unavailable()
+
+
+def _bypass_reason(client_lookup: bool, route: RouteDecision, cache_up: bool) -> str:
+    if not cache_up:
+        return "redis-unavailable"
+    if not client_lookup:
+        return "cache-control"
+    return "route" if route.cache.no_cache else "no-lookup"
+
+
+def _bypass_header(trace: RequestTrace) -> Headers:
+    return [(BYPASS_REASON_HEADER, trace.bypass_reason)] if trace.bypass_reason else []
 
 
 _RESULTS: dict[CacheStatus, Result] = {

@@ -95,9 +95,17 @@ class RedisSettings(Section):
     )
     key_prefix: str = Field("llmproxy", pattern=r"^[A-Za-z0-9_.-]+$", description="Prefix of every key written.")
     socket_timeout_s: float = Field(
-        0.5, gt=0, description="Seconds a Redis command may take on the request path before the cache is bypassed."
+        0.25,
+        gt=0,
+        description="Seconds a Redis command may take before the cache is bypassed for that request (never retried).",
     )
-    connect_timeout_s: float = Field(1.0, gt=0, description="Seconds to connect to Redis.")
+    connect_timeout_s: float = Field(0.5, gt=0, description="Seconds to connect to Redis.")
+    breaker_failure_threshold: int = Field(
+        3, ge=1, description="Consecutive Redis failures after which requests skip the cache without trying Redis."
+    )
+    breaker_reset_s: float = Field(
+        5.0, gt=0, description="Seconds before one request tries Redis again; caching resumes when it works."
+    )
     max_connections: int = Field(64, ge=1, description="Redis connection pool size.")
     embedded_data_dir: Path = Field(
         Path(".llmproxy/redis"), description="Data folder of the embedded Redis (used only when url is unset)."
@@ -146,6 +154,11 @@ class EmbeddingSettings(Section):
         ge=0,
         le=20,
         description="Extra wait to fill a batch. 0: a batch is whatever queued while the model was busy.",
+    )
+    timeout_ms: float = Field(
+        2000.0,
+        gt=0,
+        description="Longest wait for a prompt's embedding; slower, the request skips L2 and takes the default route.",
     )
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
+from llmproxy.breaker import CircuitBreaker
 from llmproxy.cache.audit import AuditLog
 from llmproxy.cache.catalog import Catalog
 from llmproxy.cache.entry_view import EntryReader
@@ -40,3 +41,4 @@ class AppState:
     telemetry: Telemetry
     history: History | None  # None: timeseries disabled, or the Redis has no TimeSeries
     admin: AdminTools
+    redis_health: CircuitBreaker  # the request path's breaker: open means Redis is being skipped

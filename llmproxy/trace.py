@@ -39,6 +39,7 @@ class RequestTrace:
     upstream_status: int | None = None
     cached_usage: TokenUsage | None = None  # on a hit: the tokens the cached answer would have cost
     write: WriteOutcome | None = None
+    bypass_reason: str | None = None  # why a BYPASS did not use the cache (X-Cache-Bypass-Reason)
     errors: list[tuple[Component, str]] = field(default_factory=list)  # (component, operation), failed open
 
     def failed(self, component: Component, operation: str) -> None:

@@ -1,4 +1,4 @@
-"""Probes for orchestrators: /healthz (the process is up) and /readyz (Redis answers, upstream set)."""
+"""Probes for orchestrators: /healthz (the process is up) and /readyz (ready, or degraded but serving)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from llmproxy.api.context import app_state
-from llmproxy.errors import error_body
+from llmproxy.breaker import BreakerState
 from llmproxy.redis_client import is_reachable
 
 
@@ -17,14 +17,17 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    """Readiness: 200 when Redis answers PING and an upstream is configured, else 503 with the failing checks."""
+    """Readiness: always 200 while serving; "degraded" when Redis is down (requests then bypass the cache).
+
+    Taking the proxy out of service because its cache is down would turn a slower service into an outage:
+    without Redis every request still reaches the upstream.
+    """
     state = app_state(request)
+    breaker = state.redis_health.state
     checks = {
         "redis": "ok" if await is_reachable(state.redis) else "unreachable",
-        "upstream": "ok" if state.settings.upstream.base_url else "not configured",
+        "redis_breaker": breaker.value,
     }
-    if all(value == "ok" for value in checks.values()):
-        return Response(orjson.dumps({"status": "ready", "checks": checks}), media_type="application/json")
-    failing = ", ".join(f"{name} {value}" for name, value in checks.items() if value != "ok")
-    body = {**error_body(f"Not ready: {failing}.", "service_unavailable", code="not_ready"), "checks": checks}
-    return Response(orjson.dumps(body), status_code=503, media_type="application/json")
+    degraded = checks["redis"] != "ok" or breaker is not BreakerState.CLOSED
+    body = {"status": "degraded" if degraded else "ready", "checks": checks}
+    return Response(orjson.dumps(body), media_type="application/json")

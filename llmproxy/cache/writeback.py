@@ -10,8 +10,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
+from llmproxy.breaker import CircuitBreaker
 from llmproxy.cache.catalog import Catalog, CatalogRecord
 from llmproxy.cache.entry import CacheEntry
 from llmproxy.cache.exact import ExactCache
@@ -41,8 +43,10 @@ class WriteBack:
         index: SemanticIndex | None,
         clock: Callable[[], float],
         catalog: Catalog | None = None,
+        health: CircuitBreaker | None = None,
     ) -> None:
         self._redis = redis
+        self._health = health  # told about each write, so a dead Redis stops being tried
         self._exact = exact
         self._index = index
         self._clock = clock
@@ -62,28 +66,37 @@ class WriteBack:
         if not is_complete_answer(kind, response):
             return "incomplete"
         entry = CacheEntry(kind=kind, model=model, created_at=self._clock(), response=response)
-        try:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                self._exact.stage(pipe, key, entry, ttl_s)
-                if record is not None and self._index is not None:
-                    self._index.stage(pipe, record, ttl_s)
-                if listing is not None and self._catalog is not None:
-                    self._catalog.stage(pipe, listing, entry.created_at, ttl_s * 1000)
-                await pipe.execute()
-        except (RedisError, OSError) as exc:
-            logger.warning("cache write failed, answer not cached: %s", exc.__class__.__name__)
-            return "failed"
-        return "stored"
+
+        def stage(pipe: Pipeline) -> None:
+            self._exact.stage(pipe, key, entry, ttl_s)
+            if record is not None and self._index is not None:
+                self._index.stage(pipe, record, ttl_s)
+            if listing is not None and self._catalog is not None:
+                self._catalog.stage(pipe, listing, entry.created_at, ttl_s * 1000)
+
+        return "stored" if await self._transaction(stage, "write") else "failed"
 
     async def promote(self, key: str, entry: CacheEntry, ttl_ms: int, listing: CatalogRecord) -> bool:
         """Copy an L2 hit's answer under the request's own L1 key, expiring with the original; False on failure."""
+
+        def stage(pipe: Pipeline) -> None:
+            self._exact.stage_copy(pipe, key, entry, ttl_ms)
+            if self._catalog is not None:
+                self._catalog.stage(pipe, listing, entry.created_at, ttl_ms)
+
+        return await self._transaction(stage, "promotion")
+
+    async def _transaction(self, stage: Callable[[Pipeline], None], what: str) -> bool:
+        """Run the staged commands in one MULTI; False (logged, reported to the breaker) when Redis failed."""
         try:
             async with self._redis.pipeline(transaction=True) as pipe:
-                self._exact.stage_copy(pipe, key, entry, ttl_ms)
-                if self._catalog is not None:
-                    self._catalog.stage(pipe, listing, entry.created_at, ttl_ms)
+                stage(pipe)
                 await pipe.execute()
         except (RedisError, OSError) as exc:
-            logger.warning("cache promotion failed: %s", exc.__class__.__name__)
+            logger.warning("cache %s failed, answer not cached: %s", what, exc.__class__.__name__)
+            if self._health is not None:
+                self._health.record_failure()
             return False
+        if self._health is not None:
+            self._health.record_success()
         return True

@@ -17,6 +17,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from llmproxy.breaker import BreakerState, CircuitBreaker
 from llmproxy.trace import RequestTrace
 
 MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -33,6 +34,7 @@ class RedisSnapshot:
         self.expired_keys: int | None = None
         self.used_memory_bytes: int | None = None
         self.entries: int | None = None
+        self.breakers: dict[str, CircuitBreaker] = {}  # by dependency name; read live at scrape time
 
 
 class RedisSnapshotCollector(Collector):
@@ -55,6 +57,15 @@ class RedisSnapshotCollector(Collector):
             yield GaugeMetricFamily(
                 "llmproxy_redis_used_memory_bytes", "Memory Redis uses (INFO memory).", snapshot.used_memory_bytes
             )
+        if snapshot.breakers:
+            family = GaugeMetricFamily(
+                "llmproxy_circuit_breaker_open",
+                "1 while a dependency's circuit breaker is open or half-open (calls skipped), else 0.",
+                labels=["dependency"],
+            )
+            for name, breaker in snapshot.breakers.items():
+                family.add_metric([name], 0 if breaker.state is BreakerState.CLOSED else 1)
+            yield family
         if snapshot.entries is not None:
             yield GaugeMetricFamily("llmproxy_cache_entries", "Cached answers listed in the catalog.", snapshot.entries)
 
@@ -138,6 +149,12 @@ class ProxyMetrics:
             ["component"],
             registry=registry,
         )
+        self.bypasses = Counter(
+            "llmproxy_cache_bypass",
+            "Requests that did not use the cache, by reason (redis-unavailable, cache-control, route).",
+            ["reason"],
+            registry=registry,
+        )
         self.timeseries_samples = Counter(
             "llmproxy_timeseries_samples",
             "History samples for RedisTimeSeries: written, dropped (queue full) or failed (Redis error).",
@@ -159,6 +176,8 @@ class ProxyMetrics:
             self._child(self.upstream_responses, trace.upstream or "default", str(trace.upstream_status)).inc()
         if trace.write is not None:
             self._child(self.cache_writes, trace.write).inc()
+        if trace.bypass_reason is not None:
+            self._child(self.bypasses, trace.bypass_reason).inc()
         if trace.cached_usage is not None:
             self._child(self.cached_tokens, model, "prompt").inc(trace.cached_usage.prompt_tokens)
             self._child(self.cached_tokens, model, "completion").inc(trace.cached_usage.completion_tokens)

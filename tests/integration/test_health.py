@@ -19,21 +19,27 @@ def test_healthz_and_readyz_answer_ok(proxy_url: str) -> None:
     assert httpx.get(proxy_url + "/healthz").json() == {"status": "ok"}
     ready = httpx.get(proxy_url + "/readyz")
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"redis": "ok", "upstream": "ok"}
+    assert ready.json() == {"status": "ready", "checks": {"redis": "ok", "redis_breaker": "closed"}}
 
 
-def test_without_redis_readyz_is_503_and_requests_still_succeed(
+def test_without_redis_readyz_is_degraded_but_200_and_requests_still_succeed(
     start_proxy: Callable[..., AbstractContextManager[str]], api_key: str, upstream: FakeUpstream
 ) -> None:
-    with start_proxy(redis_url=f"redis://127.0.0.1:{free_port()}/0") as url:
-        ready = httpx.get(url + "/readyz")
+    redis = {"breaker_failure_threshold": 2, "breaker_reset_s": 60}
+    with start_proxy(redis_url=f"redis://127.0.0.1:{free_port()}/0", redis=redis) as url:
         sdk = OpenAI(base_url=url + "/v1", api_key=api_key, max_retries=0)
-        statuses = [
-            sdk.chat.completions.with_raw_response.create(model="fake-model", messages=MESSAGES).headers["x-cache"]
-            for _ in range(2)
+        replies = [
+            sdk.chat.completions.with_raw_response.create(model="fake-model", messages=MESSAGES) for _ in range(3)
         ]
-    assert ready.status_code == 503
-    assert ready.json()["checks"]["redis"] == "unreachable"
-    assert ready.json()["error"]["code"] == "not_ready"
-    assert statuses == ["BYPASS", "BYPASS"]
-    assert upstream.calls() == 2
+        ready = httpx.get(url + "/readyz")
+        scrape = httpx.get(url + "/metrics").text
+    # Kubernetes keeps a degraded proxy in service: without its cache it still answers every request.
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "degraded", "checks": {"redis": "unreachable", "redis_breaker": "open"}}
+    assert [reply.headers["x-cache"] for reply in replies] == ["BYPASS"] * 3
+    assert {reply.headers["x-cache-bypass-reason"] for reply in replies} == {"redis-unavailable"}
+    assert upstream.calls() == 3
+    # Two failures opened the breaker; the third request did not try Redis at all.
+    assert 'llmproxy_errors_total{component="redis",operation="read"} 2.0' in scrape
+    assert 'llmproxy_circuit_breaker_open{dependency="redis"} 1.0' in scrape
+    assert 'llmproxy_cache_bypass_total{reason="redis-unavailable"} 3.0' in scrape
