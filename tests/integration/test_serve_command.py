@@ -27,6 +27,15 @@ STARTUP_TIMEOUT_S = 60.0
 @contextmanager
 def serve(tmp_path: Path, upstream: FakeUpstream, *extra: str) -> Iterator[tuple[str, Path]]:
     """Run `llmproxy serve` (no Redis URL) until the block ends; yield its URL and its log file."""
+    with serve_process(tmp_path, upstream, *extra) as (url, log, _):
+        yield url, log
+
+
+@contextmanager
+def serve_process(
+    tmp_path: Path, upstream: FakeUpstream, *extra: str
+) -> Iterator[tuple[str, Path, subprocess.Popen[bytes]]]:
+    """Like serve(), also yielding the process; SIGTERM at the end unless it already exited (status 0 required)."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LLMPROXY_")}
     env["LLMPROXY_REDIS__EMBEDDED_DATA_DIR"] = str(tmp_path / "redis-data")
@@ -37,9 +46,10 @@ def serve(tmp_path: Path, upstream: FakeUpstream, *extra: str) -> Iterator[tuple
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(url, process, log)
-        yield url, log
+        yield url, log, process
     finally:
-        process.send_signal(signal.SIGTERM)
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0, log.read_text()
 
 
@@ -141,3 +151,23 @@ def requests_counted(exposition: str) -> int:
     for family in text_string_to_metric_families(exposition):
         total += sum(sample.value for sample in family.samples if sample.name == "llmproxy_requests_total")
     return int(total)
+
+
+def test_sigterm_lets_a_stream_in_flight_finish_before_exiting(tmp_path: Path, upstream: FakeUpstream) -> None:
+    with serve_process(tmp_path, upstream) as (url, log, process):
+        with OpenAI(base_url=url + "/v1", api_key="sk-serve-test", max_retries=0, timeout=30) as sdk:
+            stream = sdk.chat.completions.create(
+                model="fake-model",
+                messages=[{"role": "user", "content": "a slow answer, please"}],
+                stream=True,
+                extra_headers={"X-Fake-Chunk-Delay-Ms": "150"},
+            )
+            chunks = iter(stream)
+            first = next(chunks)
+            process.send_signal(signal.SIGTERM)  # shutdown starts while the answer is still being streamed
+            rest = list(chunks)
+        exit_code = process.wait(timeout=30)
+    # The SDK raises on a connection cut short; here the stream ran to its end after the signal.
+    finishes = [chunk.choices[0].finish_reason for chunk in [first, *rest] if chunk.choices]
+    assert len(rest) >= 3 and finishes[-1] == "stop"
+    assert exit_code == 0
