@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import signal
 import threading
@@ -28,7 +29,7 @@ from llmproxy.paraphrase import ParaphraseFinder
 from llmproxy.pipeline import Pipeline
 from llmproxy.redis_client import RedisClient, create_redis, is_reachable
 from llmproxy.routing import Router, RoutesError, load_routes
-from llmproxy.settings import DEFAULT_ROUTES_FILE, Settings
+from llmproxy.settings import DEFAULT_ROUTES_FILE, Settings, UpstreamSettings
 from llmproxy.state import AdminTools, AppState
 from llmproxy.telemetry.history import History, HistoryWriter
 from llmproxy.telemetry.labels import BoundedLabels
@@ -37,11 +38,14 @@ from llmproxy.telemetry.prometheus import ProxyMetrics
 from llmproxy.telemetry.recorder import Telemetry
 from llmproxy.telemetry.redis_sampler import sample_redis
 from llmproxy.telemetry.timeseries import HistoryError, HistoryStore, TimeSeriesUnsupportedError
+from llmproxy.upstream.attempts import UpstreamHooks
+from llmproxy.upstream.breaker import BreakerState
 from llmproxy.upstream.client import UpstreamClient
 
 logger = logging.getLogger(__name__)
 
 STATE_KEY = "app_state"
+DEFAULT_UPSTREAM = "default"  # the metric label of the unnamed upstream
 
 
 def lifespan_for(
@@ -64,9 +68,10 @@ def lifespan_for(
             resources.push_async_callback(redis.aclose)
             if not await is_reachable(redis):
                 logger.warning("Redis at %s does not answer yet; requests bypass the cache until it does", redis_url)
-            # 2. The upstream connection pools: the default one, and one per named upstream.
-            upstreams: dict[str | None, UpstreamClient] = {None: UpstreamClient(settings.upstream)}
-            upstreams.update({name: UpstreamClient(target) for name, target in settings.upstreams.items()})
+            # 2. The upstream connection pools: the default one, and one per named upstream, each with its own
+            # breaker and retries, reported to the metrics.
+            metrics = ProxyMetrics()
+            upstreams = upstream_clients(settings, metrics)
             for client in upstreams.values():
                 resources.push_async_callback(client.aclose)
             # 3. The semantic layer: model, batcher task, vector index, router (skipped when disabled).
@@ -86,12 +91,11 @@ def lifespan_for(
                 time.time,
                 settings.upstream.request_stream_usage,
             )
-            # 5. Telemetry: Prometheus metrics, Redis-wide figures sampled in the background, and the traffic
-            # history written to RedisTimeSeries by a background task, off the request path.
-            metrics = ProxyMetrics()
+            # 6. Telemetry: the Prometheus metrics (made in step 2), Redis-wide figures sampled in the background,
+            # and the traffic history written to RedisTimeSeries by a background task, off the request path.
             history = await open_history(settings, redis, metrics, background, resources)
             telemetry = open_telemetry(settings, redis, metrics, history, catalog, background)
-            # 6. The admin API's tools.
+            # 7. The admin API's tools.
             admin = admin_tools(redis, settings.redis.key_prefix, catalog, semantic, metrics)
             state = AppState(
                 settings, redis, upstreams[None], pipeline, time.time, semantic.router, telemetry, history, admin
@@ -100,6 +104,26 @@ def lifespan_for(
             background.cancel_scope.cancel()
 
     return lifespan
+
+
+def upstream_clients(settings: Settings, metrics: ProxyMetrics) -> dict[str | None, UpstreamClient]:
+    """The default upstream's client (key None) and one per named upstream."""
+    targets: dict[str | None, UpstreamSettings] = {None: settings.upstream}
+    targets.update(settings.upstreams)
+    return {
+        name: UpstreamClient(target, hooks=upstream_hooks(name or DEFAULT_UPSTREAM, metrics))
+        for name, target in targets.items()
+    }
+
+
+def upstream_hooks(name: str, metrics: ProxyMetrics) -> UpstreamHooks:
+    """How one upstream's client reports retries and breaker changes to the metrics."""
+
+    def breaker_changed(state: BreakerState) -> None:
+        metrics.set_breaker_state(name, state.value, opened=state is BreakerState.OPEN)
+
+    metrics.set_breaker_state(name, BreakerState.CLOSED.value, opened=False)  # on /metrics before any change
+    return UpstreamHooks(retried=functools.partial(metrics.count_retry, name), breaker_changed=breaker_changed)
 
 
 def open_telemetry(

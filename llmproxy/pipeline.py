@@ -28,7 +28,7 @@ from llmproxy.routing import DEFAULT_ROUTE, BlockAction, ForwardAction, RespondA
 from llmproxy.stream_relay import RelayPlan, relay_stream
 from llmproxy.streaming import replay_sse
 from llmproxy.trace import RequestTrace, Result, usage_of
-from llmproxy.upstream.client import Headers, UpstreamClient, relayable_headers
+from llmproxy.upstream.client import Headers, UpstreamClient, attempts_header, relayable_headers
 from llmproxy.wire import ENDPOINT_PATHS, EndpointKind, JsonObject, ParsedRequest, fixed_answer
 
 logger = logging.getLogger(__name__)
@@ -109,6 +109,7 @@ class Pipeline:
 
         Raises:
             UpstreamError: the upstream could not be reached (502) or timed out (504).
+            UpstreamUnavailableError: the upstream's circuit breaker is open (503).
         """
         parsed, controls, trace = request.parsed, request.controls, request.trace
         key = self._exact.key(request.scope, request_key(parsed.kind, request.scope, parsed.body))
@@ -248,7 +249,8 @@ class Pipeline:
                 )
             if trace.write == "failed":
                 trace.failed("redis", "write")
-        return Reply(reply.status, [*relayable_headers(reply.headers, decoded=True), *forward.headers], reply.body)
+        headers = [*relayable_headers(reply.headers, decoded=True), *forward.headers, *attempts_header(reply.attempts)]
+        return Reply(reply.status, headers, reply.body)
 
     async def _forward_stream(self, request: CacheRequest, forward: Forward) -> Reply:
         parsed = request.parsed
@@ -262,19 +264,21 @@ class Pipeline:
                     forward.client.open("POST", ENDPOINT_PATHS[parsed.kind], "", headers, forward.body)
                 )
             trace.upstream_status = stream.status
+            reply_headers = [
+                *relayable_headers(stream.headers, decoded=True),
+                *forward.headers,
+                *attempts_header(stream.attempts),
+            ]
             if stream.status != 200 or SSE_TYPE not in stream.content_type:
                 # An error (or a non-stream answer) is relayed as it came and never cached.
                 content = await stream.read()
                 await resources.aclose()
-                return Reply(
-                    stream.status, [*relayable_headers(stream.headers, decoded=True), *forward.headers], content
-                )
+                return Reply(stream.status, reply_headers, content)
         except BaseException:
             await resources.aclose()
             raise
         hide_usage = self._request_stream_usage and not parsed.include_usage
         plan = RelayPlan(parsed.kind, parsed.model, forward.store, forward.ttl_s, hide_usage, trace)
-        reply_headers = [*relayable_headers(stream.headers, decoded=True), *forward.headers]
         # The upstream response now belongs to the Reply: its `close` releases the connection.
         return Reply(200, reply_headers, relay_stream(stream, plan, self._write_back), resources.aclose)
 

@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -102,6 +102,26 @@ class ProxyMetrics:
             ["upstream", "status"],
             registry=registry,
         )
+        self.upstream_retries = Counter(
+            "llmproxy_upstream_retries",
+            "Upstream attempts retried, by upstream and reason (connection, 429, 502, 503).",
+            ["upstream", "reason"],
+            registry=registry,
+        )
+        # Several workers each have a breaker; the states are ordered by severity, so the merged value is the worst.
+        self.breaker_state = Gauge(
+            "llmproxy_upstream_breaker_state",
+            "Circuit breaker of each upstream: 0 closed, 1 half-open, 2 open (several workers: the worst).",
+            ["upstream"],
+            multiprocess_mode="livemax",
+            registry=registry,
+        )
+        self.breaker_opened = Counter(
+            "llmproxy_upstream_breaker_opened",
+            "Times the circuit breaker of an upstream opened (or re-opened after a failed trial).",
+            ["upstream"],
+            registry=registry,
+        )
         self.cache_writes = Counter(
             "llmproxy_cache_writes",
             "Write-backs of upstream answers: stored, incomplete (not cacheable) or failed (Redis error).",
@@ -168,7 +188,17 @@ class ProxyMetrics:
         for component in {component for component, _ in trace.errors}:
             self._child(self.fail_open, component).inc()
 
-    def _child(self, metric: Counter | Histogram, *labels: str) -> Any:
+    def count_retry(self, upstream: str, reason: str) -> None:
+        """One upstream attempt retried (reason: connection, 429, 502 or 503)."""
+        self._child(self.upstream_retries, upstream, reason).inc()
+
+    def set_breaker_state(self, upstream: str, state: int, opened: bool) -> None:
+        """The breaker of an upstream changed state (0 closed, 1 half-open, 2 open)."""
+        self._child(self.breaker_state, upstream).set(state)
+        if opened:
+            self._child(self.breaker_opened, upstream).inc()
+
+    def _child(self, metric: Counter | Gauge | Histogram, *labels: str) -> Any:
         # `labels()` validates and locks on every call (about half the cost of a request's metrics); the label
         # sets are bounded, so each child is looked up once and kept.
         key = (id(metric), labels)
