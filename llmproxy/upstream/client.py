@@ -162,6 +162,11 @@ class UpstreamClient:
 
         Retried (where safe, and only when `content` is bytes: a streamed body cannot be sent twice) until
         the response headers; the body is then the caller's, bounded by read_timeout_s between bytes.
+
+        Raises (on entering the context):
+            UpstreamUnavailableError: the upstream's circuit breaker is open (503); it was not called.
+            UpstreamError: the upstream could not be reached.
+            UpstreamTimeoutError: no response headers within total_timeout_s.
         """
         return self._open(method, self.url_for(path, query), headers, content)
 
