@@ -13,11 +13,13 @@ Hierarchy:
     ├── UpstreamError              502
     │   └── UpstreamTimeoutError   504
     └── ServiceUnavailableError    503
+        └── UpstreamUnavailableError   503 (circuit breaker open; with Retry-After)
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any, ClassVar
 
 import orjson
@@ -43,6 +45,10 @@ class ProxyError(Exception):
     def body(self) -> dict[str, Any]:
         """The OpenAI-shaped error object."""
         return error_body(self.message, self.error_type, self.param, self.instance_code)
+
+    def headers(self) -> dict[str, str]:
+        """Response headers that go with the error."""
+        return {}
 
 
 class InvalidRequestError(ProxyError):
@@ -100,6 +106,20 @@ class ServiceUnavailableError(ProxyError):
     error_type = "service_unavailable"
 
 
+class UpstreamUnavailableError(ServiceUnavailableError):
+    """The upstream's circuit breaker is open: answered at once, without calling it."""
+
+    error_type = "server_error"  # what OpenAI's own 5xx carry, so SDKs and callers treat it alike
+    code = "upstream_unavailable"
+
+    def __init__(self, message: str, *, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+    def headers(self) -> dict[str, str]:
+        return {"retry-after": str(max(1, math.ceil(self.retry_after_s)))}
+
+
 def error_body(message: str, error_type: str, param: str | None = None, code: str | None = None) -> dict[str, Any]:
     """OpenAI's error JSON: the SDKs read `error.message`, `type`, `param` and `code`."""
     return {"error": {"message": message, "type": error_type, "param": param, "code": code}}
@@ -107,7 +127,8 @@ def error_body(message: str, error_type: str, param: str | None = None, code: st
 
 def error_response(error: ProxyError) -> Response:
     """Render a ProxyError as a JSON response with its status."""
-    return Response(orjson.dumps(error.body()), status_code=error.status_code, media_type="application/json")
+    body = orjson.dumps(error.body())
+    return Response(body, status_code=error.status_code, headers=error.headers(), media_type="application/json")
 
 
 async def handle_proxy_error(request: Request, exc: Exception) -> Response:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import signal
 import threading
@@ -15,7 +16,7 @@ import anyio
 from anyio.abc import TaskGroup
 from starlette.applications import Starlette
 
-from llmproxy.breaker import CircuitBreaker
+from llmproxy.breaker import BreakerState, CircuitBreaker
 from llmproxy.cache.audit import AuditLog
 from llmproxy.cache.catalog import Catalog
 from llmproxy.cache.entry_view import EntryReader
@@ -29,7 +30,7 @@ from llmproxy.paraphrase import ParaphraseFinder
 from llmproxy.pipeline import Pipeline
 from llmproxy.redis_client import RedisClient, create_redis, is_reachable
 from llmproxy.routing import Router, RoutesError, load_routes
-from llmproxy.settings import DEFAULT_ROUTES_FILE, Settings
+from llmproxy.settings import DEFAULT_ROUTES_FILE, Settings, UpstreamSettings
 from llmproxy.state import AdminTools, AppState
 from llmproxy.telemetry.history import History, HistoryWriter
 from llmproxy.telemetry.labels import BoundedLabels
@@ -38,11 +39,13 @@ from llmproxy.telemetry.prometheus import ProxyMetrics
 from llmproxy.telemetry.recorder import Telemetry
 from llmproxy.telemetry.redis_sampler import sample_redis
 from llmproxy.telemetry.timeseries import HistoryError, HistoryStore, TimeSeriesUnsupportedError
+from llmproxy.upstream.attempts import UpstreamHooks
 from llmproxy.upstream.client import UpstreamClient
 
 logger = logging.getLogger(__name__)
 
 STATE_KEY = "app_state"
+DEFAULT_UPSTREAM = "default"  # the metric label of the unnamed upstream
 
 
 def lifespan_for(
@@ -65,9 +68,10 @@ def lifespan_for(
             resources.push_async_callback(redis.aclose)
             if not await is_reachable(redis):
                 logger.warning("Redis at %s does not answer yet; requests bypass the cache until it does", redis_url)
-            # 2. The upstream connection pools: the default one, and one per named upstream.
-            upstreams: dict[str | None, UpstreamClient] = {None: UpstreamClient(settings.upstream)}
-            upstreams.update({name: UpstreamClient(target) for name, target in settings.upstreams.items()})
+            # 2. The upstream connection pools: the default one, and one per named upstream, each with its own
+            # breaker and retries, reported to the metrics.
+            metrics = ProxyMetrics()
+            upstreams = upstream_clients(settings, metrics)
             for client in upstreams.values():
                 resources.push_async_callback(client.aclose)
             # 3. The semantic layer: model, batcher task, vector index, router (skipped when disabled).
@@ -78,7 +82,12 @@ def lifespan_for(
             await ensure_catalog(catalog)
             # 5. The request pipeline over all of it.
             # One breaker for the request path's Redis: failures anywhere open it, so requests stop waiting on it.
-            redis_health = CircuitBreaker(settings.redis.breaker_failure_threshold, settings.redis.breaker_reset_s)
+            redis_health = CircuitBreaker(
+                settings.redis.breaker_failure_threshold,
+                settings.redis.breaker_reset_s,
+                time.monotonic,
+                on_change=lambda state: metrics.set_redis_breaker_state(state.value),
+            )
             write_back = WriteBack(redis, exact, semantic.index, time.time, catalog, redis_health)
             pipeline = Pipeline(
                 exact,
@@ -90,13 +99,11 @@ def lifespan_for(
                 settings.upstream.request_stream_usage,
                 redis_health,
             )
-            # 5. Telemetry: Prometheus metrics, Redis-wide figures sampled in the background, and the traffic
-            # history written to RedisTimeSeries by a background task, off the request path.
-            metrics = ProxyMetrics()
+            # 6. Telemetry: the Prometheus metrics (made in step 2), Redis-wide figures sampled in the background,
+            # and the traffic history written to RedisTimeSeries by a background task, off the request path.
             history = await open_history(settings, redis, metrics, background, resources)
             telemetry = open_telemetry(settings, redis, metrics, history, catalog, background)
-            metrics.snapshot.breakers["redis"] = redis_health
-            # 6. The admin API's tools.
+            # 7. The admin API's tools.
             admin = admin_tools(redis, settings.redis.key_prefix, catalog, semantic, metrics)
             state = AppState(
                 settings,
@@ -114,6 +121,26 @@ def lifespan_for(
             background.cancel_scope.cancel()
 
     return lifespan
+
+
+def upstream_clients(settings: Settings, metrics: ProxyMetrics) -> dict[str | None, UpstreamClient]:
+    """The default upstream's client (key None) and one per named upstream."""
+    targets: dict[str | None, UpstreamSettings] = {None: settings.upstream}
+    targets.update(settings.upstreams)
+    return {
+        name: UpstreamClient(target, hooks=upstream_hooks(name or DEFAULT_UPSTREAM, metrics))
+        for name, target in targets.items()
+    }
+
+
+def upstream_hooks(name: str, metrics: ProxyMetrics) -> UpstreamHooks:
+    """How one upstream's client reports retries and breaker changes to the metrics."""
+
+    def breaker_changed(state: BreakerState) -> None:
+        metrics.set_breaker_state(name, state.value, opened=state is BreakerState.OPEN)
+
+    metrics.set_breaker_state(name, BreakerState.CLOSED.value, opened=False)  # on /metrics before any change
+    return UpstreamHooks(retried=functools.partial(metrics.count_retry, name), breaker_changed=breaker_changed)
 
 
 def open_telemetry(

@@ -16,7 +16,7 @@ from enum import StrEnum
 
 import orjson
 
-from llmproxy.breaker import CircuitBreaker
+from llmproxy.breaker import BreakerState, CircuitBreaker, CircuitOpenError
 from llmproxy.cache.catalog import catalog_record
 from llmproxy.cache.entry import CacheEntry
 from llmproxy.cache.errors import CacheUnavailableError
@@ -30,7 +30,7 @@ from llmproxy.routing import DEFAULT_ROUTE, BlockAction, ForwardAction, RespondA
 from llmproxy.stream_relay import RelayPlan, relay_stream
 from llmproxy.streaming import replay_sse
 from llmproxy.trace import RequestTrace, Result, usage_of
-from llmproxy.upstream.client import Headers, UpstreamClient, relayable_headers
+from llmproxy.upstream.client import Headers, UpstreamClient, attempts_header, relayable_headers
 from llmproxy.wire import ENDPOINT_PATHS, EndpointKind, JsonObject, ParsedRequest, fixed_answer
 
 logger = logging.getLogger(__name__)
@@ -114,12 +114,13 @@ class Pipeline:
 
         Raises:
             UpstreamError: the upstream could not be reached (502) or timed out (504).
+            UpstreamUnavailableError: the upstream's circuit breaker is open (503).
         """
         parsed, controls, trace = request.parsed, request.controls, request.trace
         key = self._exact.key(request.scope, request_key(parsed.kind, request.scope, parsed.body))
         # Fail open: with Redis known to be down, skip every cache step (and the embedding that only feeds them).
-        cache_up = not (controls.lookup or controls.store) or self._redis_health.allow()
-        if controls.lookup and cache_up:
+        cache_up = self._redis_health.state is not BreakerState.OPEN
+        if controls.lookup:
             entry = await self._lookup(key, trace)
             cache_up = entry is not _UNAVAILABLE
             if isinstance(entry, CacheEntry):
@@ -141,7 +142,7 @@ class Pipeline:
             if hit is not None:
                 return await self._serve_paraphrase(hit, key, request, store, route)
             if ("redis", "search") in trace.errors:
-                self._redis_health.record_failure()
+                self._redis_health.observe(success=False)
         status = CacheStatus.MISS if lookup else CacheStatus.BYPASS
         trace.result = _RESULTS[status]
         if status is CacheStatus.BYPASS:
@@ -155,15 +156,22 @@ class Pipeline:
         return await self._forward(request, forward)
 
     async def _lookup(self, key: str, trace: RequestTrace) -> CacheEntry | None | _Unavailable:
-        """The L1 entry, None on a miss, or _UNAVAILABLE when Redis failed (the breaker hears either way)."""
+        """The L1 entry, None on a miss, or _UNAVAILABLE when Redis failed or its breaker is open."""
+        try:
+            ticket = self._redis_health.admit()
+        except CircuitOpenError:
+            return _UNAVAILABLE
         try:
             with trace.timing("l1"):
                 entry = await self._exact.get(key)
         except CacheUnavailableError:
             trace.failed("redis", "read")
-            self._redis_health.record_failure()
+            self._redis_health.record(ticket, success=False)
             return _UNAVAILABLE
-        self._redis_health.record_success()
+        except BaseException:  # cancelled: no outcome, the trial (if it was one) passes to the next request
+            self._redis_health.release(ticket)
+            raise
+        self._redis_health.record(ticket, success=True)
         return entry
 
     async def _prepare(self, request: CacheRequest, key: str) -> Prepared | None:
@@ -266,7 +274,8 @@ class Pipeline:
                 )
             if trace.write == "failed":
                 trace.failed("redis", "write")
-        return Reply(reply.status, [*relayable_headers(reply.headers, decoded=True), *forward.headers], reply.body)
+        headers = [*relayable_headers(reply.headers, decoded=True), *forward.headers, *attempts_header(reply.attempts)]
+        return Reply(reply.status, headers, reply.body)
 
     async def _forward_stream(self, request: CacheRequest, forward: Forward) -> Reply:
         parsed = request.parsed
@@ -280,19 +289,21 @@ class Pipeline:
                     forward.client.open("POST", ENDPOINT_PATHS[parsed.kind], "", headers, forward.body)
                 )
             trace.upstream_status = stream.status
+            reply_headers = [
+                *relayable_headers(stream.headers, decoded=True),
+                *forward.headers,
+                *attempts_header(stream.attempts),
+            ]
             if stream.status != 200 or SSE_TYPE not in stream.content_type:
                 # An error (or a non-stream answer) is relayed as it came and never cached.
                 content = await stream.read()
                 await resources.aclose()
-                return Reply(
-                    stream.status, [*relayable_headers(stream.headers, decoded=True), *forward.headers], content
-                )
+                return Reply(stream.status, reply_headers, content)
         except BaseException:
             await resources.aclose()
             raise
         hide_usage = self._request_stream_usage and not parsed.include_usage
         plan = RelayPlan(parsed.kind, parsed.model, forward.store, forward.ttl_s, hide_usage, trace)
-        reply_headers = [*relayable_headers(stream.headers, decoded=True), *forward.headers]
         # The upstream response now belongs to the Reply: its `close` releases the connection.
         return Reply(200, reply_headers, relay_stream(stream, plan, self._write_back), resources.aclose)
 

@@ -65,6 +65,37 @@ class UpstreamSettings(Section):
     write_timeout_s: float = Field(30.0, gt=0, description="Seconds to send the request body upstream.")
     pool_timeout_s: float = Field(5.0, gt=0, description="Seconds to wait for a free pooled connection.")
     max_connections: int = Field(256, ge=1, description="Upper bound on pooled upstream connections.")
+    total_timeout_s: float = Field(
+        600.0,
+        gt=0,
+        description="Seconds for a whole non-streamed exchange, retries and their waits included; for a stream, "
+        "seconds until its response headers (its body is then bounded by read_timeout_s between bytes).",
+    )
+    max_retries: int = Field(
+        2,
+        ge=0,
+        le=10,
+        description="Retries after a connection failure or a 429/502/503 answer (the request did not run); "
+        "never after a 500, a 504, another 4xx, a timeout, or once a byte went to the client.",
+    )
+    retry_backoff_base_s: float = Field(
+        0.2, ge=0, description="Backoff before retry n is uniform in [0, min(retry_backoff_max_s, base * 2**n)]."
+    )
+    retry_backoff_max_s: float = Field(5.0, ge=0, description="Longest backoff before a retry.")
+    retry_after_max_s: float = Field(
+        10.0,
+        ge=0,
+        description="Longest Retry-After the proxy waits out itself; a longer one is relayed to the caller as is.",
+    )
+    breaker_failure_threshold: int = Field(
+        5,
+        ge=1,
+        description="Consecutive failed requests (connection errors, timeouts, 5xx, 429 after retries) that open "
+        "the circuit breaker: then requests fail fast with 503 upstream_unavailable, without calling the upstream.",
+    )
+    breaker_reset_s: float = Field(
+        30.0, gt=0, description="Seconds the breaker stays open before one trial request may test the upstream."
+    )
     request_stream_usage: bool = Field(
         True,
         description="Ask the upstream for the usage chunk on streams (stream_options.include_usage) so cached "

@@ -26,7 +26,7 @@ async def readyz(request: Request) -> Response:
     breaker = state.redis_health.state
     checks = {
         "redis": "ok" if await is_reachable(state.redis) else "unreachable",
-        "redis_breaker": breaker.value,
+        "redis_breaker": breaker.name.lower(),
     }
     degraded = checks["redis"] != "ok" or breaker is not BreakerState.CLOSED
     body = {"status": "degraded" if degraded else "ready", "checks": checks}

@@ -12,7 +12,7 @@ from llmproxy.api.context import app_state
 from llmproxy.api.render import ClosingStreamingResponse
 from llmproxy.errors import ProxyError
 from llmproxy.trace import RequestTrace
-from llmproxy.upstream.client import Headers, relayable_headers
+from llmproxy.upstream.client import Headers, attempts_header, relayable_headers
 
 PASSTHROUGH_ENDPOINT = "passthrough"
 
@@ -35,7 +35,7 @@ async def passthrough(request: Request) -> Response:
         await resources.aclose()
         raise
     trace.status = trace.upstream_status = stream.status
-    headers = relayable_headers(stream.headers, decoded=False)
+    headers = [*relayable_headers(stream.headers, decoded=False), *attempts_header(stream.attempts)]
     return ClosingStreamingResponse(stream.chunks(decoded=False), stream.status, headers, resources.aclose)
 
 
@@ -48,5 +48,6 @@ def _headers(request: Request) -> Headers:
 
 
 def _content(request: Request) -> bytes | AsyncIterator[bytes]:
+    # A streamed body cannot be sent twice, so only requests without one are retried (429/502/503, connection).
     has_body = "content-length" in request.headers or "transfer-encoding" in request.headers
     return request.stream() if has_body else b""

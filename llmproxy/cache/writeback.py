@@ -95,8 +95,8 @@ class WriteBack:
         except (RedisError, OSError) as exc:
             logger.warning("cache %s failed, answer not cached: %s", what, exc.__class__.__name__)
             if self._health is not None:
-                self._health.record_failure()
+                self._health.observe(success=False)
             return False
         if self._health is not None:
-            self._health.record_success()
+            self._health.observe(success=True)
         return True

@@ -78,8 +78,9 @@ async def _admit(request: Request) -> Faults:
     if faults.latency_ms > 0:
         await anyio.sleep(faults.latency_ms / 1000)
     _authenticate(request.headers)
-    if faults.status is not None:
-        raise _status_fault(faults.status)
+    status = _failing_status(faults, recorder)
+    if status is not None:
+        raise _status_fault(status, faults.retry_after)
     return faults
 
 
@@ -89,10 +90,21 @@ def _authenticate(headers: Headers) -> None:
         raise RequestRejected(401, "You didn't provide a valid API key.", code="invalid_api_key")
 
 
-def _status_fault(status: int) -> RequestRejected:
+def _failing_status(faults: Faults, recorder: Recorder) -> int | None:
+    """The error status this attempt answers with, if any."""
+    if faults.fail_times is None:
+        return faults.status
+    failing = recorder.take_failure(faults.request_id, faults.fail_times)
+    return (faults.status or 503) if failing else None
+
+
+def _status_fault(status: int, retry_after: str | None) -> RequestRejected:
     if status == 429:
-        return RequestRejected(429, "fake rate limit", code="rate_limit_exceeded", headers={"retry-after": "1"})
-    return RequestRejected(status, f"fake error status {status}")
+        headers = {"retry-after": retry_after or "1"}
+        return RequestRejected(429, "fake rate limit", code="rate_limit_exceeded", headers=headers)
+    return RequestRejected(
+        status, f"fake error status {status}", headers={"retry-after": retry_after} if retry_after else None
+    )
 
 
 async def _chat(request: Request, faults: Faults) -> Response:

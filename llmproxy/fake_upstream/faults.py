@@ -1,4 +1,9 @@
-"""Per-request faults, chosen by `X-Fake-*` request headers."""
+"""Per-request faults, chosen by `X-Fake-*` request headers.
+
+`X-Fake-Status: N` answers every such request with status N. With `X-Fake-Fail-Times: K` it does so only for the
+first K attempts of the request named by `X-Fake-Request-Id` (503 by default), then answers normally: the way to
+test a client's retries. `X-Fake-Retry-After` sets the error's Retry-After header (a 429 has "1" by default).
+"""
 
 from dataclasses import dataclass
 from typing import TypeVar
@@ -18,6 +23,9 @@ class Faults:
     latency_ms: float
     chunk_delay_ms: float
     status: int | None = None
+    fail_times: int | None = None  # fail only the first attempts of the request with this id
+    request_id: str = ""
+    retry_after: str | None = None
     drop_after: int | None = None
     stream_error_after: int | None = None
     malformed_sse: bool = False
@@ -33,12 +41,19 @@ def read_faults(headers: Headers, config: FakeUpstreamConfig) -> Faults:
     # 200 answers an error body with a success status, as some OpenAI-compatible gateways do.
     if status is not None and not (status == 200 or 400 <= status <= 599):
         raise RequestRejected(400, "X-Fake-Status must be 200 or an error status (400-599)")
+    fail_times = _number(headers, "x-fake-fail-times", int)
+    request_id = headers.get("x-fake-request-id", "")
+    if fail_times is not None and not request_id:
+        raise RequestRejected(400, "X-Fake-Fail-Times needs an X-Fake-Request-Id to count attempts by")
     latency = _number(headers, "x-fake-latency-ms", float)
     chunk_delay = _number(headers, "x-fake-chunk-delay-ms", float)
     return Faults(
         latency_ms=config.latency_ms if latency is None else latency,
         chunk_delay_ms=config.chunk_delay_ms if chunk_delay is None else chunk_delay,
         status=status,
+        fail_times=fail_times,
+        request_id=request_id,
+        retry_after=headers.get("x-fake-retry-after"),
         drop_after=_number(headers, "x-fake-drop-after", int),
         stream_error_after=_number(headers, "x-fake-stream-error-after", int),
         malformed_sse=headers.get("x-fake-malformed-sse", "") not in ("", "0"),

@@ -1,4 +1,4 @@
-"""Per-app bookkeeping of the fake: request counts per path, a bounded call log, reply numbers."""
+"""Per-app bookkeeping of the fake: request counts per path, a bounded call log, reply numbers, failed attempts."""
 
 from collections import Counter, deque
 from collections.abc import Mapping
@@ -49,6 +49,7 @@ class Recorder:
         self._counts: Counter[str] = Counter()
         self._log: deque[RecordedRequest] = deque(maxlen=capacity)
         self._replies: Counter[str] = Counter()
+        self._failures: Counter[str] = Counter()
 
     def record(self, call: RecordedRequest) -> None:
         """Count and log one arriving request."""
@@ -59,6 +60,13 @@ class Recorder:
         """The 1-based number of the next reply of this kind (chat, completion)."""
         self._replies[kind] += 1
         return self._replies[kind]
+
+    def take_failure(self, request_id: str, times: int) -> bool:
+        """Whether this attempt of the request is among its first `times`, which are to fail."""
+        if self._failures[request_id] >= times:
+            return False
+        self._failures[request_id] += 1
+        return True
 
     def stats(self) -> dict[str, object]:
         """Request counts per path and in total."""
@@ -73,3 +81,4 @@ class Recorder:
         self._counts.clear()
         self._log.clear()
         self._replies.clear()
+        self._failures.clear()

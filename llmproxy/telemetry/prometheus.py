@@ -11,13 +11,12 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-from llmproxy.breaker import BreakerState, CircuitBreaker
 from llmproxy.trace import RequestTrace
 
 MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -34,7 +33,6 @@ class RedisSnapshot:
         self.expired_keys: int | None = None
         self.used_memory_bytes: int | None = None
         self.entries: int | None = None
-        self.breakers: dict[str, CircuitBreaker] = {}  # by dependency name; read live at scrape time
 
 
 class RedisSnapshotCollector(Collector):
@@ -57,15 +55,6 @@ class RedisSnapshotCollector(Collector):
             yield GaugeMetricFamily(
                 "llmproxy_redis_used_memory_bytes", "Memory Redis uses (INFO memory).", snapshot.used_memory_bytes
             )
-        if snapshot.breakers:
-            family = GaugeMetricFamily(
-                "llmproxy_circuit_breaker_open",
-                "1 while a dependency's circuit breaker is open or half-open (calls skipped), else 0.",
-                labels=["dependency"],
-            )
-            for name, breaker in snapshot.breakers.items():
-                family.add_metric([name], 0 if breaker.state is BreakerState.CLOSED else 1)
-            yield family
         if snapshot.entries is not None:
             yield GaugeMetricFamily("llmproxy_cache_entries", "Cached answers listed in the catalog.", snapshot.entries)
 
@@ -111,6 +100,32 @@ class ProxyMetrics:
             "llmproxy_upstream_responses",
             "Responses from upstreams by upstream name and HTTP status.",
             ["upstream", "status"],
+            registry=registry,
+        )
+        self.upstream_retries = Counter(
+            "llmproxy_upstream_retries",
+            "Upstream attempts retried, by upstream and reason (connection, 429, 502, 503).",
+            ["upstream", "reason"],
+            registry=registry,
+        )
+        # Several workers each have a breaker; the states are ordered by severity, so the merged value is the worst.
+        self.breaker_state = Gauge(
+            "llmproxy_upstream_breaker_state",
+            "Circuit breaker of each upstream: 0 closed, 1 half-open, 2 open (several workers: the worst).",
+            ["upstream"],
+            multiprocess_mode="livemax",
+            registry=registry,
+        )
+        self.breaker_opened = Counter(
+            "llmproxy_upstream_breaker_opened",
+            "Times the circuit breaker of an upstream opened (or re-opened after a failed trial).",
+            ["upstream"],
+            registry=registry,
+        )
+        self.redis_breaker_state = Gauge(
+            "llmproxy_redis_breaker_state",
+            "Circuit breaker of the request path's Redis: 0 closed, 1 half-open, 2 open (requests skip the cache).",
+            multiprocess_mode="livemax",
             registry=registry,
         )
         self.cache_writes = Counter(
@@ -187,7 +202,21 @@ class ProxyMetrics:
         for component in {component for component, _ in trace.errors}:
             self._child(self.fail_open, component).inc()
 
-    def _child(self, metric: Counter | Histogram, *labels: str) -> Any:
+    def count_retry(self, upstream: str, reason: str) -> None:
+        """One upstream attempt retried (reason: connection, 429, 502 or 503)."""
+        self._child(self.upstream_retries, upstream, reason).inc()
+
+    def set_breaker_state(self, upstream: str, state: int, opened: bool) -> None:
+        """The breaker of an upstream changed state (0 closed, 1 half-open, 2 open)."""
+        self._child(self.breaker_state, upstream).set(state)
+        if opened:
+            self._child(self.breaker_opened, upstream).inc()
+
+    def set_redis_breaker_state(self, state: int) -> None:
+        """The Redis breaker changed state (0 closed, 1 half-open, 2 open)."""
+        self.redis_breaker_state.set(state)
+
+    def _child(self, metric: Counter | Gauge | Histogram, *labels: str) -> Any:
         # `labels()` validates and locks on every call (about half the cost of a request's metrics); the label
         # sets are bounded, so each child is looked up once and kept.
         key = (id(metric), labels)

@@ -1,4 +1,4 @@
-"""Pooled HTTP client for the upstream API; maps httpx failures to ProxyErrors at this edge."""
+"""Pooled HTTP client for the upstream API: retries and circuit breaker (see attempts), ProxyErrors at this edge."""
 
 from __future__ import annotations
 
@@ -7,12 +7,17 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+import anyio
 import httpx
 
-from llmproxy.errors import UpstreamError, UpstreamTimeoutError
 from llmproxy.settings import UpstreamSettings
+from llmproxy.upstream.attempts import Answer, Attempts, UpstreamHooks
+from llmproxy.upstream.failures import timeout_error, upstream_error
 
 Headers = list[tuple[str, str]]
+
+# On a reply that took more than one attempt: how many (for debugging; the retries are also counted in metrics).
+ATTEMPTS_HEADER = "x-llmproxy-upstream-attempts"
 
 # RFC 9110 §7.6.1 hop-by-hop headers, plus the ones the HTTP layer recomputes itself.
 HOP_BY_HOP = frozenset(
@@ -39,14 +44,16 @@ class UpstreamReply:
     status: int
     headers: Headers
     body: bytes
+    attempts: int = 1
 
 
 class UpstreamStream:
     """An upstream response whose body is read as it arrives."""
 
-    def __init__(self, response: httpx.Response, origin: str) -> None:
+    def __init__(self, response: httpx.Response, origin: str, attempts: int = 1) -> None:
         self._response = response
         self._origin = origin
+        self.attempts = attempts
 
     @property
     def status(self) -> int:
@@ -90,7 +97,12 @@ class UpstreamStream:
 class UpstreamClient:
     """Sends requests to the configured OpenAI-compatible base URL over one connection pool."""
 
-    def __init__(self, settings: UpstreamSettings, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        settings: UpstreamSettings,
+        transport: httpx.AsyncBaseTransport | None = None,
+        hooks: UpstreamHooks | None = None,
+    ) -> None:
         self._base_url = settings.base_url
         self._origin = urlsplit(settings.base_url).netloc
         self._api_key = settings.api_key.get_secret_value() if settings.api_key else None
@@ -105,6 +117,7 @@ class UpstreamClient:
             limits=httpx.Limits(max_connections=settings.max_connections, max_keepalive_connections=64),
             follow_redirects=False,
         )
+        self._attempts = Attempts(self._http, settings, self._origin, hooks or UpstreamHooks())
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -123,44 +136,66 @@ class UpstreamClient:
         return headers
 
     async def send(self, method: str, path: str, headers: Headers, content: bytes) -> UpstreamReply:
-        """One request, body read completely.
+        """One request, retried where safe, body read completely.
 
         Raises:
+            UpstreamUnavailableError: the upstream's circuit breaker is open (503); it was not called.
             UpstreamError: the upstream could not be reached or broke the connection.
-            UpstreamTimeoutError: it did not answer in time.
+            UpstreamTimeoutError: it did not answer within total_timeout_s (or went silent for read_timeout_s).
         """
+
+        def build() -> httpx.Request:
+            return self._http.build_request(method, self.url_for(path), headers=headers, content=content)
+
+        answer = await self._attempts.answer(build, replayable=True)
         try:
-            response = await self._http.request(method, self.url_for(path), headers=headers, content=content)
-        except httpx.HTTPError as exc:
-            raise upstream_error(exc, self._origin) from exc
-        return UpstreamReply(response.status_code, list(response.headers.multi_items()), response.content)
+            body = await self._read_body(answer)
+        finally:
+            await answer.response.aclose()
+        response = answer.response
+        return UpstreamReply(response.status_code, list(response.headers.multi_items()), body, answer.attempts)
 
     def open(
         self, method: str, path: str, query: str, headers: Headers, content: bytes | AsyncIterator[bytes]
     ) -> AbstractAsyncContextManager[UpstreamStream]:
-        """A request whose response body is streamed; closing the context releases the connection."""
+        """A request whose response body is streamed; closing the context releases the connection.
+
+        Retried (where safe, and only when `content` is bytes: a streamed body cannot be sent twice) until
+        the response headers; the body is then the caller's, bounded by read_timeout_s between bytes.
+
+        Raises (on entering the context):
+            UpstreamUnavailableError: the upstream's circuit breaker is open (503); it was not called.
+            UpstreamError: the upstream could not be reached.
+            UpstreamTimeoutError: no response headers within total_timeout_s.
+        """
         return self._open(method, self.url_for(path, query), headers, content)
 
     @asynccontextmanager
     async def _open(
         self, method: str, url: str, headers: Headers, content: bytes | AsyncIterator[bytes]
     ) -> AsyncIterator[UpstreamStream]:
-        request = self._http.build_request(method, url, headers=headers, content=content)
+        def build() -> httpx.Request:
+            return self._http.build_request(method, url, headers=headers, content=content)
+
+        answer = await self._attempts.answer(build, replayable=isinstance(content, bytes))
         try:
-            response = await self._http.send(request, stream=True)
+            yield UpstreamStream(answer.response, self._origin, answer.attempts)
+        finally:
+            await answer.response.aclose()
+
+    async def _read_body(self, answer: Answer) -> bytes:
+        try:
+            with anyio.fail_after(answer.remaining_s()):
+                return await answer.response.aread()
+        except TimeoutError as exc:
+            raise timeout_error(self._origin) from exc
         except httpx.HTTPError as exc:
             raise upstream_error(exc, self._origin) from exc
-        try:
-            yield UpstreamStream(response, self._origin)
-        finally:
-            await response.aclose()
 
 
-def upstream_error(exc: httpx.HTTPError, origin: str) -> UpstreamError:
-    """The ProxyError for an httpx failure: 504 for timeouts, 502 for everything else."""
-    if isinstance(exc, httpx.TimeoutException):
-        return UpstreamTimeoutError(f"The upstream API at {origin} did not respond in time.")
-    return UpstreamError(f"The upstream API at {origin} could not be reached: {exc.__class__.__name__}.")
+def attempts_header(attempts: int) -> Headers:
+    """The X-LLMProxy-Upstream-Attempts header of a reply, when it took more than one attempt."""
+    return [(ATTEMPTS_HEADER, str(attempts))] if attempts > 1 else []
 
 
 def relayable_headers(headers: Iterable[tuple[str, str]], *, decoded: bool) -> Headers:

@@ -85,21 +85,22 @@ def test_oversized_chunked_body_is_a_413(proxy_url: str, api_key: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("status", "error_class"),
-    [(500, openai.InternalServerError), (429, openai.RateLimitError), (400, openai.BadRequestError)],
+    ("status", "error_class", "attempts"),
+    [(500, openai.InternalServerError, 1), (429, openai.RateLimitError, 3), (400, openai.BadRequestError, 1)],
 )
 def test_upstream_error_is_relayed_unchanged_and_not_cached(
-    client: OpenAI, upstream: FakeUpstream, status: int, error_class: type[openai.APIStatusError]
+    client: OpenAI, upstream: FakeUpstream, status: int, error_class: type[openai.APIStatusError], attempts: int
 ) -> None:
+    # A 429 is retried first (here without waiting), the others are relayed at once (test_upstream_retries).
+    faults = {"X-Fake-Status": str(status), "X-Fake-Retry-After": "0"}
     with pytest.raises(error_class) as raised:
-        client.chat.completions.create(
-            model="fake-model", messages=MESSAGES, extra_headers={"X-Fake-Status": str(status)}
-        )
+        client.chat.completions.create(model="fake-model", messages=MESSAGES, extra_headers=faults)
     assert raised.value.status_code == status
     assert raised.value.message.startswith("Error code: ")
+    assert upstream.calls() == attempts
     raw = client.chat.completions.with_raw_response.create(model="fake-model", messages=MESSAGES)
     assert raw.headers["x-cache"] == "MISS"
-    assert upstream.calls() == 2
+    assert upstream.calls() == attempts + 1
 
 
 def test_error_body_with_status_200_is_relayed_and_not_cached(client: OpenAI, upstream: FakeUpstream) -> None:

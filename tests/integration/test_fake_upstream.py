@@ -276,6 +276,20 @@ def test_rate_limit_fault_sends_retry_after(client: OpenAI) -> None:
     assert raised.value.response.headers["retry-after"] == "1"
 
 
+def test_fail_times_fails_only_the_first_attempts_of_a_request_id(url: str) -> None:
+    def attempt(request_id: str, **extra: str) -> httpx.Response:
+        headers = {**AUTH, "X-Fake-Fail-Times": "2", "X-Fake-Request-Id": request_id, **extra}
+        return httpx.post(url + "/v1/chat/completions", json={"model": MODEL, "messages": ask("hi")}, headers=headers)
+
+    first = attempt("a", **{"X-Fake-Retry-After": "3"})
+    assert (first.status_code, first.headers["retry-after"]) == (503, "3")
+    assert [attempt("a").status_code for _ in range(2)] == [503, 200]
+    assert attempt("b", **{"X-Fake-Status": "429"}).status_code == 429  # another request id counts on its own
+    assert stats(url)["total"] == 4
+    missing_id = httpx.post(url + "/v1/models", headers={**AUTH, "X-Fake-Fail-Times": "1"})
+    assert missing_id.status_code == 400
+
+
 def test_status_fault_on_a_stream_request_is_a_json_error(client: OpenAI, url: str) -> None:
     with pytest.raises(openai.InternalServerError):
         client.chat.completions.create(

@@ -41,5 +41,5 @@ def test_without_redis_readyz_is_degraded_but_200_and_requests_still_succeed(
     assert upstream.calls() == 3
     # Two failures opened the breaker; the third request did not try Redis at all.
     assert 'llmproxy_errors_total{component="redis",operation="read"} 2.0' in scrape
-    assert 'llmproxy_circuit_breaker_open{dependency="redis"} 1.0' in scrape
+    assert "llmproxy_redis_breaker_state 2.0" in scrape  # open
     assert 'llmproxy_cache_bypass_total{reason="redis-unavailable"} 3.0' in scrape
