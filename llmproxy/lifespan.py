@@ -22,6 +22,7 @@ from llmproxy.cache.errors import CacheUnavailableError
 from llmproxy.cache.exact import ExactCache
 from llmproxy.cache.invalidation import Invalidator
 from llmproxy.cache.semantic import SemanticIndex, SemanticIndexError
+from llmproxy.cache.single_flight import SingleFlight
 from llmproxy.cache.writeback import WriteBack
 from llmproxy.embeddings import Embedder, ModelLoader
 from llmproxy.paraphrase import ParaphraseFinder
@@ -85,6 +86,7 @@ def lifespan_for(
                 semantic.router,
                 time.time,
                 settings.upstream.request_stream_usage,
+                open_single_flight(settings, redis, background),
             )
             # 5. Telemetry: Prometheus metrics, Redis-wide figures sampled in the background, and the traffic
             # history written to RedisTimeSeries by a background task, off the request path.
@@ -100,6 +102,15 @@ def lifespan_for(
             background.cancel_scope.cancel()
 
     return lifespan
+
+
+def open_single_flight(settings: Settings, redis: RedisClient, background: TaskGroup) -> SingleFlight | None:
+    """Coalescing of identical misses, or None when disabled; its lease renewer and listener run in the background."""
+    if not settings.single_flight.enabled:
+        return None
+    flight = SingleFlight(redis, settings.redis.key_prefix, settings.single_flight)
+    background.start_soon(flight.run)
+    return flight
 
 
 def open_telemetry(
