@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack
+from pathlib import Path
 from typing import Any
 
 import openai
@@ -24,8 +25,10 @@ from llmproxy.canonical import request_key
 from llmproxy.scope import scope_id
 from llmproxy.settings import SingleFlightSettings
 from llmproxy.trace import FlightRecord, RequestTrace
+from tests.admin_support import drop_indexes
 from tests.conftest import TEST_KEY_PREFIX, FakeUpstream
 from tests.integration.test_metrics import scrape_until, value
+from tests.integration.test_serve_command import serve
 from tests.servers import free_port
 
 MODEL = "fake-model"
@@ -128,6 +131,29 @@ def test_requests_split_over_two_replicas_reach_the_upstream_once(
     assert_one_answer(answers)
     assert flights(two_replicas, "leader", "stored") == 1
     assert flights(two_replicas, "follower_remote", "served") >= 1, "the other replica waited through Redis"
+
+
+def test_two_serve_processes_sharing_redis_reach_the_upstream_once(
+    tmp_path: Path,
+    upstream: FakeUpstream,
+    redis_url: str,
+    redis_client: redis.Redis,
+    key_prefix: str,
+    api_key: str,
+) -> None:
+    config = tmp_path / "replica.yaml"
+    config.write_text(
+        f"redis:\n  key_prefix: {key_prefix}\nsemantic:\n  enabled: false\ntimeseries:\n  enabled: false\n"
+    )
+    replica = ("--redis-url", redis_url, "--config", str(config))
+    try:
+        with serve(tmp_path, upstream, *replica) as (first, _), serve(tmp_path, upstream, *replica) as (second, _):
+            answers = asyncio.run(ask_together([first, second], api_key, [False] * 10 + [True] * 10, SLOW))
+            assert upstream.calls() == 1
+            assert_one_answer(answers)
+            assert flights([first, second], "follower_remote", "served") >= 1
+    finally:
+        drop_indexes(redis_client, [f"{key_prefix}:catalog"])
 
 
 def test_followers_of_a_failed_leader_call_the_upstream_themselves(
