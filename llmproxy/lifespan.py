@@ -24,6 +24,7 @@ from llmproxy.cache.errors import CacheUnavailableError
 from llmproxy.cache.exact import ExactCache
 from llmproxy.cache.invalidation import Invalidator
 from llmproxy.cache.semantic import SemanticIndex, SemanticIndexError
+from llmproxy.cache.single_flight import SingleFlight
 from llmproxy.cache.writeback import WriteBack
 from llmproxy.embeddings import Embedder, ModelLoader
 from llmproxy.paraphrase import ParaphraseFinder
@@ -98,6 +99,7 @@ def lifespan_for(
                 time.time,
                 settings.upstream.request_stream_usage,
                 redis_health,
+                open_single_flight(settings, redis, background),
             )
             # 6. Telemetry: the Prometheus metrics (made in step 2), Redis-wide figures sampled in the background,
             # and the traffic history written to RedisTimeSeries by a background task, off the request path.
@@ -141,6 +143,15 @@ def upstream_hooks(name: str, metrics: ProxyMetrics) -> UpstreamHooks:
 
     metrics.set_breaker_state(name, BreakerState.CLOSED.value, opened=False)  # on /metrics before any change
     return UpstreamHooks(retried=functools.partial(metrics.count_retry, name), breaker_changed=breaker_changed)
+
+
+def open_single_flight(settings: Settings, redis: RedisClient, background: TaskGroup) -> SingleFlight | None:
+    """Coalescing of identical misses, or None when disabled; its lease renewer and listener run in the background."""
+    if not settings.single_flight.enabled:
+        return None
+    flight = SingleFlight(redis, settings.redis.key_prefix, settings.single_flight)
+    background.start_soon(flight.run)
+    return flight
 
 
 def open_telemetry(

@@ -21,6 +21,7 @@ from llmproxy.cache.catalog import catalog_record
 from llmproxy.cache.entry import CacheEntry
 from llmproxy.cache.errors import CacheUnavailableError
 from llmproxy.cache.exact import ExactCache
+from llmproxy.cache.single_flight import Lead, SingleFlight
 from llmproxy.cache.writeback import StorePlan, WriteBack
 from llmproxy.canonical import request_key
 from llmproxy.controls import RequestControls
@@ -39,6 +40,7 @@ CACHE_HEADER = "x-cache"
 BYPASS_REASON_HEADER = "x-cache-bypass-reason"
 SIMILARITY_HEADER = "x-cache-similarity"
 ROUTE_HEADER = "x-llmproxy-route"
+COALESCED_HEADER = "x-llmproxy-coalesced"  # on a HIT-L1 that waited for an identical request's answer
 JSON_TYPE = "application/json"
 SSE_TYPE = "text/event-stream"
 # Headers the proxy consumes itself; the upstream never sees them.
@@ -99,6 +101,7 @@ class Pipeline:
         clock: Callable[[], float],
         request_stream_usage: bool,
         redis_health: CircuitBreaker,
+        flight: SingleFlight | None = None,
     ) -> None:
         self._redis_health = redis_health  # open: Redis is known to be down, every cache step is skipped
         self._exact = exact
@@ -108,6 +111,7 @@ class Pipeline:
         self._router = router
         self._clock = clock
         self._request_stream_usage = request_stream_usage
+        self._flight = flight
 
     async def handle(self, request: CacheRequest) -> Reply:
         """Serve from cache when possible, otherwise act on the route and store the answer.
@@ -151,9 +155,9 @@ class Pipeline:
         forward = self._plan(
             request, route, route.action, StorePlan(key, prepared.record if prepared else None, listing), store, status
         )
-        if parsed.stream and parsed.kind != "embedding":
-            return await self._forward_stream(request, forward)
-        return await self._forward(request, forward)
+        if self._flight is not None and lookup and forward.store is not None:
+            return await self._coalesce(self._flight, key, request, forward, route)
+        return await self._send(request, forward)
 
     async def _lookup(self, key: str, trace: RequestTrace) -> CacheEntry | None | _Unavailable:
         """The L1 entry, None on a miss, or _UNAVAILABLE when Redis failed or its breaker is open."""
@@ -248,6 +252,46 @@ class Pipeline:
             body = replay_sse(kind, response, parsed.include_usage)
             return Reply(200, [("content-type", SSE_TYPE), ("cache-control", "no-cache"), *headers], body)
         return Reply(200, [("content-type", JSON_TYPE), *headers], orjson.dumps(response))
+
+    async def _coalesce(
+        self, flight: SingleFlight, key: str, request: CacheRequest, forward: Forward, route: RouteDecision
+    ) -> Reply:
+        """Identical misses in flight share one upstream call: lead this one, or serve the leader's answer."""
+        turn = await flight.join(key, request.trace)
+        if turn.entry is not None:
+            entry = turn.entry
+            request.trace.cached_usage = usage_of(entry.response)
+            headers = [(COALESCED_HEADER, "1"), *_route_header(route)]
+            return self._serve(entry.kind, entry.response, entry.created_at, request, CacheStatus.HIT_L1, headers)
+        if turn.lead is None:  # the leader failed or timed out, or Redis did: an ordinary miss
+            return await self._send(request, forward)
+        return await self._lead(turn.lead, request, forward)
+
+    async def _lead(self, lead: Lead, request: CacheRequest, forward: Forward) -> Reply:
+        trace = request.trace
+        try:
+            reply = await self._send(request, forward)
+        except BaseException:
+            await lead.release(stored=False)
+            raise
+        if reply.close is None:  # a whole body: its write-back already ran
+            await lead.release(stored=trace.write == "stored")
+            return reply
+        close = reply.close
+
+        async def close_then_release() -> None:
+            # A stream is written back at its end, before `close`: followers are released after it.
+            try:
+                await close()
+            finally:
+                await lead.release(stored=trace.write == "stored")
+
+        return Reply(reply.status, reply.headers, reply.body, close_then_release)
+
+    async def _send(self, request: CacheRequest, forward: Forward) -> Reply:
+        if request.parsed.stream and request.parsed.kind != "embedding":
+            return await self._forward_stream(request, forward)
+        return await self._forward(request, forward)
 
     async def _forward(self, request: CacheRequest, forward: Forward) -> Reply:
         parsed = request.parsed

@@ -170,6 +170,26 @@ class CacheSettings(Section):
         return self
 
 
+class SingleFlightSettings(Section):
+    enabled: bool = Field(
+        True,
+        description="Coalesce concurrent identical misses (same L1 key): one request goes upstream, the others wait "
+        "for its answer and are served it from L1, in this process and across replicas sharing the Redis.",
+    )
+    lease_ms: int = Field(
+        30_000,
+        ge=100,
+        description="Lifetime of a leader's Redis lease, renewed every third of it while the leader works; if the "
+        "leader's process dies, followers elsewhere stop waiting at the latest this long after its last renewal.",
+    )
+    wait_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        description="Longest a follower waits for the leader's answer before calling the upstream itself (a "
+        "streamed answer is shared once complete, so this bounds the leader's whole generation).",
+    )
+
+
 class EmbeddingSettings(Section):
     model: str | None = Field(
         None,
@@ -300,6 +320,9 @@ class Settings(BaseSettings):
     )
     redis: RedisSettings = Field(default_factory=RedisSettings, description="The cache store.")
     cache: CacheSettings = Field(default_factory=CacheSettings, description="Cache policy.")
+    single_flight: SingleFlightSettings = Field(
+        default_factory=SingleFlightSettings, description="Coalescing of concurrent identical misses."
+    )
     embeddings: EmbeddingSettings = Field(default_factory=EmbeddingSettings, description="The embedding model.")
     semantic: SemanticSettings = Field(default_factory=SemanticSettings, description="The semantic (L2) cache.")
     router: RouterSettings = Field(default_factory=RouterSettings, description="The semantic router.")
@@ -315,6 +338,7 @@ class Settings(BaseSettings):
         "upstreams",
         "redis",
         "cache",
+        "single_flight",
         "embeddings",
         "semantic",
         "router",

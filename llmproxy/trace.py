@@ -12,6 +12,9 @@ Stage = Literal["l1", "embed", "router", "l2", "upstream", "write"]
 Result = Literal["hit_l1", "hit_l2", "miss", "bypass", "error"]
 WriteOutcome = Literal["stored", "incomplete", "failed"]
 Component = Literal["redis", "embedder"]
+FlightRole = Literal["leader", "follower_local", "follower_remote"]
+# leader: stored | not_stored; followers: served | leader_gone | timeout; any role: redis_error (went upstream).
+FlightOutcome = Literal["stored", "not_stored", "served", "leader_gone", "timeout", "redis_error"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +23,15 @@ class TokenUsage:
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class FlightRecord:
+    """The part one request played in single-flight, and how it ended."""
+
+    role: FlightRole
+    outcome: FlightOutcome
+    wait_s: float = 0.0  # followers: seconds spent waiting for the leader
 
 
 @dataclass(slots=True)
@@ -41,6 +53,7 @@ class RequestTrace:
     write: WriteOutcome | None = None
     bypass_reason: str | None = None  # why a BYPASS did not use the cache (X-Cache-Bypass-Reason)
     errors: list[tuple[Component, str]] = field(default_factory=list)  # (component, operation), failed open
+    flight: FlightRecord | None = None  # set when the miss took part in single-flight
 
     def failed(self, component: Component, operation: str) -> None:
         """Note an error the request survived by skipping (part of) the cache."""

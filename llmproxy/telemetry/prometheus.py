@@ -170,6 +170,20 @@ class ProxyMetrics:
             ["reason"],
             registry=registry,
         )
+        self.single_flight = Counter(
+            "llmproxy_single_flight",
+            "Misses that took part in single-flight, by role (leader, follower_local, follower_remote) and outcome "
+            "(stored, not_stored; served, leader_gone, timeout; redis_error).",
+            ["role", "outcome"],
+            registry=registry,
+        )
+        self.single_flight_wait = Histogram(
+            "llmproxy_single_flight_wait_seconds",
+            "Time followers waited for the leader's answer, by role.",
+            ["role"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
         self.timeseries_samples = Counter(
             "llmproxy_timeseries_samples",
             "History samples for RedisTimeSeries: written, dropped (queue full) or failed (Redis error).",
@@ -201,6 +215,10 @@ class ProxyMetrics:
             self._child(self.errors, component, operation).inc()
         for component in {component for component, _ in trace.errors}:
             self._child(self.fail_open, component).inc()
+        if trace.flight is not None:
+            self._child(self.single_flight, trace.flight.role, trace.flight.outcome).inc()
+            if trace.flight.role != "leader":
+                self._child(self.single_flight_wait, trace.flight.role).observe(trace.flight.wait_s)
 
     def count_retry(self, upstream: str, reason: str) -> None:
         """One upstream attempt retried (reason: connection, 429, 502 or 503)."""

@@ -39,6 +39,8 @@ def serve_process(
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LLMPROXY_")}
     env["LLMPROXY_REDIS__EMBEDDED_DATA_DIR"] = str(tmp_path / "redis-data")
+    # The code under test, wherever this checkout is (a worktree too), not whatever the venv installed.
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
     log = tmp_path / f"serve-{port}.log"
     command = [sys.executable, "-m", "llmproxy", "serve", "--port", str(port), "--upstream", upstream.api_url, *extra]
     with log.open("wb") as output:

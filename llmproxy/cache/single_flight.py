@@ -1,0 +1,261 @@
+"""Single-flight: concurrent identical misses (one L1 key) reach the upstream once, in one process and across replicas.
+
+In a process, the first request for a key becomes its local leader and later ones await it without touching Redis.
+Across processes, the local leader takes a Redis lease `{prefix}:lease:{scope}:{hash}` (SET NX PX, an owner
+token, renewed by a background task while held). Whoever holds it forwards and writes the answer back; a local
+leader that finds the lease taken follows: it waits until the lease is gone (woken by a message the owner publishes
+on release, with polling as the fallback) and reads the answer from L1.
+
+A follower waits for one leader only: if that leader ends without an answer in L1 (upstream error, incomplete
+stream, a failed write), dies (its lease expires), or takes longer than `wait_timeout_s`, the follower calls the
+upstream itself. Redis errors never make a request wait: it goes upstream at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import anyio
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from llmproxy.cache.entry import CacheEntry, decode_entry
+from llmproxy.settings import SingleFlightSettings
+from llmproxy.trace import FlightOutcome, FlightRecord, FlightRole, RequestTrace
+
+logger = logging.getLogger(__name__)
+
+POLL_FIRST_S = 0.01  # a follower's first look at Redis; the delay doubles up to POLL_MAX_S
+POLL_MAX_S = 0.1
+LISTEN_TIMEOUT_S = 1.0  # the listener's read timeout: each return lets redis-py health-check the connection
+LISTEN_RETRY_S = 1.0
+
+# Only the owner may extend or delete its lease; the release also wakes the followers of every replica.
+_RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('del', KEYS[1]) end
+redis.call('publish', ARGV[2], ARGV[3])
+return 1
+"""
+
+
+@dataclass(eq=False, slots=True)
+class _Flight:
+    """One key's coalescing in this process: `done` is set when the local leader is finished."""
+
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)  # a release was announced: look again
+    answered: bool = False  # the answer is in L1 (when done)
+
+
+class Lead:
+    """This request leads its key: it forwards, writes back, then must `release` exactly once."""
+
+    __slots__ = ("_owner", "_key", "_flight", "_lease", "_token", "_trace", "_released")
+
+    def __init__(
+        self, owner: SingleFlight, key: str, flight: _Flight, lease: str, token: str, trace: RequestTrace
+    ) -> None:
+        self._owner = owner
+        self._key = key
+        self._flight = flight
+        self._lease = lease
+        self._token = token
+        self._trace = trace
+        self._released = False
+
+    async def release(self, stored: bool) -> None:
+        """Hand the outcome to the followers (stored: the answer is in L1); further calls do nothing."""
+        if self._released:
+            return
+        self._released = True
+        self._trace.flight = FlightRecord("leader", "stored" if stored else "not_stored")
+        await self._owner._release(self._key, self._flight, self._lease, self._token, stored, self._trace)
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """A request's turn: an answer to serve, a lead to take, or neither (call the upstream uncoordinated)."""
+
+    entry: CacheEntry | None = None
+    lead: Lead | None = None
+
+
+class SingleFlight:
+    """Coalesces identical misses; `run` (a lifespan task) renews held leases and listens for releases."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        key_prefix: str,
+        settings: SingleFlightSettings,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._redis = redis
+        self._l1_prefix = f"{key_prefix}:l1:"
+        self._lease_prefix = f"{key_prefix}:lease:"
+        self._channel = f"{key_prefix}:flight"
+        self._lease_ms = settings.lease_ms
+        self._wait_timeout_s = settings.wait_timeout_s
+        self._clock = clock
+        self._flights: dict[str, _Flight] = {}  # L1 key → this process's flight
+        self._held: dict[str, str] = {}  # lease key → owner token, renewed until released
+        self._renew = redis.register_script(_RENEW)
+        self._release_script = redis.register_script(_RELEASE)
+
+    def lease_key(self, key: str) -> str:
+        """The Redis lease of one L1 key (same scope and hash, another family)."""
+        return self._lease_prefix + key.removeprefix(self._l1_prefix)
+
+    async def join(self, key: str, trace: RequestTrace) -> Turn:
+        """Lead the miss on `key`, or wait for the leader's answer (recorded on trace.flight)."""
+        flight = self._flights.get(key)
+        if flight is not None:
+            return await self._follow_local(key, flight, trace)
+        flight = self._flights[key] = _Flight()
+        try:
+            turn = await self._contend(key, flight, trace)
+        except BaseException:
+            self._land(key, flight, answered=False)
+            raise
+        if turn.lead is None:
+            self._land(key, flight, answered=turn.entry is not None)
+        return turn
+
+    async def run(self) -> None:
+        """Renew held leases and wake followers on releases, until cancelled."""
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(self._renew_leases)
+            tasks.start_soon(self._listen)
+
+    async def _contend(self, key: str, flight: _Flight, trace: RequestTrace) -> Turn:
+        # Lease first, then L1: an answer stored before a lease was released is seen in the same round trip.
+        lease, token = self.lease_key(key), uuid.uuid4().hex
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.set(lease, token, nx=True, px=self._lease_ms)
+                pipe.get(key)
+                acquired, raw = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            return _fail_open(trace, "leader", exc)
+        entry = None if raw is None else decode_entry(raw)
+        if entry is not None:  # stored by a leader that finished after this request's L1 lookup
+            if acquired:
+                await self._release(key, None, lease, token, True, trace)
+            trace.flight = FlightRecord("follower_remote", "served")
+            return Turn(entry=entry)
+        if acquired:
+            self._held[lease] = token
+            return Turn(lead=Lead(self, key, flight, lease, token, trace))
+        return await self._follow_remote(key, lease, flight, trace)
+
+    async def _follow_remote(self, key: str, lease: str, flight: _Flight, trace: RequestTrace) -> Turn:
+        started = self._clock()
+        deadline, delay = started + self._wait_timeout_s, POLL_FIRST_S
+        entry: CacheEntry | None = None
+        outcome: FlightOutcome = "timeout"
+        try:
+            while (remaining := deadline - self._clock()) > 0:
+                with anyio.move_on_after(min(delay, remaining)):
+                    await flight.wake.wait()
+                flight.wake.clear()
+                leased, entry = await self._peek(key, lease)
+                if entry is not None or not leased:
+                    outcome = "served" if entry is not None else "leader_gone"
+                    break
+                delay = min(delay * 2, POLL_MAX_S)
+        except (RedisError, OSError) as exc:
+            return _fail_open(trace, "follower_remote", exc, self._clock() - started)
+        trace.flight = FlightRecord("follower_remote", outcome, self._clock() - started)
+        return Turn(entry=entry)
+
+    async def _peek(self, key: str, lease: str) -> tuple[bool, CacheEntry | None]:
+        # The lease before the entry: if the lease was already gone, the entry (when stored) is visible.
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.exists(lease)
+            pipe.get(key)
+            leased, raw = await pipe.execute()
+        return bool(leased), None if raw is None else decode_entry(raw)
+
+    async def _follow_local(self, key: str, flight: _Flight, trace: RequestTrace) -> Turn:
+        started = self._clock()
+        with anyio.move_on_after(self._wait_timeout_s):
+            await flight.done.wait()
+        waited = self._clock() - started
+        if not flight.done.is_set() or not flight.answered:
+            outcome: FlightOutcome = "timeout" if not flight.done.is_set() else "leader_gone"
+            trace.flight = FlightRecord("follower_local", outcome, waited)
+            return Turn()
+        try:
+            raw = await self._redis.get(key)
+        except (RedisError, OSError) as exc:
+            return _fail_open(trace, "follower_local", exc, waited)
+        entry = None if raw is None else decode_entry(raw)
+        trace.flight = FlightRecord("follower_local", "served" if entry is not None else "leader_gone", waited)
+        return Turn(entry=entry)
+
+    def _land(self, key: str, flight: _Flight, answered: bool) -> None:
+        flight.answered = answered
+        flight.done.set()
+        if self._flights.get(key) is flight:
+            del self._flights[key]
+
+    async def _release(
+        self, key: str, flight: _Flight | None, lease: str, token: str, stored: bool, trace: RequestTrace
+    ) -> None:
+        self._held.pop(lease, None)
+        if flight is not None:
+            self._land(key, flight, stored)
+        # Runs when the response ends, maybe as the client leaves: followers elsewhere must still be told.
+        with anyio.CancelScope(shield=True):
+            try:
+                await self._release_script(keys=[lease], args=[token, self._channel, key])
+            except (RedisError, OSError) as exc:
+                logger.warning("single-flight lease not released (it expires by itself): %s", exc.__class__.__name__)
+                trace.failed("redis", "lease")
+
+    async def _renew_leases(self) -> None:
+        period_s = self._lease_ms / 3000
+        while True:
+            await anyio.sleep(period_s)
+            for lease, token in list(self._held.items()):
+                try:
+                    if not await self._renew(keys=[lease], args=[token, self._lease_ms]):
+                        self._held.pop(lease, None)  # expired meanwhile; another leader may hold it now
+                except (RedisError, OSError) as exc:
+                    logger.warning("single-flight lease not renewed: %s", exc.__class__.__name__)
+
+    async def _listen(self) -> None:
+        while True:
+            pubsub = self._redis.pubsub()
+            try:
+                await pubsub.subscribe(self._channel)
+                while True:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=LISTEN_TIMEOUT_S)
+                    if message is not None:
+                        self._wake(message["data"])
+            except (RedisError, OSError) as exc:
+                # Followers keep polling meanwhile; only their wake-ups are slower.
+                logger.debug("single-flight listener reconnecting: %s", exc.__class__.__name__)
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await anyio.sleep(LISTEN_RETRY_S)
+
+    def _wake(self, data: bytes | str) -> None:
+        key = data.decode() if isinstance(data, bytes) else data
+        flight = self._flights.get(key)
+        if flight is not None:
+            flight.wake.set()
+
+
+def _fail_open(trace: RequestTrace, role: FlightRole, exc: Exception, waited: float = 0.0) -> Turn:
+    logger.warning("single-flight skipped, Redis failed: %s", exc.__class__.__name__)
+    trace.failed("redis", "lease")
+    trace.flight = FlightRecord(role, "redis_error", waited)
+    return Turn()
