@@ -8,7 +8,7 @@ and added latency against the issue 6 targets.
     .venv/bin/python load_tests/compare.py --duration 10 --out load_tests/results/compare.md
     .venv/bin/python load_tests/compare.py --duration 3 --warmup 1 --ttfb-requests 30   # a smoke test
 
-Needs wrk (`apt-get install wrk`). Runtime ≈ 13 x (duration + warmup) seconds + about 40 s.
+Needs wrk (`apt-get install wrk`). Runtime ≈ 13 x duration + 7 x warmup + about 40 s (3 min by default).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from pathlib import Path
 import httpx
 import redis
 
+import baseline_app
 import compare_paths
 import machine
 import services
@@ -96,7 +97,7 @@ def store_baseline_answer(redis_url: str, answer: bytes) -> None:
     """The baseline's GET returns exactly the bytes of the proxy's L1 answer."""
     client = redis.Redis.from_url(redis_url)
     try:
-        client.set(compare_paths.BASELINE_KEY, answer)
+        client.set(baseline_app.DEFAULT_KEY, answer)
     finally:
         client.close()
 

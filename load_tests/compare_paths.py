@@ -14,7 +14,6 @@ from compare_report import Comparison, Measured, at_least_ratio, at_least_rps, a
 from embedding_time import single_prompt_ms
 from workload import LONG_QUESTION, UNIQUE, chat_body, questions, unique_question
 
-BASELINE_KEY = "llmproxy-bench:baseline:completion"  # baseline_app.DEFAULT_KEY
 CHAT = "/v1/chat/completions"
 AUTH = {"Authorization": "Bearer sk-llmproxy-bench"}
 NO_STORE = {**AUTH, "Cache-Control": "no-store"}  # an L2 hit is not promoted into L1
@@ -100,8 +99,11 @@ def prime_l2(urls: Urls) -> str:
 def all_paths(bench: Bench, embed_samples: int) -> list[Comparison]:
     """Every row of the table, in the order measured."""
     rows = baseline_and_l1(bench)
-    rows += l2_and_misses(bench, embed_samples)
-    rows += streams(bench, rows)
+    embed_l2, embed_miss = embedding_rows(embed_samples)
+    rows += [Comparison(embed_l2), Comparison(embed_miss)]
+    rows += l2_rows(bench, embed_l2)
+    rows += miss_rows(bench, embed_miss)
+    rows += stream_rows(bench, embed_miss)
     return rows
 
 
@@ -124,65 +126,72 @@ def baseline_and_l1(bench: Bench) -> list[Comparison]:
     ]
 
 
-def l2_and_misses(bench: Bench, embed_samples: int) -> list[Comparison]:
+def embedding_rows(samples: int) -> tuple[Measured, Measured]:
+    """The proxy's embedder in this process, on the L2 paraphrases and on the miss prompts, while the servers idle."""
+    texts = [paraphrase for _, paraphrase in questions()]
+    misses = [unique_question(topic).replace(UNIQUE, str(1000 + topic)) for topic in range(25)]
+    timed = single_prompt_ms({"L2 prompts": texts, "miss prompts": misses}, samples)
+    l2, miss = (
+        Measured(f"embedding only (in-process, {name})", 1, None, t.p50_ms, t.p99_ms) for name, t in timed.items()
+    )
+    return l2, miss
+
+
+def l2_rows(bench: Bench, embedding: Measured) -> list[Comparison]:
     urls, c = bench.urls, bench.settings.connections
     hit_check = prime_l2(urls)
     paraphrases = [chat_body(paraphrase) for _, paraphrase in questions()]
     l2_c = with_check(bench.load("proxy: L2 hit", urls.proxy + CHAT, paraphrases, NO_STORE, c), hit_check)
     l2_1 = with_check(bench.load("proxy: L2 hit", urls.proxy + CHAT, paraphrases, NO_STORE, 1), hit_check)
+    return [Comparison(l2_c), Comparison(l2_1, embedding, "embedding only", target=at_most_added(3))]
+
+
+def miss_rows(bench: Bench, embedding: Measured) -> list[Comparison]:
+    """The upstream called directly, then the proxy's miss path and its forwarder (BYPASS) with the same bodies."""
+    urls, c, proxy = bench.urls, bench.settings.connections, bench.urls.proxy + CHAT
     direct_c = bench.load("fake upstream, direct", urls.upstream + CHAT, MISS_TEMPLATES, AUTH, c, unique=True)
     direct_1 = bench.load("fake upstream, direct", urls.upstream + CHAT, MISS_TEMPLATES, AUTH, 1, unique=True)
     expect(urls.proxy, MISS_TEMPLATES[0].replace(UNIQUE, "1"), AUTH, "MISS")
     miss = "proxy: miss (embed, L1+L2 lookup, forward, write)"
-    miss_c = with_check(bench.load(miss, urls.proxy + CHAT, MISS_TEMPLATES, AUTH, c, True), "X-Cache MISS")
-    miss_1 = with_check(bench.load(miss, urls.proxy + CHAT, MISS_TEMPLATES, AUTH, 1, True), "X-Cache MISS")
+    miss_c = with_check(bench.load(miss, proxy, MISS_TEMPLATES, AUTH, c, unique=True), "X-Cache MISS")
+    miss_1 = with_check(bench.load(miss, proxy, MISS_TEMPLATES, AUTH, 1, unique=True), "X-Cache MISS")
     expect(urls.proxy, MISS_TEMPLATES[0].replace(UNIQUE, "2"), BYPASS, "BYPASS")
     forwarder = "proxy: forwarder (BYPASS)"
-    fwd_c = with_check(bench.load(forwarder, urls.proxy + CHAT, MISS_TEMPLATES, BYPASS, c, True), "X-Cache BYPASS")
-    fwd_1 = with_check(bench.load(forwarder, urls.proxy + CHAT, MISS_TEMPLATES, BYPASS, 1, True), "X-Cache BYPASS")
-    texts = [paraphrase for _, paraphrase in questions()]
-    misses = [unique_question(topic).replace(UNIQUE, str(1000 + topic)) for topic in range(25)]
-    embedding = single_prompt_ms({"l2": texts, "miss": misses}, embed_samples)
-    embed_l2, embed_miss = embedding["l2"], embedding["miss"]
-    embed_row = Measured("embedding only (in-process, L2 prompts)", 1, None, embed_l2.p50_ms, embed_l2.p99_ms)
-    embed_miss_row = Measured(
-        "embedding only (in-process, miss prompts)", 1, None, embed_miss.p50_ms, embed_miss.p99_ms
-    )
-    versus_direct, versus_embed = "upstream direct, same c", "upstream direct + embedding"
+    fwd_c = with_check(bench.load(forwarder, proxy, MISS_TEMPLATES, BYPASS, c, unique=True), "X-Cache BYPASS")
+    fwd_1 = with_check(bench.load(forwarder, proxy, MISS_TEMPLATES, BYPASS, 1, unique=True), "X-Cache BYPASS")
+    versus = "upstream direct, same c"
+    beyond = at_most_added(2, " beyond the embedding")
     return [
-        Comparison(embed_row),
-        Comparison(embed_miss_row),
-        Comparison(l2_c, None),
-        Comparison(l2_1, embed_row, "embedding only", target=at_most_added(3)),
         Comparison(direct_c),
         Comparison(direct_1),
-        Comparison(miss_c, direct_c, versus_direct),
-        Comparison(miss_1, direct_1, versus_embed, embed_miss.p50_ms, at_most_added(2, " beyond the embedding")),
-        Comparison(fwd_c, direct_c, versus_direct, target=at_least_rps(5000)),
-        Comparison(fwd_1, direct_1, versus_direct),
+        Comparison(miss_c, direct_c, versus),
+        Comparison(miss_1, direct_1, "upstream direct + embedding", embedding.p50_ms, beyond),
+        Comparison(fwd_c, direct_c, versus, target=at_least_rps(5000)),
+        Comparison(fwd_1, direct_1, versus),
     ]
 
 
-def streams(bench: Bench, earlier: list[Comparison]) -> list[Comparison]:
+def stream_rows(bench: Bench, embedding: Measured) -> list[Comparison]:
+    """TTFB of streamed misses: direct, through the proxy (miss path), through the proxy (BYPASS)."""
     urls, n = bench.urls, bench.settings.ttfb_requests
-    embed_miss = next(c.row for c in earlier if "miss prompts" in c.row.label)
     direct = ttfb.measure(urls.upstream + CHAT, STREAM_TEMPLATES, AUTH, n)
     miss = ttfb.measure(urls.proxy + CHAT, STREAM_TEMPLATES, AUTH, n)
     bypass = ttfb.measure(urls.proxy + CHAT, STREAM_TEMPLATES, BYPASS, n)
-    direct_row = Measured("stream TTFB: fake upstream, direct", 1, None, direct.p50_ms, direct.p99_ms)
-    miss_row = Measured(
-        "stream TTFB: proxy miss", 1, None, miss.p50_ms, miss.p99_ms, "X-Cache " + "/".join(miss.x_cache)
-    )
-    bypass_row = Measured(
-        "stream TTFB: proxy BYPASS", 1, None, bypass.p50_ms, bypass.p99_ms, "X-Cache " + "/".join(bypass.x_cache)
-    )
+    direct_row = ttfb_row("stream TTFB: fake upstream, direct", direct)
+    miss_row = ttfb_row("stream TTFB: proxy miss", miss)
+    bypass_row = ttfb_row("stream TTFB: proxy BYPASS", bypass)
+    beyond = at_most_added(2, " beyond the embedding")
     return [
         Comparison(direct_row),
-        Comparison(
-            miss_row, direct_row, "direct + embedding", embed_miss.p50_ms, at_most_added(2, " beyond the embedding")
-        ),
+        Comparison(miss_row, direct_row, "direct + embedding", embedding.p50_ms, beyond),
         Comparison(bypass_row, direct_row, "direct", target=at_most_added(2)),
     ]
+
+
+def ttfb_row(label: str, measured: ttfb.Ttfb) -> Measured:
+    seen = [status for status in measured.x_cache if status != "-"]  # the upstream sends no X-Cache
+    check = "X-Cache " + "/".join(seen) if seen else ""
+    return Measured(label, 1, None, measured.p50_ms, measured.p99_ms, check)
 
 
 def with_check(row: Measured, check: str) -> Measured:

@@ -30,8 +30,12 @@ def package_versions() -> str:
 
 
 def wrk_version() -> str:
-    done = subprocess.run(["wrk", "-v"], capture_output=True, text=True)
-    return (done.stdout or done.stderr).splitlines()[0].split(" Copyright")[0] if (done.stdout or done.stderr) else "?"
+    try:
+        done = subprocess.run(["wrk", "-v"], capture_output=True, text=True)
+    except FileNotFoundError:
+        return "wrk not installed"
+    first = (done.stdout or done.stderr or "?").splitlines()[0]
+    return first.split(" Copyright")[0]
 
 
 def load_average() -> str:

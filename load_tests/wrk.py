@@ -123,14 +123,14 @@ def run(load: Load) -> Result:
         lua = Path(tmp) / "load.lua"
         lua.write_text(script(load))
         duration = f"{max(1, round(load.duration_s))}s"
-        command = [require_wrk(), "-t", str(threads), "-c", str(load.connections), "-d", duration, "-s", str(lua)]
-        command += ["--timeout", "30s", load.url]
+        options = ["-t", str(threads), "-c", str(load.connections), "-d", duration, "--timeout", "30s"]
+        command = [require_wrk(), *options, "-s", str(lua), load.url]
         done = subprocess.run(command, capture_output=True, text=True, timeout=load.duration_s + 120)
     marker = next((line for line in done.stdout.splitlines() if line.startswith("WRK-JSON ")), None)
     if done.returncode != 0 or marker is None:
         raise RuntimeError(f"wrk failed ({done.returncode}): {done.stdout}\n{done.stderr}")
     data = json.loads(marker.removeprefix("WRK-JSON "))
-    shown = " ".join(["wrk", *command[1:-3], "load.lua", *command[-3:]])
+    shown = " ".join(["wrk", *options, "-s", "<generated>.lua", load.url])
     return Result(
         requests=int(data["requests"]),
         seconds=data["duration_us"] / 1e6,
