@@ -46,6 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
     fake.add_argument("--port", type=int, default=9000)
     fake.add_argument("--latency-ms", type=float, default=0.0, help="delay before each response")
     fake.add_argument("--chunk-delay-ms", type=float, default=0.0, help="delay between streamed chunks")
+    fake.add_argument(
+        "--log-level",
+        default="info",
+        choices=["critical", "error", "warning", "info", "debug"],
+        help="uvicorn log level; warning drops the per-request access lines (benchmarks)",
+    )
     fake.set_defaults(command=fake_upstream_command)
 
     pairs = commands.add_parser(
@@ -98,7 +104,7 @@ def serve_command(args: argparse.Namespace) -> int:
 
 def fake_upstream_command(args: argparse.Namespace) -> int:
     config = FakeUpstreamConfig(latency_ms=args.latency_ms, chunk_delay_ms=args.chunk_delay_ms)
-    run_fake_upstream(args.host, args.port, config)
+    run_fake_upstream(args.host, args.port, config, args.log_level)
     return 0
 
 

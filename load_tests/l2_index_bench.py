@@ -127,9 +127,16 @@ class Report:
     rows: list[Row] = field(default_factory=list)
 
 
+def sizes(text: str) -> list[int]:
+    """`10000,100000` or `10000` → entry counts (space-separated values work too)."""
+    return [int(part) for part in text.split(",") if part.strip()]
+
+
 def parse_options(argv: list[str]) -> Options:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000], help="entries per index")
+    parser.add_argument(
+        "--sizes", type=sizes, nargs="+", default=[[10_000, 100_000]], help="entries per index: 10000,100000"
+    )
     parser.add_argument("--m", type=int, nargs="+", default=[16, 32], help="HNSW M values")
     parser.add_argument("--ef", type=int, nargs="+", default=[10, 50, 100, 200, 400], help="EF_RUNTIME values")
     parser.add_argument("--tenants", type=int, default=100, help="scopes in the many-tenants regime")
@@ -141,7 +148,7 @@ def parse_options(argv: list[str]) -> Options:
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
     return Options(
-        args.sizes,
+        [size for group in args.sizes for size in group],
         args.m,
         args.ef,
         args.tenants,

@@ -43,9 +43,9 @@ def create_fake_upstream(config: FakeUpstreamConfig = DEFAULT_CONFIG) -> Starlet
     return app
 
 
-def run_fake_upstream(host: str, port: int, config: FakeUpstreamConfig) -> None:
+def run_fake_upstream(host: str, port: int, config: FakeUpstreamConfig, log_level: str = "info") -> None:
     """Serve the fake model server until interrupted."""
-    uvicorn.run(create_fake_upstream(config), host=host, port=port, log_level="info")
+    uvicorn.run(create_fake_upstream(config), host=host, port=port, log_level=log_level)
 
 
 def _routes() -> list[Route]:
