@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import logging
 import signal
 import threading
@@ -119,6 +120,9 @@ def lifespan_for(
                 admin,
                 redis_health,
             )
+            # The model and libraries are millions of long-lived objects: keep them out of the garbage collector's
+            # full passes, which otherwise stall the event loop for 100+ ms now and then (p99 of cache hits).
+            gc.freeze()
             yield {STATE_KEY: state}
             background.cancel_scope.cancel()
 

@@ -11,6 +11,7 @@ import anyio
 import httpx
 
 from llmproxy.settings import UpstreamSettings
+from llmproxy.upstream.aiohttp_transport import PreciseAiohttpTransport
 from llmproxy.upstream.attempts import Answer, Attempts, UpstreamHooks
 from llmproxy.upstream.failures import timeout_error, upstream_error
 
@@ -106,15 +107,16 @@ class UpstreamClient:
         self._base_url = settings.base_url
         self._origin = urlsplit(settings.base_url).netloc
         self._api_key = settings.api_key.get_secret_value() if settings.api_key else None
+        limits = httpx.Limits(max_connections=settings.max_connections, max_keepalive_connections=64)
         self._http = httpx.AsyncClient(
-            transport=transport,
+            transport=transport or PreciseAiohttpTransport(limits=limits, trust_env=False),
             timeout=httpx.Timeout(
                 connect=settings.connect_timeout_s,
                 read=settings.read_timeout_s,
                 write=settings.write_timeout_s,
                 pool=settings.pool_timeout_s,
             ),
-            limits=httpx.Limits(max_connections=settings.max_connections, max_keepalive_connections=64),
+            limits=limits,
             follow_redirects=False,
         )
         self._attempts = Attempts(self._http, settings, self._origin, hooks or UpstreamHooks())
