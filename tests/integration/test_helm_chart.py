@@ -20,7 +20,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from llmproxy.settings import load_settings
+from llmproxy.settings import Settings, load_settings
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "helm" / "llmproxy"
@@ -242,6 +242,8 @@ def test_the_rendered_config_and_env_load_as_valid_settings(tmp_path: Path, monk
         (tmp_path / name).write_text(text)
     for name, var in env_of(docs).items():
         if name.startswith("LLMPROXY_") and name != "LLMPROXY_CONFIG":
+            # The loader rejects an unknown key inside a section but ignores an unknown section.
+            assert name.removeprefix("LLMPROXY_").split("__")[0].lower() in Settings.model_fields, name
             value = var.get("value", "secret-from-kubernetes")
             monkeypatch.setenv(name, value.replace("/app/config", str(tmp_path)))
     settings = load_settings(tmp_path / "llmproxy.yaml")
