@@ -11,6 +11,7 @@ from typing import Any
 
 from llmproxy.cache.decision import Policy
 from llmproxy.cache_commands import add_cache_commands
+from llmproxy.config_reference import render_reference
 from llmproxy.embedded_redis import EmbeddedRedisError
 from llmproxy.fake_upstream import FakeUpstreamConfig, run_fake_upstream
 from llmproxy.logs import configure_logging
@@ -71,6 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pairs.set_defaults(command=eval_pairs_command)
 
+    reference = commands.add_parser(
+        "config-reference", help="print every setting with its default and environment variable, as commented YAML"
+    )
+    reference.set_defaults(command=config_reference_command)
+
     add_cache_commands(commands)
     return parser
 
@@ -121,6 +127,11 @@ def eval_pairs_command(args: argparse.Namespace) -> int:
     threshold = settings.semantic.threshold if args.threshold is None else args.threshold
     policy = Policy(threshold=threshold, guards=settings.semantic.guards and not args.no_guards)
     return run_eval_pairs(args.file, policy, settings.embeddings, sweep=sweep, limit=args.limit)
+
+
+def config_reference_command(args: argparse.Namespace) -> int:
+    sys.stdout.write(render_reference())
+    return 0
 
 
 def _unit_interval(text: str) -> float:

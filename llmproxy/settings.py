@@ -307,7 +307,7 @@ class TimeSeriesSettings(Section):
 
 
 class Settings(BaseSettings):
-    """Every knob of the proxy; see config/llmproxy.yaml for a commented example."""
+    """Every knob of the proxy; config/llmproxy.example.yaml lists them all (`llmproxy config-reference`)."""
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True, yaml_file=None
