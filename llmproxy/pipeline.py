@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from enum import StrEnum
 
 import orjson
@@ -24,15 +22,15 @@ from llmproxy.cache.exact import ExactCache
 from llmproxy.cache.single_flight import Lead, SingleFlight
 from llmproxy.cache.writeback import StorePlan, WriteBack
 from llmproxy.canonical import request_key
-from llmproxy.controls import RequestControls
 from llmproxy.errors import error_body
+from llmproxy.exchange import JSON_TYPE, SSE_TYPE, CacheRequest, Forward, Reply
+from llmproxy.forwarder import Forwarder
 from llmproxy.paraphrase import ParaphraseFinder, ParaphraseHit, Prepared
 from llmproxy.routing import DEFAULT_ROUTE, BlockAction, ForwardAction, RespondAction, RouteDecision, Router
-from llmproxy.stream_relay import RelayPlan, relay_stream
 from llmproxy.streaming import replay_sse
 from llmproxy.trace import RequestTrace, Result, usage_of
-from llmproxy.upstream.client import Headers, UpstreamClient, attempts_header, relayable_headers
-from llmproxy.wire import ENDPOINT_PATHS, EndpointKind, JsonObject, ParsedRequest, fixed_answer
+from llmproxy.upstream.client import Headers, UpstreamClient
+from llmproxy.wire import EndpointKind, JsonObject, fixed_answer
 
 logger = logging.getLogger(__name__)
 
@@ -41,10 +39,6 @@ BYPASS_REASON_HEADER = "x-cache-bypass-reason"
 SIMILARITY_HEADER = "x-cache-similarity"
 ROUTE_HEADER = "x-llmproxy-route"
 COALESCED_HEADER = "x-llmproxy-coalesced"  # on a HIT-L1 that waited for an identical request's answer
-JSON_TYPE = "application/json"
-SSE_TYPE = "text/event-stream"
-# Headers the proxy consumes itself; the upstream never sees them.
-CONTROL_HEADERS = frozenset({"cache-control", "x-llmproxy-ttl", "x-llmproxy-namespace", "x-llmproxy-threshold"})
 
 
 class CacheStatus(StrEnum):
@@ -52,40 +46,6 @@ class CacheStatus(StrEnum):
     HIT_L2 = "HIT-L2"
     MISS = "MISS"
     BYPASS = "BYPASS"
-
-
-@dataclass(frozen=True, slots=True)
-class CacheRequest:
-    """A validated request with everything the pipeline needs to decide and forward."""
-
-    parsed: ParsedRequest
-    raw_body: bytes
-    headers: Headers
-    controls: RequestControls
-    scope: str
-    trace: RequestTrace
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """What to send back; `close` (when set) must run once the body was sent or abandoned."""
-
-    status: int
-    headers: Headers
-    body: bytes | AsyncIterator[bytes]
-    close: Callable[[], Awaitable[None]] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Forward:
-    """How one miss goes upstream: where, with which body, stored where and for how long."""
-
-    client: UpstreamClient
-    body: bytes
-    store: StorePlan | None
-    ttl_s: int
-    headers: Headers  # X-Cache and X-LLMProxy-Route for the reply
-    upstream_name: str
 
 
 class Pipeline:
@@ -112,6 +72,7 @@ class Pipeline:
         self._clock = clock
         self._request_stream_usage = request_stream_usage
         self._flight = flight
+        self._forwarder = Forwarder(write_back, request_stream_usage)
 
     async def handle(self, request: CacheRequest) -> Reply:
         """Serve from cache when possible, otherwise act on the route and store the answer.
@@ -289,71 +250,7 @@ class Pipeline:
         return Reply(reply.status, reply.headers, reply.body, close_then_release)
 
     async def _send(self, request: CacheRequest, forward: Forward) -> Reply:
-        if request.parsed.stream and request.parsed.kind != "embedding":
-            return await self._forward_stream(request, forward)
-        return await self._forward(request, forward)
-
-    async def _forward(self, request: CacheRequest, forward: Forward) -> Reply:
-        parsed = request.parsed
-        path = ENDPOINT_PATHS[parsed.kind]
-        trace = request.trace
-        trace.upstream = forward.upstream_name
-        with trace.timing("upstream"):
-            reply = await forward.client.send(
-                "POST", path, self._outgoing_headers(request, forward.client), forward.body
-            )
-        trace.upstream_status = reply.status
-        response = _json_object(reply.body) if reply.status == 200 else None
-        if response is not None and forward.store is not None:
-            store_plan = forward.store
-            with trace.timing("write"):
-                trace.write = await self._write_back.store(
-                    store_plan.key,
-                    parsed.kind,
-                    parsed.model,
-                    response,
-                    forward.ttl_s,
-                    store_plan.record,
-                    store_plan.listing,
-                )
-            if trace.write == "failed":
-                trace.failed("redis", "write")
-        headers = [*relayable_headers(reply.headers, decoded=True), *forward.headers, *attempts_header(reply.attempts)]
-        return Reply(reply.status, headers, reply.body)
-
-    async def _forward_stream(self, request: CacheRequest, forward: Forward) -> Reply:
-        parsed = request.parsed
-        resources = AsyncExitStack()
-        headers = self._outgoing_headers(request, forward.client)
-        trace = request.trace
-        trace.upstream = forward.upstream_name
-        try:
-            with trace.timing("upstream"):  # until the response headers: the body is timed by the client's TTFB
-                stream = await resources.enter_async_context(
-                    forward.client.open("POST", ENDPOINT_PATHS[parsed.kind], "", headers, forward.body)
-                )
-            trace.upstream_status = stream.status
-            reply_headers = [
-                *relayable_headers(stream.headers, decoded=True),
-                *forward.headers,
-                *attempts_header(stream.attempts),
-            ]
-            if stream.status != 200 or SSE_TYPE not in stream.content_type:
-                # An error (or a non-stream answer) is relayed as it came and never cached.
-                content = await stream.read()
-                await resources.aclose()
-                return Reply(stream.status, reply_headers, content)
-        except BaseException:
-            await resources.aclose()
-            raise
-        hide_usage = self._request_stream_usage and not parsed.include_usage
-        plan = RelayPlan(parsed.kind, parsed.model, forward.store, forward.ttl_s, hide_usage, trace)
-        # The upstream response now belongs to the Reply: its `close` releases the connection.
-        return Reply(200, reply_headers, relay_stream(stream, plan, self._write_back), resources.aclose)
-
-    def _outgoing_headers(self, request: CacheRequest, client: UpstreamClient) -> Headers:
-        # The proxy reads the (decoded) body itself, so it lets httpx negotiate the encoding.
-        return client.outgoing_headers(request.headers, drop=CONTROL_HEADERS | {"accept-encoding"})
+        return await self._forwarder.send(request, forward)
 
 
 class _Unavailable:
@@ -405,11 +302,3 @@ def _rewritten(body: JsonObject, model: str | None, ask_usage: bool) -> JsonObje
         options = body.get("stream_options") or {}
         changed["stream_options"] = {**options, "include_usage": True}
     return changed
-
-
-def _json_object(raw: bytes) -> JsonObject | None:
-    try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    return value if isinstance(value, dict) else None

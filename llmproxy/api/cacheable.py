@@ -13,7 +13,7 @@ from llmproxy.api.render import render
 from llmproxy.api.traced import finish_after
 from llmproxy.controls import read_controls
 from llmproxy.errors import ProxyError
-from llmproxy.pipeline import CacheRequest
+from llmproxy.exchange import CacheRequest
 from llmproxy.scope import bearer_token, scope_id
 from llmproxy.trace import RequestTrace
 from llmproxy.wire import ENDPOINT_PATHS, EndpointKind, parse_request
