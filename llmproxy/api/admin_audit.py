@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -14,22 +15,28 @@ from llmproxy.cache.invalidation import Invalidation
 from llmproxy.state import AppState
 
 
-async def record_change(
-    request: Request,
-    state: AppState,
-    who: str,
-    action: str,
-    filters: Mapping[str, FilterValue],
-    outcome: Invalidation,
-    dry_run: bool,
-) -> None:
-    """Append one change (or dry run) by `who` (see admin_payloads.actor) to the audit log.
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One admin change (or dry run) as it is audited: by `who` (see admin_payloads.actor), what, and its outcome."""
+
+    who: str
+    action: str
+    filters: Mapping[str, FilterValue]
+    outcome: Invalidation
+    dry_run: bool
+
+
+async def record_change(request: Request, state: AppState, change: Change) -> None:
+    """Append one change to the audit log, with the client's address.
 
     Raises:
         CacheUnavailableError: Redis failed (the change itself is done; the error is logged with the event).
     """
     client = request.client.host if request.client is not None else "unknown"
-    event = AuditEvent(who, client, action, filters, outcome.matched, outcome.deleted, dry_run)
+    outcome = change.outcome
+    event = AuditEvent(
+        change.who, client, change.action, change.filters, outcome.matched, outcome.deleted, change.dry_run
+    )
     await state.admin.audit.record(event)
 
 

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from llmproxy.api.admin import admin_endpoint, json_response
-from llmproxy.api.admin_audit import record_change
+from llmproxy.api.admin_audit import Change, record_change
 from llmproxy.api.admin_payloads import ListQuery, actor, entry_id_param, validated
 from llmproxy.cache.catalog import entry_id
 from llmproxy.cache.catalog_query import filter_expression
@@ -59,7 +59,7 @@ async def delete_entry(request: Request, state: AppState) -> Response:
     outcome = await state.admin.invalidator.delete_entry(wanted)
     if outcome is None:
         raise _not_found(wanted)
-    await record_change(request, state, who, "delete", {"id": wanted}, outcome, dry_run=False)
+    await record_change(request, state, Change(who, "delete", {"id": wanted}, outcome, dry_run=False))
     return json_response({"deleted": outcome.deleted})
 
 

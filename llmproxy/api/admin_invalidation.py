@@ -5,17 +5,14 @@ Both answer `{"dry_run", "matched", "deleted", "filters"}` and record the change
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from starlette.requests import Request
 from starlette.responses import Response
 
 from llmproxy.api.admin import admin_endpoint, json_response
-from llmproxy.api.admin_audit import record_change
+from llmproxy.api.admin_audit import Change, record_change
 from llmproxy.api.admin_payloads import actor, flush_body, invalidate_body
 from llmproxy.api.body import read_body
-from llmproxy.cache.audit import FilterValue
-from llmproxy.cache.invalidation import Invalidation, InvalidationRejected
+from llmproxy.cache.invalidation import InvalidationRejected
 from llmproxy.errors import InvalidRequestError
 from llmproxy.state import AppState
 
@@ -42,7 +39,7 @@ async def invalidate(request: Request, state: AppState) -> Response:
             outcome = await state.admin.invalidator.by_prompt(body.prompt, distance, entry_filter, body.dry_run)
     except InvalidationRejected as exc:
         raise InvalidRequestError(str(exc), param="prompt") from exc
-    return await _answer(request, state, who, "invalidate", filters, outcome, body.dry_run)
+    return await _answer(request, state, Change(who, "invalidate", filters, outcome, body.dry_run))
 
 
 @admin_endpoint
@@ -55,18 +52,16 @@ async def flush(request: Request, state: AppState) -> Response:
     who = actor(request)
     body = flush_body(await read_body(request, MAX_ADMIN_BODY_BYTES))
     outcome = await state.admin.invalidator.flush(body.dry_run)
-    return await _answer(request, state, who, "flush", {}, outcome, body.dry_run)
+    return await _answer(request, state, Change(who, "flush", {}, outcome, body.dry_run))
 
 
-async def _answer(
-    request: Request,
-    state: AppState,
-    who: str,
-    action: str,
-    filters: Mapping[str, FilterValue],
-    outcome: Invalidation,
-    dry_run: bool,
-) -> Response:
-    await record_change(request, state, who, action, filters, outcome, dry_run)
-    body = {"dry_run": dry_run, "matched": outcome.matched, "deleted": outcome.deleted, "filters": dict(filters)}
+async def _answer(request: Request, state: AppState, change: Change) -> Response:
+    await record_change(request, state, change)
+    outcome = change.outcome
+    body = {
+        "dry_run": change.dry_run,
+        "matched": outcome.matched,
+        "deleted": outcome.deleted,
+        "filters": dict(change.filters),
+    }
     return json_response(body)
