@@ -259,8 +259,29 @@ class RouterSettings(Section):
     )
 
 
+ADMIN_TOKEN_MIN_LENGTH = 16
+
+
 class AdminSettings(Section):
-    token: SecretStr | None = Field(None, description="Bearer token for /admin/*. Unset: the admin API is disabled.")
+    token: SecretStr | None = Field(
+        None,
+        description=f"Bearer token for /admin/*, at least {ADMIN_TOKEN_MIN_LENGTH} characters (surrounding "
+        "whitespace is ignored). Unset, empty or blank: the admin API is disabled.",
+    )
+
+    @field_validator("token", mode="after")
+    @classmethod
+    def _check_token(cls, value: SecretStr | None) -> SecretStr | None:
+        # An empty LLMPROXY_ADMIN__TOKEN= must mean "no token", never "the empty token matches no header".
+        token = value.get_secret_value().strip() if value is not None else ""
+        if not token:
+            return None
+        if len(token) < ADMIN_TOKEN_MIN_LENGTH:
+            raise ValueError(
+                f"must be at least {ADMIN_TOKEN_MIN_LENGTH} characters (it guards flush and invalidation; e.g. "
+                "`openssl rand -hex 32`), or empty to disable the admin API"
+            )
+        return SecretStr(token)
 
 
 class ModelPrice(Section):
