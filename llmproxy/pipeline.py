@@ -111,7 +111,7 @@ class Pipeline:
         status = CacheStatus.MISS if lookup else CacheStatus.BYPASS
         trace.result = _RESULTS[status]
         if status is CacheStatus.BYPASS:
-            trace.bypass_reason = _bypass_reason(controls.lookup, route, cache_up)
+            trace.bypass_reason = controls.bypass_reason or _bypass_reason(controls.lookup, route, cache_up)
         listing = catalog_record(parsed.kind, parsed.body, request.scope, parsed.model, key)
         forward = self._plan(
             request, route, route.action, StorePlan(key, prepared.record if prepared else None, listing), store, status

@@ -162,6 +162,11 @@ class CacheSettings(Section):
         False,
         description="Share cached answers across API keys (namespaces still separate them). Off: each key is a tenant.",
     )
+    anonymous_scope: bool = Field(
+        False,
+        description="Requests without any credential (no Authorization, api-key or x-api-key header) share one "
+        "'anonymous' partition. Off: they bypass the cache (X-Cache-Bypass-Reason: no-credential).",
+    )
 
     @model_validator(mode="after")
     def _check_ttl_bounds(self) -> CacheSettings:

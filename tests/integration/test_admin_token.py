@@ -118,4 +118,3 @@ def test_serve_with_a_short_admin_token_exits_2_with_the_rule_and_no_traceback(t
     assert result.returncode == 2, result.stderr
     assert TOKEN_RULE in result.stderr and "at least 16 characters" in result.stderr
     assert "Traceback" not in result.stderr and SHORT_TOKEN not in result.stderr
-
