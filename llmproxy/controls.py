@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from llmproxy.errors import InvalidRequestError
 from llmproxy.scope import validate_namespace
@@ -31,6 +31,7 @@ class RequestControls:
     ttl_explicit: bool  # the caller set X-LLMProxy-TTL (it wins over a route's TTL)
     namespace: str | None
     threshold: float | None  # None: the operator's threshold for the model
+    bypass_reason: str | None = None  # set when the cache is off for this request whatever its headers say
 
 
 def read_controls(headers: Mapping[str, str], cache: CacheSettings, semantic: SemanticSettings) -> RequestControls:
@@ -48,6 +49,11 @@ def read_controls(headers: Mapping[str, str], cache: CacheSettings, semantic: Se
         namespace=validate_namespace(headers.get(NAMESPACE_HEADER)),
         threshold=requested_threshold(headers.get(THRESHOLD_HEADER), semantic),
     )
+
+
+def without_cache(controls: RequestControls, reason: str) -> RequestControls:
+    """The same controls with lookup and store off, for a reason of the proxy's (X-Cache-Bypass-Reason)."""
+    return replace(controls, lookup=False, store=False, bypass_reason=reason)
 
 
 def cache_control_directives(value: str) -> frozenset[str]:

@@ -32,6 +32,10 @@ class ParaphraseHit:
     similarity: float
     entry_key: str  # the L1 key of the cached answer (a promoted copy names it as its origin)
 
+    def is_exact(self, key: str) -> bool:
+        """Whether the answer is under the request's own L1 key: an exact hit that L1 missed by a moment."""
+        return self.entry_key == key
+
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
@@ -101,6 +105,11 @@ class ParaphraseFinder:
             CacheUnavailableError: Redis failed or timed out.
         """
         neighbours = await self._index.nearest(record.vector, record.partition, self._settings.top_k)
+        # The request's own key: an identical request stored it after this one's L1 lookup. No decision needed.
+        if any(neighbour.entry_key == record.entry_key for neighbour in neighbours):
+            found = await self._exact.get_with_ttl(record.entry_key)
+            if found is not None:
+                return ParaphraseHit(found[0], found[1], 1.0, record.entry_key)
         for neighbour in neighbours:
             if not decide(key.prompt, neighbour.prompt, neighbour.distance, policy).hit:
                 continue

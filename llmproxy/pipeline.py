@@ -111,7 +111,7 @@ class Pipeline:
         status = CacheStatus.MISS if lookup else CacheStatus.BYPASS
         trace.result = _RESULTS[status]
         if status is CacheStatus.BYPASS:
-            trace.bypass_reason = _bypass_reason(controls.lookup, route, cache_up)
+            trace.bypass_reason = controls.bypass_reason or _bypass_reason(controls.lookup, route, cache_up)
         listing = catalog_record(parsed.kind, parsed.body, request.scope, parsed.model, key)
         forward = self._plan(
             request, route, route.action, StorePlan(key, prepared.record if prepared else None, listing), store, status
@@ -178,6 +178,11 @@ class Pipeline:
     async def _serve_paraphrase(
         self, hit: ParaphraseHit, key: str, request: CacheRequest, store: bool, route: RouteDecision
     ) -> Reply:
+        if hit.is_exact(key):  # stored under this very key after our L1 lookup: an L1 hit, nothing to promote
+            request.trace.cached_usage = usage_of(hit.entry.response)
+            entry = hit.entry
+            headers = _route_header(route)
+            return self._serve(entry.kind, entry.response, entry.created_at, request, CacheStatus.HIT_L1, headers)
         if store:
             # Promote: the next identical request is an L1 hit. Same expiry as the original answer.
             parsed = request.parsed

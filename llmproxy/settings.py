@@ -162,6 +162,11 @@ class CacheSettings(Section):
         False,
         description="Share cached answers across API keys (namespaces still separate them). Off: each key is a tenant.",
     )
+    anonymous_scope: bool = Field(
+        False,
+        description="Requests without any credential (no Authorization, api-key or x-api-key header) share one "
+        "'anonymous' partition. Off: they bypass the cache (X-Cache-Bypass-Reason: no-credential).",
+    )
 
     @model_validator(mode="after")
     def _check_ttl_bounds(self) -> CacheSettings:
@@ -259,8 +264,29 @@ class RouterSettings(Section):
     )
 
 
+ADMIN_TOKEN_MIN_LENGTH = 16
+
+
 class AdminSettings(Section):
-    token: SecretStr | None = Field(None, description="Bearer token for /admin/*. Unset: the admin API is disabled.")
+    token: SecretStr | None = Field(
+        None,
+        description=f"Bearer token for /admin/*, at least {ADMIN_TOKEN_MIN_LENGTH} characters (surrounding "
+        "whitespace is ignored). Unset, empty or blank: the admin API is disabled.",
+    )
+
+    @field_validator("token", mode="after")
+    @classmethod
+    def _check_token(cls, value: SecretStr | None) -> SecretStr | None:
+        # An empty LLMPROXY_ADMIN__TOKEN= must mean "no token", never "the empty token matches no header".
+        token = value.get_secret_value().strip() if value is not None else ""
+        if not token:
+            return None
+        if len(token) < ADMIN_TOKEN_MIN_LENGTH:
+            raise ValueError(
+                f"must be at least {ADMIN_TOKEN_MIN_LENGTH} characters (it guards flush and invalidation; e.g. "
+                "`openssl rand -hex 32`), or empty to disable the admin API"
+            )
+        return SecretStr(token)
 
 
 class ModelPrice(Section):

@@ -9,7 +9,7 @@ import httpx
 import redis
 from openai import OpenAI
 
-from llmproxy.scope import tenant_id
+from llmproxy.scope import caller_credentials, tenant_id
 
 ADMIN_TOKEN = "admin-test-token-0123456789"
 FAMILIES = ("l1", "l2", "cat")  # answers, L2 documents, catalog documents
@@ -64,8 +64,10 @@ class AdminProxy:
 
 
 def tenant(api_key: str) -> str:
-    """The tenant id the proxy derives from an API key (what the admin API filters on)."""
-    return tenant_id(api_key, shared=False)
+    """The tenant id the proxy derives from a Bearer API key (what the admin API filters on)."""
+    found = tenant_id(caller_credentials([("authorization", f"Bearer {api_key}")]), shared=False, anonymous=False)
+    assert found is not None
+    return found
 
 
 def chat(sdk: OpenAI, text: str, model: str = "fake-model", namespace: str | None = None) -> str:

@@ -35,7 +35,7 @@ def require_admin(request: Request, admin: AdminSettings) -> None:
         PermissionDeniedError: no admin token is configured (the admin API is disabled, never open).
         AuthenticationError: the bearer token is missing or wrong.
     """
-    if admin.token is None:
+    if admin.token is None or not admin.token.get_secret_value():  # settings refuse an empty one; never open
         raise PermissionDeniedError("The admin API is disabled: set LLMPROXY_ADMIN__TOKEN to enable it.")
     given = bearer_token(request.headers.get("authorization")) or ""
     # Constant-time: the comparison must not reveal how much of a guess was right.

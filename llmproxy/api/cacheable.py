@@ -11,12 +11,15 @@ from llmproxy.api.body import read_body
 from llmproxy.api.context import app_state
 from llmproxy.api.render import render
 from llmproxy.api.traced import finish_after
-from llmproxy.controls import read_controls
+from llmproxy.controls import read_controls, without_cache
 from llmproxy.errors import ProxyError
 from llmproxy.exchange import CacheRequest
-from llmproxy.scope import bearer_token, scope_id
+from llmproxy.scope import ANONYMOUS_TENANT, caller_credentials, scope_id, tenant_id
+from llmproxy.settings import CacheSettings
 from llmproxy.trace import RequestTrace
 from llmproxy.wire import ENDPOINT_PATHS, EndpointKind, parse_request
+
+NO_CREDENTIAL = "no-credential"  # the bypass reason of a request without credentials (cache.anonymous_scope off)
 
 
 def cached_endpoint(kind: EndpointKind) -> Callable[[Request], Awaitable[Response]]:
@@ -31,9 +34,11 @@ def cached_endpoint(kind: EndpointKind) -> Callable[[Request], Awaitable[Respons
             parsed = parse_request(kind, raw)
             trace.model, trace.stream = parsed.model, parsed.stream
             controls = read_controls(request.headers, settings.cache, settings.semantic)
-            scope = scope_id(
-                bearer_token(request.headers.get("authorization")), controls.namespace, settings.cache.shared_scope
-            )
+            tenant = tenant_of(request, settings.cache)
+            if tenant is None:
+                controls = without_cache(controls, NO_CREDENTIAL)
+            # Without a tenant nothing is looked up or stored: the scope only names the request's key.
+            scope = scope_id(tenant or ANONYMOUS_TENANT, controls.namespace)
             cache_request = CacheRequest(parsed, raw, list(request.headers.items()), controls, scope, trace)
             reply = await state.pipeline.handle(cache_request)
         except Exception as exc:
@@ -43,3 +48,9 @@ def cached_endpoint(kind: EndpointKind) -> Callable[[Request], Awaitable[Respons
         return render(finish_after(reply, trace, state.telemetry))
 
     return endpoint
+
+
+def tenant_of(request: Request, cache: CacheSettings) -> str | None:
+    """The caller's tenant, from the credentials it sent (not the key the proxy may send upstream instead)."""
+    credentials = caller_credentials(request.headers.items())
+    return tenant_id(credentials, shared=cache.shared_scope, anonymous=cache.anonymous_scope)

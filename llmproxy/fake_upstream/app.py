@@ -85,8 +85,10 @@ async def _admit(request: Request) -> Faults:
 
 
 def _authenticate(headers: Headers) -> None:
+    # A Bearer key (OpenAI), or a key header as Azure OpenAI (`api-key`) and Anthropic (`x-api-key`) take it.
     scheme, _, token = headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    key_header = any(headers.get(name, "").strip() for name in ("api-key", "x-api-key"))
+    if not key_header and (scheme.lower() != "bearer" or not token.strip()):
         raise RequestRejected(401, "You didn't provide a valid API key.", code="invalid_api_key")
 
 

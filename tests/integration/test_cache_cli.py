@@ -15,7 +15,7 @@ from openai import OpenAI
 
 from tests.conftest import FakeUpstream
 
-ADMIN_TOKEN = "cli-admin-token"
+ADMIN_TOKEN = "cli-admin-token-0123456789"
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import redis
 from openai import OpenAI
 
 from llmproxy.scope import scope_id
+from tests.admin_support import tenant
 from tests.conftest import TEST_KEY_PREFIX, FakeUpstream
 
 MESSAGES: list[Any] = [{"role": "user", "content": "How long do cached answers live?"}]
@@ -40,7 +41,7 @@ def test_no_store_does_not_store_a_miss(client: OpenAI, upstream: FakeUpstream) 
 
 
 def entry_keys(redis_client: redis.Redis, api_key: str, namespace: str | None = None) -> list[bytes]:
-    scope = scope_id(api_key, namespace, shared=False)
+    scope = scope_id(tenant(api_key), namespace)
     return list(redis_client.scan_iter(match=f"{TEST_KEY_PREFIX}:l1:{scope}:*", count=10_000))
 
 

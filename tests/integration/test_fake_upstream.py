@@ -371,6 +371,12 @@ def test_configured_latency_applies_unless_a_header_overrides_it() -> None:
                 slow.models.list()
 
 
+@pytest.mark.parametrize("header", ["api-key", "x-api-key"])
+def test_azure_and_anthropic_style_key_headers_are_accepted(url: str, header: str) -> None:
+    assert httpx.get(url + "/v1/models", headers={header: "sk-test"}).status_code == 200
+    assert httpx.get(url + "/v1/models", headers={header: ""}).status_code == 401
+
+
 def test_request_without_bearer_key_is_rejected_with_401(client: OpenAI, url: str) -> None:
     with pytest.raises(openai.AuthenticationError) as raised:
         client.models.list(extra_headers={"Authorization": "Basic c2stdGVzdA=="})

@@ -12,6 +12,7 @@ import redis
 from openai import OpenAI
 
 from llmproxy.scope import scope_id
+from tests.admin_support import tenant
 from tests.conftest import TEST_KEY_PREFIX, FakeUpstream
 
 QUESTION = "How do I reverse a list in Python?"
@@ -126,7 +127,7 @@ def test_promoted_entry_keeps_the_original_expiry(
 ) -> None:
     ask(client, user(QUESTION), extra_headers={"X-LLMProxy-TTL": "100"})
     ask(client, user(PARAPHRASE))  # promoted into L1 under its own key
-    keys = list(redis_client.scan_iter(match=f"{TEST_KEY_PREFIX}:l1:{scope_id(api_key, None, False)}:*"))
+    keys = list(redis_client.scan_iter(match=f"{TEST_KEY_PREFIX}:l1:{scope_id(tenant(api_key), None)}:*"))
     assert len(keys) == 2
     assert all(0 < redis_client.ttl(key) <= 100 for key in keys)
 

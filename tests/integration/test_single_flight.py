@@ -25,7 +25,7 @@ from llmproxy.canonical import request_key
 from llmproxy.scope import scope_id
 from llmproxy.settings import SingleFlightSettings
 from llmproxy.trace import FlightRecord, RequestTrace
-from tests.admin_support import drop_indexes
+from tests.admin_support import drop_indexes, tenant
 from tests.conftest import TEST_KEY_PREFIX, FakeUpstream
 from tests.integration.test_metrics import scrape_until, value
 from tests.integration.test_serve_command import serve
@@ -72,7 +72,7 @@ async def ask_together(urls: list[str], api_key: str, streams: list[bool], heade
 
 def lease_key(api_key: str) -> str:
     """The lease a leader of MESSAGES takes in the test key prefix (as a leader on another replica would)."""
-    scope = scope_id(api_key, None, shared=False)
+    scope = scope_id(tenant(api_key), None)
     return f"{TEST_KEY_PREFIX}:lease:{scope}:{request_key('chat', scope, {'model': MODEL, 'messages': MESSAGES})}"
 
 

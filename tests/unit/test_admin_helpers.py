@@ -132,10 +132,10 @@ def test_redacted_settings_hold_no_secret() -> None:
             "redis": {"url": "redis://default:redis-pw@cache:6379/0"},
             "upstream": {"api_key": "sk-upstream"},
             "upstreams": {"cheap": {"base_url": "https://u:url-pw@cheap.example/v1", "api_key": "sk-cheap"}},
-            "admin": {"token": "admin-token"},
+            "admin": {"token": "admin-token-0123456789"},
         },
     )
     shown = str(redacted_settings(settings))
-    for secret in ("redis-pw", "sk-upstream", "url-pw", "sk-cheap", "admin-token"):
+    for secret in ("redis-pw", "sk-upstream", "url-pw", "sk-cheap", "admin-token-0123456789"):
         assert secret not in shown
     assert redacted_settings(settings)["upstreams"]["cheap"]["base_url"] == f"https://u:{REDACTED}@cheap.example/v1"

@@ -8,7 +8,7 @@ import pytest
 
 from llmproxy.controls import cache_control_directives, read_controls, requested_threshold, requested_ttl
 from llmproxy.errors import InvalidRequestError
-from llmproxy.scope import ANONYMOUS_TENANT, SHARED_TENANT, bearer_token, scope_id
+from llmproxy.scope import ANONYMOUS_TENANT, SHARED_TENANT, bearer_token, caller_credentials, scope_id, tenant_id
 from llmproxy.settings import CacheSettings, SemanticSettings
 
 CACHE = CacheSettings(default_ttl_s=600, min_ttl_s=5, max_ttl_s=3600)
@@ -23,17 +23,45 @@ def test_bearer_token(header: str | None, token: str | None) -> None:
     assert bearer_token(header) == token
 
 
+def tenant(*headers: tuple[str, str], shared: bool = False, anonymous: bool = False) -> str | None:
+    return tenant_id(caller_credentials(headers), shared=shared, anonymous=anonymous)
+
+
 def test_scope_is_a_digest_of_the_key_never_the_key() -> None:
-    scope = scope_id("sk-secret", None, shared=False)
-    assert "sk-secret" not in scope
-    assert scope == hashlib.sha256(b"sk-secret").hexdigest()[:32]
-    assert scope_id("sk-other", None, shared=False) != scope
+    scope = tenant(("Authorization", "Bearer sk-secret"))
+    assert scope is not None and "sk-secret" not in scope
+    assert scope == hashlib.sha256(b"sk-secret").hexdigest()[:32]  # as in earlier releases
+    assert tenant(("authorization", "Bearer sk-other")) != scope
 
 
-def test_namespace_and_shared_scope() -> None:
-    assert scope_id("sk", "team", shared=False).endswith("/team")
-    assert scope_id("sk", None, shared=True) == SHARED_TENANT
-    assert scope_id(None, None, shared=False) == ANONYMOUS_TENANT
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ([("Authorization", "Basic YTpi")], [("authorization", "basic YTpi")]),
+        ([("API-Key", " k1 "), ("x-api-key", "k2")], [("api-key", "k1"), ("x-api-key", "k2")]),
+        ([("x-api-key", "k2"), ("api-key", "k1"), ("api-key", "k1")], [("api-key", "k1"), ("x-api-key", "k2")]),
+        ([("authorization", "sk-bare")], [("authorization", "sk-bare")]),
+        ([("authorization", "Bearer"), ("api-key", ""), ("x-other", "k")], []),
+    ],
+)
+def test_credentials_are_every_credential_header_normalised(
+    headers: list[tuple[str, str]], expected: list[tuple[str, str]]
+) -> None:
+    assert list(caller_credentials(headers)) == expected
+
+
+def test_other_credentials_are_digests_of_name_value_lines() -> None:
+    assert tenant(("api-key", "k1")) == hashlib.sha256(b"api-key: k1\n").hexdigest()[:32]
+    both = hashlib.sha256(b"api-key: k1\nauthorization: bearer k0\n").hexdigest()[:32]
+    assert tenant(("Authorization", "Bearer k0"), ("api-key", "k1")) == both
+    assert len({tenant(("api-key", "k")), tenant(("x-api-key", "k")), tenant(("authorization", "Bearer k"))}) == 3
+
+
+def test_namespace_shared_and_anonymous_scopes() -> None:
+    assert scope_id("0" * 32, "team") == "0" * 32 + "/team"
+    assert tenant(("api-key", "k"), shared=True) == tenant(shared=True) == SHARED_TENANT
+    assert tenant() is None
+    assert tenant(anonymous=True) == ANONYMOUS_TENANT
 
 
 @pytest.mark.parametrize("namespace", ["", "a b", "x" * 65, "../etc", "tenant/other"])

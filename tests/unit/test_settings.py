@@ -29,9 +29,9 @@ def test_env_overrides_yaml_and_flags_override_env(tmp_path: Path, monkeypatch: 
 
 def test_secrets_are_redacted_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LLMPROXY_UPSTREAM__API_KEY", "sk-very-secret")
-    monkeypatch.setenv("LLMPROXY_ADMIN__TOKEN", "admin-secret")
+    monkeypatch.setenv("LLMPROXY_ADMIN__TOKEN", "admin-secret-0123456789")
     settings = load_settings()
-    assert "sk-very-secret" not in repr(settings) and "admin-secret" not in repr(settings)
+    assert "sk-very-secret" not in repr(settings) and "admin-secret-0123456789" not in repr(settings)
     assert settings.upstream.api_key is not None and settings.upstream.api_key.get_secret_value() == "sk-very-secret"
 
 
