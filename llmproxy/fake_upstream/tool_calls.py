@@ -51,7 +51,9 @@ def tools_to_call(tools: Sequence[ToolSpec], choice: ToolChoice, prompt: str, us
     if not tools or choice.mode == "none":
         return ()
     if choice.mode == "named":
-        named = next((tool for tool in tools if tool.name == choice.name), ToolSpec(choice.name or "tool", {}))
+        named = next(
+            (tool for tool in tools if tool.name == choice.name), ToolSpec(choice.name or "tool", {"type": "object"})
+        )
         return (named,)
     mentioned = tuple(tool for tool in tools if _mentions(prompt, tool.name))
     if choice.mode == "auto" and not (user_turn and (mentioned or _ASKS_FOR_A_TOOL.search(prompt))):
@@ -61,8 +63,9 @@ def tools_to_call(tools: Sequence[ToolSpec], choice: ToolChoice, prompt: str, us
 
 
 def tool_arguments(tool: ToolSpec, prompt: str) -> str:
-    """The call's arguments as compact JSON text, valid under the tool's schema."""
-    return orjson.dumps(instance_of(tool.schema, prompt)).decode()
+    """The call's arguments as compact JSON text, valid under the tool's schema (always an object)."""
+    arguments = instance_of(tool.schema, prompt)
+    return orjson.dumps(arguments if isinstance(arguments, dict) else {"input": arguments}).decode()
 
 
 def _mentions(prompt: str, name: str) -> bool:
