@@ -75,7 +75,7 @@ def _routes() -> list[Route]:
         Route("/v1/models", _by_protocol(_models, _anthropic_models), methods=["GET"]),
         Route("/v1/models/{model_id:path}", _by_protocol(_model, _anthropic_model), methods=["GET"]),
         _openai_route("/v1/echo/{rest:path}", _echo, ECHO_METHODS),
-        _openai_route("/v1/{rest:path}", _unknown, ANY_METHOD),
+        Route("/v1/{rest:path}", _by_protocol(_unknown, _unknown), methods=ANY_METHOD),
     ]
 
 

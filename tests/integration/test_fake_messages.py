@@ -316,3 +316,19 @@ def test_stream_error_event_raises_after_the_events_sent(client: Anthropic) -> N
     # Four events were sent (message_start, content_block_start, ping, one delta); the SDK skips the ping and
     # adds a `text` event for the delta.
     assert received == ["message_start", "content_block_start", "content_block_delta", "text"]
+
+
+def test_malformed_event_fails_to_decode_after_one_event(client: Anthropic) -> None:
+    received = []
+    with pytest.raises(json.JSONDecodeError):
+        with client.messages.stream(
+            model=MODEL, max_tokens=100, messages=ask("hi"), extra_headers={"X-Fake-Malformed-Sse": "1"}
+        ) as stream:
+            for event in stream:
+                received.append(event.type)
+    assert received == ["message_start"]
+
+
+def test_unknown_anthropic_path_is_an_anthropic_not_found(upstream: FakeUpstream) -> None:
+    response = httpx.post(upstream.api_url + "/messages/batches", json={}, headers=HEADERS)
+    assert response.status_code == 404 and response.json()["error"]["type"] == "not_found_error"
