@@ -1,15 +1,27 @@
-"""Chat completion replies of the fake: numbered text or a forced tool call, as one body or as chunks."""
+"""Chat completion replies of the fake: numbered text, JSON in the requested format, or tool calls.
+
+Tools are called by the rule in `tool_calls`; `response_format` `json_object`/`json_schema` answers are JSON (see
+`formats`). After tool results (trailing `tool` messages) the text answers them: "Fake reply #N with tool output: ...".
+"""
 
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import orjson
-
 from llmproxy.fake_upstream.bodies import Body, model_of, optional_int
 from llmproxy.fake_upstream.errors import RequestRejected
-from llmproxy.fake_upstream.prompts import count_words, last_user_text, message_words, pieces, truncate
+from llmproxy.fake_upstream.formats import AnswerFormat, formatted, read_format
+from llmproxy.fake_upstream.prompts import (
+    content_text,
+    count_words,
+    fragments,
+    last_user_text,
+    message_words,
+    pieces,
+    truncate,
+)
 from llmproxy.fake_upstream.replies import Envelope, Json, Usage, with_usage
+from llmproxy.fake_upstream.tool_calls import ToolChoice, ToolSpec, tool_arguments, tools_to_call
 
 MAX_CHOICES = 128
 
@@ -25,11 +37,11 @@ class ToolCall:
 
 @dataclass(frozen=True, slots=True)
 class ChatChoice:
-    """One choice: text content or a tool call."""
+    """One choice: text content or tool calls."""
 
     index: int
     content: str | None
-    tool_call: ToolCall | None
+    tool_calls: tuple[ToolCall, ...]
     finish_reason: str
 
 
@@ -53,12 +65,14 @@ def plan_chat(body: Body, number: int) -> ChatReply:
     if not isinstance(messages, list) or not messages:
         raise RequestRejected(400, "messages must be a non-empty array", param="messages")
     user_text = last_user_text(messages)
-    tool_name = _forced_tool(body)
+    tools = _tools_to_call(body, messages, user_text)
+    answer_format = read_format(body.get("response_format"), "response_format")
+    reply = _reply_text(number, messages, user_text)
     choices = tuple(
-        _tool_choice(i, number, tool_name, user_text) if tool_name else _text_choice(i, number, user_text, body)
+        _tool_choice(i, number, tools, user_text) if tools else _text_choice(i, reply, body, answer_format)
         for i in range(_choice_count(body))
     )
-    completion_tokens = sum(count_words(c.content or (c.tool_call.arguments if c.tool_call else "")) for c in choices)
+    completion_tokens = sum(_choice_words(choice) for choice in choices)
     envelope = Envelope(f"chatcmpl-fake-{number}", "chat.completion", int(time.time()), model)
     return ChatReply(envelope, choices, Usage(message_words(messages), completion_tokens))
 
@@ -88,38 +102,73 @@ def _choice_count(body: Body) -> int:
     return count
 
 
-def _forced_tool(body: Body) -> str | None:
-    """The tool a `required` or named `tool_choice` forces, if the request has tools."""
-    tools = body.get("tools")
-    choice = body.get("tool_choice")
-    if not isinstance(tools, list) or not tools:
+def _tools_to_call(body: Body, messages: list[object], user_text: str) -> tuple[ToolSpec, ...]:
+    """The function tools the fake calls (see `tool_calls`): `tools[].function.parameters` are their schemas."""
+    specs = [spec for tool in _list(body.get("tools")) if (spec := _tool_spec(tool)) is not None]
+    last = messages[-1] if messages else None
+    user_turn = isinstance(last, dict) and last.get("role") == "user"
+    return tools_to_call(specs, _tool_choice_of(body), user_text, user_turn)
+
+
+def _tool_spec(tool: object) -> ToolSpec | None:
+    function = tool.get("function") if isinstance(tool, dict) and tool.get("type", "function") == "function" else None
+    if not isinstance(function, dict) or not isinstance(function.get("name"), str) or not function["name"]:
         return None
-    if choice == "required":
-        first = tools[0].get("function") if isinstance(tools[0], dict) else None
-        return str(first.get("name", "tool")) if isinstance(first, dict) else "tool"
+    parameters = function.get("parameters")
+    return ToolSpec(function["name"], parameters if isinstance(parameters, dict) else {"type": "object"})
+
+
+def _tool_choice_of(body: Body) -> ToolChoice:
+    choice = body.get("tool_choice")
+    parallel = body.get("parallel_tool_calls") is not False
+    if choice in ("none", "required"):
+        return ToolChoice("none" if choice == "none" else "required", parallel=parallel)
     if isinstance(choice, dict) and choice.get("type") == "function" and isinstance(choice.get("function"), dict):
-        return str(choice["function"].get("name", "tool"))
-    return None
+        return ToolChoice("named", str(choice["function"].get("name", "tool")), parallel)
+    return ToolChoice("auto", parallel=parallel)
 
 
-def _text_choice(index: int, number: int, user_text: str, body: Body) -> ChatChoice:
-    text = f"Fake reply #{number} to: {user_text}" + (f" (choice {index})" if index else "")
+def _reply_text(number: int, messages: list[object], user_text: str) -> str:
+    """The numbered reply to the last user message, or to the tool results that end the conversation."""
+    outputs: list[str] = []
+    for message in reversed(messages):
+        if not isinstance(message, dict) or message.get("role") != "tool":
+            break
+        outputs.insert(0, content_text(message.get("content")))
+    if outputs:
+        return f"Fake reply #{number} with tool output: " + "; ".join(outputs)
+    return f"Fake reply #{number} to: {user_text}"
+
+
+def _text_choice(index: int, reply: str, body: Body, answer_format: AnswerFormat) -> ChatChoice:
+    text = formatted(reply + (f" (choice {index})" if index else ""), answer_format)
     limit = optional_int(body, "max_completion_tokens")
     limit = optional_int(body, "max_tokens") if limit is None else limit
     content, cut = truncate(text, limit)
-    return ChatChoice(index, content, None, "length" if cut else "stop")
+    return ChatChoice(index, content, (), "length" if cut else "stop")
 
 
-def _tool_choice(index: int, number: int, name: str, user_text: str) -> ChatChoice:
+def _tool_choice(index: int, number: int, tools: tuple[ToolSpec, ...], user_text: str) -> ChatChoice:
     call_id = f"call_fake_{number}" + (f"_{index}" if index else "")
-    arguments = orjson.dumps({"input": user_text}).decode()
-    return ChatChoice(index, None, ToolCall(call_id, name, arguments), "tool_calls")
+    calls = tuple(
+        ToolCall(call_id + (f"-{k}" if k else ""), tool.name, tool_arguments(tool, user_text))
+        for k, tool in enumerate(tools)
+    )
+    return ChatChoice(index, None, calls, "tool_calls")
+
+
+def _choice_words(choice: ChatChoice) -> int:
+    return count_words(choice.content or "") + sum(count_words(call.arguments) for call in choice.tool_calls)
+
+
+def _list(value: object) -> list[object]:
+    return value if isinstance(value, list) else []
 
 
 def _choice_json(choice: ChatChoice) -> Json:
     message: Json = {"role": "assistant", "content": choice.content, "refusal": None, "annotations": []}
-    if choice.tool_call:
-        message["tool_calls"] = [_tool_call_json(choice.tool_call)]
+    if choice.tool_calls:
+        message["tool_calls"] = [_tool_call_json(call) for call in choice.tool_calls]
     return {"index": choice.index, "message": message, "logprobs": None, "finish_reason": choice.finish_reason}
 
 
@@ -130,21 +179,22 @@ def _tool_call_json(call: ToolCall, arguments: str | None = None) -> Json:
 
 def _choice_deltas(choice: ChatChoice) -> Iterator[Json]:
     """Stream choices of one choice: role first, then content or argument fragments, then the finish."""
-    fragments: list[Json]
-    if choice.tool_call:
-        opening: Json = {"role": "assistant", "content": None, "refusal": None}
-        opening["tool_calls"] = [{"index": 0, **_tool_call_json(choice.tool_call, arguments="")}]
-        fragments = [{"tool_calls": [{"index": 0, "function": {"arguments": part}}]} for part in _thirds(choice)]
+    deltas: list[Json]
+    if choice.tool_calls:
+        deltas = list(_tool_call_deltas(choice.tool_calls))
+        deltas[0] = {"role": "assistant", "content": None, "refusal": None, **deltas[0]}
     else:
-        opening = {"role": "assistant", "content": "", "refusal": None}
-        fragments = [{"content": piece} for piece in pieces(choice.content or "")]
-    for delta in [opening, *fragments]:
+        opening: Json = {"role": "assistant", "content": "", "refusal": None}
+        deltas = [opening]
+        deltas.extend({"content": piece} for piece in pieces(choice.content or ""))
+    for delta in deltas:
         yield {"index": choice.index, "delta": delta, "logprobs": None, "finish_reason": None}
     yield {"index": choice.index, "delta": {}, "logprobs": None, "finish_reason": choice.finish_reason}
 
 
-def _thirds(choice: ChatChoice) -> list[str]:
-    """The tool call's arguments in three fragments, as OpenAI streams them in several."""
-    arguments = choice.tool_call.arguments if choice.tool_call else ""
-    step = max(1, -(-len(arguments) // 3))
-    return [arguments[start : start + step] for start in range(0, len(arguments), step)]
+def _tool_call_deltas(calls: tuple[ToolCall, ...]) -> Iterator[Json]:
+    """Each call's head (id, name, empty arguments), then its arguments in three fragments, as OpenAI streams them."""
+    for k, call in enumerate(calls):
+        yield {"tool_calls": [{"index": k, **_tool_call_json(call, arguments="")}]}
+        for part in fragments(call.arguments, 3):
+            yield {"tool_calls": [{"index": k, "function": {"arguments": part}}]}

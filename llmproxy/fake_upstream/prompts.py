@@ -16,6 +16,12 @@ def pieces(text: str) -> list[str]:
     return _PIECE.findall(text)
 
 
+def fragments(text: str, count: int) -> list[str]:
+    """The text cut into `count` (or fewer) pieces of about equal length; they join back to the text."""
+    step = max(1, -(-len(text) // count))
+    return [text[start : start + step] for start in range(0, len(text), step)]
+
+
 def truncate(text: str, max_words: int | None) -> tuple[str, bool]:
     """The first `max_words` words of the text, and whether anything was cut."""
     parts = pieces(text)

@@ -57,7 +57,7 @@ class Recorder:
         self._log.append(call)
 
     def next_reply(self, kind: str) -> int:
-        """The 1-based number of the next reply of this kind (chat, completion)."""
+        """The 1-based number of the next reply of this kind (chat, completion, responses, messages)."""
         self._replies[kind] += 1
         return self._replies[kind]
 
