@@ -208,7 +208,8 @@ class EmbeddingSettings(Section):
     timeout_ms: float = Field(
         2000.0,
         gt=0,
-        description="Longest wait for a prompt's embedding; slower, the request skips L2 and takes the default route.",
+        description="Longest wait for a prompt's embedding; slower, the request skips L2, and with routes in force it "
+        "is undecided (router.on_undecided): never cached.",
     )
 
 
