@@ -64,6 +64,7 @@ class _Generation:
     matrix: NDArray[np.float32]  # (references, dimension), unit rows
     owners: NDArray[np.intp]
     thresholds: NDArray[np.float32]  # the owner's distance_threshold, per row
+    strict: bool = False  # some route blocks or forbids caching: the sentences of a long prompt matter
 
 
 class Router:
@@ -122,7 +123,9 @@ class Router:
         generation = self._current
         try:
             with anyio.fail_after(self._timeout_s):
-                passages = await anyio.to_thread.run_sync(self._passages, text, abandon_on_cancel=True)
+                passages = await anyio.to_thread.run_sync(
+                    self._passages, text, generation.strict, abandon_on_cancel=True
+                )
                 if passages is None:
                     return "too-long"
                 vectors = await self._embed_all(passages)
@@ -139,18 +142,20 @@ class Router:
         return strictest(decisions[0], decisions[1:])
 
     async def _embed_all(self, passages: list[str]) -> list[Vector | None]:
-        """Vectors of passages, in order; whole windows and sentences in separate rounds, because one model call
-        pads every text to its longest (five sentences with a window cost 3x what they cost apart)."""
+        """Vectors of passages, in order. One model call pads every text to its longest (five sentences with a
+        window cost 3x what they cost apart): windows and sentences go in separate rounds, sentences by length."""
         vectors: list[Vector | None] = [None] * len(passages)
-        long = [index for index, passage in enumerate(passages) if len(passage) > _SHORT_PASSAGE_CHARS]
-        short = [index for index, passage in enumerate(passages) if len(passage) <= _SHORT_PASSAGE_CHARS]
+        by_length = sorted(range(len(passages)), key=lambda index: len(passages[index]))
+        long = [index for index in by_length if len(passages[index]) > _SHORT_PASSAGE_CHARS]
+        short = [index for index in by_length if len(passages[index]) <= _SHORT_PASSAGE_CHARS]
         for group in (long, short):
             embedded = await asyncio.gather(*(self._embedder.embed(passages[index]) for index in group))
             for index, vector in zip(group, embedded, strict=True):
                 vectors[index] = vector
         return vectors
 
-    def _passages(self, text: str) -> list[str] | None:
+    def _passages(self, text: str, strict: bool) -> list[str] | None:
+        """The texts a long prompt is embedded as, or None past max_windows (no strict route: the leading window)."""
         limit = self._embedder.window_limit - _CUT_MARGIN
         most_tokens = self._max_windows * self._embedder.window_limit
         if len(text) > most_tokens * _MAX_CHARS_PER_TOKEN:
@@ -159,7 +164,7 @@ class Router:
         if len(spans) > most_tokens:
             return None
         passages = cut_passages(text, spans, limit)
-        return [passages.leading, *passages.others]
+        return [passages.leading, *passages.others] if strict else [passages.leading]
 
     async def _build(self, table: RouteTable) -> _Generation:
         texts = [reference for route in table.routes for reference in route.references]
@@ -177,7 +182,8 @@ class Router:
             raise RoutesError(f"{', '.join(too_long)}: longer than the embedding model's window")
         matrix = _unit_rows(np.stack([vector for vector in encoded if vector is not None]))
         thresholds = np.array([table.routes[owner].distance_threshold for owner in owners], dtype=np.float32)
-        return _Generation(table, matrix, np.array(owners, dtype=np.intp), thresholds)
+        strict = any(isinstance(route.action, BlockAction) or route.cache.no_cache for route in table.routes)
+        return _Generation(table, matrix, np.array(owners, dtype=np.intp), thresholds, strict)
 
 
 def strictest(leading: RouteDecision, others: Sequence[RouteDecision]) -> RouteDecision:
