@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from typing import Literal
 
 from llmproxy.cache.decision import Policy, decide
 from llmproxy.cache.entry import CacheEntry
@@ -45,6 +46,18 @@ class Prepared:
     record: SemanticRecord
 
 
+# Why a request has no vector: no plain-text prompt, a prompt past the model's window, or the model's trouble.
+UnembeddedReason = Literal["no-text", "too-long", "timeout", "embedder-error"]
+
+
+@dataclass(frozen=True, slots=True)
+class Unembedded:
+    """A request whose prompt was not embedded, and why; the router decides long prompts on its own."""
+
+    reason: UnembeddedReason
+    prompt: str | None = None  # the text that was not embedded (None: there is none)
+
+
 class ParaphraseFinder:
     """Looks up earlier prompts with the same meaning in the same partition."""
 
@@ -62,23 +75,25 @@ class ParaphraseFinder:
         self._exact = exact
         self._settings = settings
 
-    async def prepare(self, parsed: ParsedRequest, scope: str, entry_key: str, trace: RequestTrace) -> Prepared | None:
-        """Embed the request's prompt once; None when it has no L2 view or the model failed (fail open)."""
+    async def prepare(
+        self, parsed: ParsedRequest, scope: str, entry_key: str, trace: RequestTrace
+    ) -> Prepared | Unembedded:
+        """Embed the request's prompt once; Unembedded when it has no L2 view, is too long or the model failed."""
         key = semantic_key(parsed.kind, parsed.body)
         if key is None:
-            return None
+            return Unembedded("no-text")
         try:
             vector = await asyncio.wait_for(self._embedder.embed(key.prompt), self._embed_timeout_s)
         except TimeoutError:  # a busy or stuck model must cost the cache, not the request
             logger.warning("embedding took over %.0f ms; skipping the semantic cache", self._embed_timeout_s * 1000)
             trace.failed("embedder", "timeout")
-            return None
+            return Unembedded("timeout", key.prompt)
         except Exception:  # the model failing must cost the cache, not the request
             logger.exception("embedding failed; skipping the semantic cache for this request")
             trace.failed("embedder", "embed")
-            return None
+            return Unembedded("embedder-error", key.prompt)
         if vector is None:
-            return None
+            return Unembedded("too-long", key.prompt)
         partition = Partition(scope, parsed.model, key.params_hash, key.context_hash)
         return Prepared(key, SemanticRecord(partition, key.prompt, entry_key, vector))
 

@@ -25,8 +25,17 @@ from llmproxy.canonical import request_key
 from llmproxy.errors import error_body
 from llmproxy.exchange import JSON_TYPE, SSE_TYPE, CacheRequest, Forward, Reply
 from llmproxy.forwarder import Forwarder
-from llmproxy.paraphrase import ParaphraseFinder, ParaphraseHit, Prepared
-from llmproxy.routing import DEFAULT_ROUTE, BlockAction, ForwardAction, RespondAction, RouteDecision, Router
+from llmproxy.paraphrase import ParaphraseFinder, ParaphraseHit, Prepared, Unembedded
+from llmproxy.routing import (
+    DEFAULT_ROUTE,
+    BlockAction,
+    ForwardAction,
+    RespondAction,
+    RouteDecision,
+    Router,
+    UndecidedReason,
+    undecided_route,
+)
 from llmproxy.streaming import replay_sse
 from llmproxy.trace import RequestTrace, Result, usage_of
 from llmproxy.upstream.client import Headers, UpstreamClient
@@ -62,6 +71,7 @@ class Pipeline:
         request_stream_usage: bool,
         redis_health: CircuitBreaker,
         flight: SingleFlight | None = None,
+        refuse_undecided: bool = False,
     ) -> None:
         self._redis_health = redis_health  # open: Redis is known to be down, every cache step is skipped
         self._exact = exact
@@ -72,6 +82,7 @@ class Pipeline:
         self._clock = clock
         self._request_stream_usage = request_stream_usage
         self._flight = flight
+        self._refuse_undecided = refuse_undecided  # router.on_undecided: block
         self._forwarder = Forwarder(write_back, request_stream_usage)
 
     async def handle(self, request: CacheRequest) -> Reply:
@@ -91,14 +102,16 @@ class Pipeline:
             if isinstance(entry, CacheEntry):
                 trace.cached_usage = usage_of(entry.response)
                 return self._serve(entry.kind, entry.response, entry.created_at, request, CacheStatus.HIT_L1, [])
-        prepared = await self._prepare(request, key) if cache_up else None
-        route = await self._route(prepared, trace)
+        embedded = await self._prepare(request, key, cache_up)
+        prepared = embedded if isinstance(embedded, Prepared) else None
+        route = await self._route(embedded, trace)
         logger.debug("route %s (distance %s) for a %s request", route.name, route.distance, parsed.kind)
         if isinstance(route.action, RespondAction):
             return self._respond(request, route.action, route)
         if isinstance(route.action, BlockAction):
-            return _block(route.action, route)
+            return _block(route.action, route, trace)
         # After a failed L1 lookup the L2 step and a write would most likely fail too, after more timeouts.
+        # An undecided route is no_cache: nothing is looked up, stored, promoted or coalesced for it.
         lookup = controls.lookup and not route.cache.no_cache and cache_up
         store = controls.store and not route.cache.no_cache and cache_up
         if lookup and prepared is not None and self._finder is not None:
@@ -139,20 +152,26 @@ class Pipeline:
         self._redis_health.record(ticket, success=True)
         return entry
 
-    async def _prepare(self, request: CacheRequest, key: str) -> Prepared | None:
+    async def _prepare(self, request: CacheRequest, key: str, cache_up: bool) -> Prepared | Unembedded | None:
+        """The prompt's vector, for the cache (while Redis is up) and for the router (whatever Redis does)."""
         controls = request.controls
-        if self._finder is None or not (controls.lookup or controls.store or self._router is not None):
+        caching = cache_up and (controls.lookup or controls.store)
+        routing = self._router is not None and self._router.active
+        if self._finder is None or not (caching or routing):
             return None
         with request.trace.timing("embed"):
             return await self._finder.prepare(request.parsed, request.scope, key, request.trace)
 
-    async def _route(self, prepared: Prepared | None, trace: RequestTrace) -> RouteDecision:
-        if self._router is None:
+    async def _route(self, embedded: Prepared | Unembedded | None, trace: RequestTrace) -> RouteDecision:
+        if self._router is None or not self._router.active:
             return DEFAULT_ROUTE
         with trace.timing("router"):
-            route = await self._router.decide(prepared.record.vector if prepared else None)
-        trace.route = route.name
-        return route
+            decided = await _decide(self._router, embedded)
+        if isinstance(decided, str):  # could not decide: never taken for the default route (which caches)
+            trace.route_undecided = decided
+            decided = undecided_route(decided, refuse=self._refuse_undecided)
+        trace.route = decided.name
+        return decided
 
     def _plan(
         self,
@@ -265,7 +284,20 @@ class _Unavailable:
 _UNAVAILABLE = _Unavailable()
 
 
+async def _decide(router: Router, embedded: Prepared | Unembedded | None) -> RouteDecision | UndecidedReason:
+    """The route of a request, or why it cannot be decided (the embedding failed, or the prompt is too long)."""
+    if isinstance(embedded, Prepared):
+        return router.decide(embedded.record.vector)
+    if embedded is None or embedded.prompt is None:
+        return DEFAULT_ROUTE  # no plain-text prompt (a tool result, an image): nothing to route on
+    if embedded.reason == "too-long":
+        return await router.decide_long(embedded.prompt)
+    return "timeout" if embedded.reason == "timeout" else "embedder-error"
+
+
 def _bypass_reason(client_lookup: bool, route: RouteDecision, cache_up: bool) -> str:
+    if route.undecided is not None:
+        return "route-undecided"
     if not cache_up:
         return "redis-unavailable"
     if not client_lookup:
@@ -293,9 +325,11 @@ def _route_header(route: RouteDecision) -> Headers:
     return [(ROUTE_HEADER, route.name)]
 
 
-def _block(action: BlockAction, route: RouteDecision) -> Reply:
-    body = error_body(action.message, "invalid_request_error", code="blocked_by_route")
-    headers = [("content-type", JSON_TYPE), _status(CacheStatus.BYPASS), *_route_header(route)]
+def _block(action: BlockAction, route: RouteDecision, trace: RequestTrace) -> Reply:
+    if route.undecided is not None:
+        trace.bypass_reason = "route-undecided"
+    body = error_body(action.message, "invalid_request_error", code=action.code)
+    headers = [("content-type", JSON_TYPE), _status(CacheStatus.BYPASS), *_bypass_header(trace), *_route_header(route)]
     return Reply(action.status, headers, orjson.dumps(body))
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
@@ -23,7 +23,6 @@ from pydantic_settings import (
 
 ENV_PREFIX = "LLMPROXY_"
 DEFAULT_CONFIG_FILE = Path("config/llmproxy.yaml")
-DEFAULT_ROUTES_FILE = Path("config/routes.yaml")
 
 
 class SettingsError(Exception):
@@ -214,7 +213,8 @@ class EmbeddingSettings(Section):
     timeout_ms: float = Field(
         2000.0,
         gt=0,
-        description="Longest wait for a prompt's embedding; slower, the request skips L2 and takes the default route.",
+        description="Longest wait for a prompt's embedding; slower, the request skips L2, and with routes in force it "
+        "is undecided (router.on_undecided): never cached.",
     )
 
 
@@ -258,9 +258,23 @@ class SemanticSettings(Section):
 
 class RouterSettings(Section):
     routes_file: Path | None = Field(
-        DEFAULT_ROUTES_FILE,
-        description="YAML file of semantic routes. The default file is optional (no file: every request takes the "
-        "default route); a file named explicitly must exist. null: no router.",
+        None,
+        description="YAML file of semantic routes (config/routes.example.yaml is an example). Unset: no router, "
+        "every request takes the default route and answers are only cached, never changed.",
+    )
+    on_undecided: Literal["forward", "block"] = Field(
+        "forward",
+        description="When routes are loaded but a prompt could not be routed (embedding timed out or failed, or "
+        "longer than max_windows): forward it upstream uncached (X-Cache: BYPASS, route 'undecided'), or block it "
+        "(403, code route_undecided). Undecided requests are never looked up or stored.",
+    )
+    max_windows: int = Field(
+        16,
+        ge=1,
+        le=256,
+        description="Longest prompt routed, in model windows (all-MiniLM-L6-v2: 254 tokens each, so 16 is about "
+        "4,000 tokens); a longer prompt is undecided. Prompts past one window are matched on their leading window "
+        "and on each of their sentences.",
     )
 
 

@@ -52,6 +52,7 @@ class RequestTrace:
     cached_usage: TokenUsage | None = None  # on a hit: the tokens the cached answer would have cost
     write: WriteOutcome | None = None
     bypass_reason: str | None = None  # why a BYPASS did not use the cache (X-Cache-Bypass-Reason)
+    route_undecided: str | None = None  # why routes in force could not decide (timeout, embedder-error, too-long)
     errors: list[tuple[Component, str]] = field(default_factory=list)  # (component, operation), failed open
     flight: FlightRecord | None = None  # set when the miss took part in single-flight
 

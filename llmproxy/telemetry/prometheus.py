@@ -170,6 +170,12 @@ class ProxyMetrics:
             ["reason"],
             registry=registry,
         )
+        self.router_undecided = Counter(
+            "llmproxy_router_undecided",
+            "Requests the router could not decide (never cached), by reason (timeout, embedder-error, too-long).",
+            ["reason"],
+            registry=registry,
+        )
         self.single_flight = Counter(
             "llmproxy_single_flight",
             "Misses that took part in single-flight, by role (leader, follower_local, follower_remote) and outcome "
@@ -207,6 +213,8 @@ class ProxyMetrics:
             self._child(self.cache_writes, trace.write).inc()
         if trace.bypass_reason is not None:
             self._child(self.bypasses, trace.bypass_reason).inc()
+        if trace.route_undecided is not None:
+            self._child(self.router_undecided, trace.route_undecided).inc()
         if trace.cached_usage is not None:
             self._child(self.cached_tokens, model, "prompt").inc(trace.cached_usage.prompt_tokens)
             self._child(self.cached_tokens, model, "completion").inc(trace.cached_usage.completion_tokens)

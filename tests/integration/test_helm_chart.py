@@ -47,6 +47,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "autoscaling-off": {"autoscaling": {"enabled": False}, "replicaCount": 3, "pdb": {"enabled": False}},
     "secrets-and-extras": {
         **SECRETS,
+        "config": {"routes": "routes: []\n"},
         "workers": 2,
         "env": [{"name": "LLMPROXY_CACHE__DEFAULT_TTL_S", "value": "3600"}],
         "grafanaDashboard": {"enabled": False},
@@ -230,9 +231,22 @@ def test_a_config_change_changes_the_checksum_that_rolls_the_pods() -> None:
     assert checksum({"replicaCount": 5}) == default
 
 
-def test_the_chart_ships_the_repository_config_files() -> None:
-    for name in ("llmproxy.yaml", "routes.yaml"):
-        assert (CHART / "files" / name).read_text() == (REPO / "config" / name).read_text(), name
+def test_the_chart_ships_the_repository_settings_file_and_no_routes() -> None:
+    assert (CHART / "files" / "llmproxy.yaml").read_text() == (REPO / "config" / "llmproxy.yaml").read_text()
+    assert sorted(path.name for path in (CHART / "files").iterdir()) == ["llmproxy.yaml"]
+
+
+def test_routes_are_mounted_and_named_only_when_given() -> None:
+    def routes_of(values: dict[str, Any]) -> tuple[str | None, dict[str, Any] | None]:
+        docs = manifests(values)
+        (config_map,) = [doc for doc in by_kind(docs, "ConfigMap") if doc["metadata"]["name"] == f"{FULLNAME}-config"]
+        return config_map["data"].get("routes.yaml"), env_of(docs).get("LLMPROXY_ROUTER__ROUTES_FILE")
+
+    assert routes_of({}) == (None, None)
+    routes = (REPO / "config" / "routes.example.yaml").read_text()
+    text, variable = routes_of({"config": {"routes": routes}})
+    assert text is not None and yaml.safe_load(text) == yaml.safe_load(routes)
+    assert variable == {"name": "LLMPROXY_ROUTER__ROUTES_FILE", "value": "/app/config/routes.yaml"}
 
 
 def test_the_rendered_config_and_env_load_as_valid_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -125,7 +125,9 @@ def test_sighup_reloads_the_routes(tmp_path: Path, upstream: FakeUpstream) -> No
     routes = tmp_path / "config" / "routes.yaml"
     routes.parent.mkdir()
     routes.write_text("routes: []\n")
-    with serve(tmp_path, upstream) as (_, log):
+    config = tmp_path / "config" / "llmproxy.yaml"
+    config.write_text(f"router:\n  routes_file: {routes}\n")  # routes load only from a file named in the settings
+    with serve(tmp_path, upstream, "--config", str(config)) as (_, log):
         routes.write_text(
             "routes:\n  - name: hello\n    references: [hello]\n    distance_threshold: 0.3\n"
             "    action: respond\n    content: hi\n"
