@@ -8,7 +8,7 @@ import orjson
 
 from llmproxy.fake_upstream.bodies import Body, model_of, optional_int
 from llmproxy.fake_upstream.errors import RequestRejected
-from llmproxy.fake_upstream.prompts import count_words, last_user_text, message_words, pieces, truncate
+from llmproxy.fake_upstream.prompts import count_words, last_user_text, message_words, pad, pieces, truncate
 from llmproxy.fake_upstream.replies import Envelope, Json, Usage, with_usage
 
 MAX_CHOICES = 128
@@ -42,8 +42,8 @@ class ChatReply:
     usage: Usage
 
 
-def plan_chat(body: Body, number: int) -> ChatReply:
-    """The reply to a chat request, the `number`-th one the fake answers.
+def plan_chat(body: Body, number: int, content_bytes: int | None = None) -> ChatReply:
+    """The reply to a chat request, the `number`-th one the fake answers (text padded to `content_bytes`).
 
     Raises:
         RequestRejected: the body lacks a model or messages, or has invalid `n`/`max_tokens`.
@@ -55,7 +55,9 @@ def plan_chat(body: Body, number: int) -> ChatReply:
     user_text = last_user_text(messages)
     tool_name = _forced_tool(body)
     choices = tuple(
-        _tool_choice(i, number, tool_name, user_text) if tool_name else _text_choice(i, number, user_text, body)
+        _tool_choice(i, number, tool_name, user_text)
+        if tool_name
+        else _text_choice(i, number, user_text, body, content_bytes)
         for i in range(_choice_count(body))
     )
     completion_tokens = sum(count_words(c.content or (c.tool_call.arguments if c.tool_call else "")) for c in choices)
@@ -102,8 +104,8 @@ def _forced_tool(body: Body) -> str | None:
     return None
 
 
-def _text_choice(index: int, number: int, user_text: str, body: Body) -> ChatChoice:
-    text = f"Fake reply #{number} to: {user_text}" + (f" (choice {index})" if index else "")
+def _text_choice(index: int, number: int, user_text: str, body: Body, content_bytes: int | None) -> ChatChoice:
+    text = pad(f"Fake reply #{number} to: {user_text}" + (f" (choice {index})" if index else ""), content_bytes)
     limit = optional_int(body, "max_completion_tokens")
     limit = optional_int(body, "max_tokens") if limit is None else limit
     content, cut = truncate(text, limit)
