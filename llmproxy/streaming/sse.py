@@ -19,6 +19,14 @@ _BOM = "\ufeff"
 _DONE = "[DONE]"
 
 
+class EventTooLargeError(Exception):
+    """An event grew past the decoder's limit; the stream cannot be decoded further."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"an SSE event is larger than {limit} bytes")
+        self.limit = limit
+
+
 @dataclass(frozen=True, slots=True)
 class SseEvent:
     """One event: its bytes as received (with the terminating blank line) and its parsed fields."""
@@ -62,19 +70,35 @@ class _EventFields:
 class SseDecoder:
     """Incremental decoder: feed arbitrary byte slices, get complete events."""
 
-    __slots__ = ("_raw", "_start", "_scan", "_fields", "_at_stream_start")
+    __slots__ = ("_raw", "_start", "_scan", "_searched", "_fields", "_at_stream_start", "_scanned", "_max_event")
 
-    def __init__(self) -> None:
+    def __init__(self, max_event_bytes: int | None = None) -> None:
+        self._max_event = max_event_bytes  # None: no limit
         self._raw = bytearray()  # bytes not yet handed out in an event
         self._start = 0  # offset in _raw where the event in progress begins
         self._scan = 0  # offset in _raw of the first byte not yet split into a line
+        # Offset in _raw up to which the line in progress is known to hold no line end. Resuming the search
+        # there, not at the line's start, is what keeps a huge line arriving in many slices linear.
+        self._searched = 0
         self._fields = _EventFields()
         self._at_stream_start = True
+        self._scanned = 0
+
+    @property
+    def bytes_scanned(self) -> int:
+        """Bytes examined so far in search of line ends: the decoder's work, which must grow with the input only."""
+        return self._scanned
 
     def feed(self, chunk: bytes) -> list[SseEvent]:
-        """Add bytes; return the events they complete."""
+        """Add bytes; return the events they complete.
+
+        Raises:
+            EventTooLargeError: an event, complete or still arriving, is longer than max_event_bytes.
+        """
         self._raw += chunk
-        return self._drain(at_eof=False)
+        events = self._drain(at_eof=False)
+        self._check_size(len(self._raw) - self._start)  # the event still arriving
+        return events
 
     def flush(self) -> SseEvent | None:
         """End the stream; return the unterminated trailing event, if any, and reset the decoder."""
@@ -84,7 +108,7 @@ class SseDecoder:
                 self._parse_line(bytes(self._raw[self._scan :]))
             events.append(self._dispatch(len(self._raw)))
         self._raw.clear()
-        self._start = self._scan = 0
+        self._start = self._scan = self._searched = 0
         self._at_stream_start = True
         # Only the stream's last byte can have been held back, so at most one event remains.
         return events[-1] if events else None
@@ -104,11 +128,15 @@ class SseDecoder:
         return events
 
     def _find_line_end(self, *, at_eof: bool) -> tuple[int, int] | None:
-        match = _LINE_END.search(self._raw, self._scan)
+        start = max(self._scan, self._searched)
+        match = _LINE_END.search(self._raw, start)
+        self._scanned += (len(self._raw) if match is None else match.end()) - start
         if match is None:
+            self._searched = len(self._raw)
             return None
         # A CR at the very end may be the first half of a CRLF split across slices: wait for the next byte.
         if not at_eof and match.group() == b"\r" and match.end() == len(self._raw):
+            self._searched = match.start()
             return None
         return match.start(), match.end()
 
@@ -119,7 +147,12 @@ class SseDecoder:
             text = text.removeprefix(_BOM)
         self._fields.add_line(text)
 
+    def _check_size(self, size: int) -> None:
+        if self._max_event is not None and size > self._max_event:
+            raise EventTooLargeError(self._max_event)
+
     def _dispatch(self, end: int) -> SseEvent:
+        self._check_size(end - self._start)
         event = self._fields.build(bytes(self._raw[self._start : end]))
         self._start = end
         self._fields = _EventFields()
@@ -129,6 +162,7 @@ class SseDecoder:
         # Dropping dispatched bytes once per feed, not once per event, keeps a large feed linear.
         del self._raw[: self._start]
         self._scan -= self._start
+        self._searched = max(0, self._searched - self._start)
         self._start = 0
 
 
