@@ -101,6 +101,12 @@ class UpstreamSettings(Section):
         description="Ask the upstream for the usage chunk on streams (stream_options.include_usage) so cached "
         "answers carry token counts; the chunk is removed again for callers that did not ask for it.",
     )
+    max_event_bytes: int = Field(
+        4 * 1024 * 1024,
+        ge=1024,
+        description="Largest single SSE event accepted from the upstream. A larger one ends the stream with an SSE "
+        "error event (code upstream_event_too_large) and nothing is cached; the proxy never buffers more than this.",
+    )
 
     @field_validator("base_url")
     @classmethod
@@ -161,6 +167,12 @@ class CacheSettings(Section):
     shared_scope: bool = Field(
         False,
         description="Share cached answers across API keys (namespaces still separate them). Off: each key is a tenant.",
+    )
+    max_entry_bytes: int = Field(
+        2 * 1024 * 1024,
+        ge=1024,
+        description="Largest answer stored (its encoded cache entry; for a JSON answer, also its body as received, "
+        "which is then not parsed). Larger answers are relayed but not stored (cache writes outcome too_large).",
     )
 
     @model_validator(mode="after")
