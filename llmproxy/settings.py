@@ -60,7 +60,10 @@ class UpstreamSettings(Section):
     )
     connect_timeout_s: float = Field(5.0, gt=0, description="Seconds to open a connection to the upstream.")
     read_timeout_s: float = Field(
-        300.0, gt=0, description="Seconds to wait for the next bytes of a response (long generations stream slowly)."
+        300.0,
+        gt=0,
+        description="Seconds to wait for the next bytes of a response (long generations stream slowly), and on a "
+        "stream for the next data event: keep-alive comments alone end it with an SSE error after this long.",
     )
     write_timeout_s: float = Field(30.0, gt=0, description="Seconds to send the request body upstream.")
     pool_timeout_s: float = Field(5.0, gt=0, description="Seconds to wait for a free pooled connection.")

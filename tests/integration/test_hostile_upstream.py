@@ -181,3 +181,14 @@ def test_keepalive_comments_shorter_than_the_read_timeout_are_relayed_and_the_an
         assert stream_text(sdk, **{"X-Fake-Keepalive-Ms": "300"}) == "Fake reply #1 to: Tell me something hostile"
         assert x_cache_of_a_repeat(sdk) == "HIT-L1"
         assert upstream.calls() == 1
+
+
+def test_data_events_slower_in_all_than_the_read_timeout_are_relayed_and_cached(
+    start_proxy: StartProxy, api_key: str, upstream: FakeUpstream
+) -> None:
+    # Eight events 300 ms apart take over 2 s against a 0.8 s timeout: each data event restarts the wait.
+    with start_proxy(upstream={"read_timeout_s": 0.8}) as url:
+        sdk = OpenAI(base_url=url + "/v1", api_key=api_key, max_retries=0, timeout=30)
+        assert stream_text(sdk, **{"X-Fake-Chunk-Delay-Ms": "300"}) == "Fake reply #1 to: Tell me something hostile"
+        assert x_cache_of_a_repeat(sdk) == "HIT-L1"
+        assert upstream.calls() == 1
