@@ -1,5 +1,8 @@
 """One huge SSE event: decode time in the proxy's SSE decoder, and /healthz latency while the proxy relays it.
 
+Also large JSON bodies: orjson parsing and the cache entry's encoding and decoding, and how long each holds
+the event loop when run on it and when handed to a worker thread (`--json`).
+
 Decoder: a single `data:` event of N MB (one chat chunk whose content is N MB), fed in 16 KiB slices as the
 aiohttp transport hands them over; best of 3 runs, and the longest single feed (how long one slice holds the
 event loop). Through the proxy: `llmproxy serve` with its own Redis Stack and the fake upstream, which sends
@@ -11,15 +14,20 @@ that every size is relayed in full; the answer is sent with `Cache-Control: no-s
 from __future__ import annotations
 
 import argparse
+import asyncio
 import tempfile
 import threading
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
+import anyio.to_thread
 import httpx
 import orjson
 
 import services
+from llmproxy.cache.entry import CacheEntry, decode_entry, encode_entry
 from llmproxy.embedded_redis import EmbeddedRedis, EmbeddedRedisConfig
 from llmproxy.settings import UpstreamSettings
 from llmproxy.streaming import SseDecoder
@@ -52,6 +60,69 @@ def decoder_rows(sizes: list[int]) -> None:
         runs = [decode_once(huge_event(size * MB)) for _ in range(3)]
         total, longest = min(runs)
         print(f"| {size} MB | {total:.3f} | {longest * 1000:.1f} |")
+
+
+def chat_answer(size: int) -> dict[str, object]:
+    message = {"role": "assistant", "content": "word " * (size // 5)}
+    return {"id": "x", "object": "chat.completion", "choices": [{"index": 0, "message": message}]}
+
+
+async def loop_gap(work: Callable[[], object], offload: bool) -> float:
+    """The longest the event loop went without running a 1 ms ticker while `work` ran (on it, or in a thread)."""
+    gaps: list[float] = []
+    stop = asyncio.Event()
+
+    async def tick() -> None:
+        last = time.perf_counter()
+        while not stop.is_set():
+            await asyncio.sleep(0.001)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    ticker = asyncio.create_task(tick())
+    await asyncio.sleep(0.01)
+    if offload:
+        await anyio.to_thread.run_sync(work)
+    else:
+        work()
+    await asyncio.sleep(0.01)
+    stop.set()
+    await ticker
+    return max(gaps)
+
+
+def best_of_3(work: Callable[[], object]) -> float:
+    runs = []
+    for _ in range(3):
+        started = time.perf_counter()
+        work()
+        runs.append(time.perf_counter() - started)
+    return min(runs)
+
+
+def json_row(size: int) -> str:
+    answer = chat_answer(size * MB)
+    body = orjson.dumps(answer)
+    entry = CacheEntry(kind="chat", model="m", created_at=0.0, response=answer)
+    parse = partial(orjson.loads, body)
+    cells = [
+        best_of_3(parse),
+        best_of_3(partial(encode_entry, entry)),
+        best_of_3(partial(decode_entry, encode_entry(entry))),
+        asyncio.run(loop_gap(parse, offload=False)),
+        asyncio.run(loop_gap(parse, offload=True)),
+    ]
+    return f"| {size} MB | " + " | ".join(f"{seconds * 1000:.1f}" for seconds in cells) + " |"
+
+
+def json_rows(sizes: list[int]) -> None:
+    print(
+        "\n| body | orjson.loads ms | entry encode ms | entry decode ms | loop gap: loads on the loop | in a thread |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|")
+    for size in sizes:
+        print(json_row(size))
 
 
 def relay_row(proxy: str, size: int) -> str:
@@ -88,9 +159,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1,5,10", help="event sizes in MB, comma-separated")
     parser.add_argument("--decoder-only", action="store_true", help="skip the run through the proxy")
+    parser.add_argument("--json", action="store_true", help="also time large JSON bodies (parse, entry, loop gap)")
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",")]
     decoder_rows(sizes)
+    if args.json:
+        json_rows(sizes)
     if args.decoder_only:
         return
     sections: dict[str, dict[str, object]] = {}
