@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from typing import Any, TypeVar
 
@@ -555,3 +556,17 @@ def test_an_unterminated_tail_at_the_limit_is_flushed() -> None:
     assert decoder.feed(b"data: 1234") == []
 
     assert decoder.flush() == SseEvent(raw=b"data: 1234", data="1234")
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_decoder_gives_the_same_events_for_any_slicing_of_mixed_line_ends(seed: int) -> None:
+    generator = random.Random(seed)
+    stream = b"".join(
+        generator.choice([b"data: x" * generator.randint(0, 50), b": ping", b"event: e", b""])
+        + generator.choice([b"\n", b"\r", b"\r\n"])
+        for _ in range(300)
+    )
+    cuts = sorted(generator.sample(range(1, len(stream)), 40))
+    slices = [stream[start:end] for start, end in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
+
+    assert decode_all(SseDecoder(), iter(slices)) == decode_all(SseDecoder(), iter([stream]))
