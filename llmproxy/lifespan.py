@@ -90,7 +90,15 @@ def lifespan_for(
                 time.monotonic,
                 on_change=lambda state: metrics.set_redis_breaker_state(state.value),
             )
-            write_back = WriteBack(redis, exact, semantic.index, time.time, catalog, redis_health)
+            write_back = WriteBack(
+                redis,
+                exact,
+                semantic.index,
+                time.time,
+                catalog,
+                redis_health,
+                max_entry_bytes=settings.cache.max_entry_bytes,
+            )
             pipeline = Pipeline(
                 exact,
                 write_back,

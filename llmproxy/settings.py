@@ -59,7 +59,10 @@ class UpstreamSettings(Section):
     )
     connect_timeout_s: float = Field(5.0, gt=0, description="Seconds to open a connection to the upstream.")
     read_timeout_s: float = Field(
-        300.0, gt=0, description="Seconds to wait for the next bytes of a response (long generations stream slowly)."
+        300.0,
+        gt=0,
+        description="Seconds to wait for the next bytes of a response (long generations stream slowly), and on a "
+        "stream for the next data event: keep-alive comments alone end it with an SSE error after this long.",
     )
     write_timeout_s: float = Field(30.0, gt=0, description="Seconds to send the request body upstream.")
     pool_timeout_s: float = Field(5.0, gt=0, description="Seconds to wait for a free pooled connection.")
@@ -99,6 +102,12 @@ class UpstreamSettings(Section):
         True,
         description="Ask the upstream for the usage chunk on streams (stream_options.include_usage) so cached "
         "answers carry token counts; the chunk is removed again for callers that did not ask for it.",
+    )
+    max_event_bytes: int = Field(
+        4 * 1024 * 1024,
+        ge=1024,
+        description="Largest single SSE event accepted from the upstream. A larger one ends the stream with an SSE "
+        "error event (code upstream_event_too_large) and nothing is cached; the proxy never buffers more than this.",
     )
 
     @field_validator("base_url")
@@ -165,6 +174,12 @@ class CacheSettings(Section):
         False,
         description="Requests without any credential (no Authorization, api-key or x-api-key header) share one "
         "'anonymous' partition. Off: they bypass the cache (X-Cache-Bypass-Reason: no-credential).",
+    )
+    max_entry_bytes: int = Field(
+        2 * 1024 * 1024,
+        ge=1024,
+        description="Largest answer stored (its encoded cache entry; for a JSON answer, also its body as received, "
+        "which is then not parsed). Larger answers are relayed but not stored (cache writes outcome too_large).",
     )
 
     @model_validator(mode="after")

@@ -15,7 +15,7 @@ from redis.exceptions import RedisError
 
 from llmproxy.breaker import CircuitBreaker
 from llmproxy.cache.catalog import Catalog, CatalogRecord
-from llmproxy.cache.entry import CacheEntry
+from llmproxy.cache.entry import CacheEntry, encode_entry
 from llmproxy.cache.exact import ExactCache
 from llmproxy.cache.semantic import SemanticIndex, SemanticRecord
 from llmproxy.trace import WriteOutcome
@@ -44,7 +44,9 @@ class WriteBack:
         clock: Callable[[], float],
         catalog: Catalog | None = None,
         health: CircuitBreaker | None = None,
+        max_entry_bytes: int | None = None,
     ) -> None:
+        self.max_entry_bytes = max_entry_bytes  # None: no limit
         self._redis = redis
         self._health = health  # told about each write, so a dead Redis stops being tried
         self._exact = exact
@@ -62,10 +64,13 @@ class WriteBack:
         record: SemanticRecord | None = None,
         listing: CatalogRecord | None = None,
     ) -> WriteOutcome:
-        """Store one complete answer: "stored", "incomplete" (not cacheable) or "failed" (Redis; fail open)."""
+        """Store one complete answer: "stored", "incomplete" (not cacheable), "too_large" or "failed" (Redis)."""
         if not is_complete_answer(kind, response):
             return "incomplete"
         entry = CacheEntry(kind=kind, model=model, created_at=self._clock(), response=response)
+        if self.max_entry_bytes is not None and len(encode_entry(entry)) > self.max_entry_bytes:
+            # Big entries would cost every hit a large read and decode, and crowd out many small ones.
+            return "too_large"
 
         def stage(pipe: Pipeline) -> None:
             self._exact.stage(pipe, key, entry, ttl_s)

@@ -130,7 +130,8 @@ class ProxyMetrics:
         )
         self.cache_writes = Counter(
             "llmproxy_cache_writes",
-            "Write-backs of upstream answers: stored, incomplete (not cacheable) or failed (Redis error).",
+            "Write-backs of upstream answers: stored, incomplete (not cacheable), too_large (over "
+            "cache.max_entry_bytes) or failed (Redis error).",
             ["outcome"],
             registry=registry,
         )

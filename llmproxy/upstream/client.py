@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -48,6 +48,14 @@ class UpstreamReply:
     attempts: int = 1
 
 
+@dataclass(frozen=True, slots=True)
+class StreamLimits:
+    """Bounds on a relayed event stream of one upstream (its settings)."""
+
+    idle_timeout_s: float  # longest wait for the next data event (keep-alive comments do not count)
+    max_event_bytes: int
+
+
 class UpstreamStream:
     """An upstream response whose body is read as it arrives."""
 
@@ -69,7 +77,7 @@ class UpstreamStream:
         content_type: str = self._response.headers.get("content-type", "")
         return content_type
 
-    async def chunks(self, *, decoded: bool) -> AsyncIterator[bytes]:
+    async def chunks(self, *, decoded: bool) -> AsyncGenerator[bytes, None]:
         """Body bytes as they arrive: decoded for the proxy to read, raw to relay untouched.
 
         Raises:
@@ -107,6 +115,7 @@ class UpstreamClient:
         self._base_url = settings.base_url
         self._origin = urlsplit(settings.base_url).netloc
         self._api_key = settings.api_key.get_secret_value() if settings.api_key else None
+        self.stream_limits = StreamLimits(settings.read_timeout_s, settings.max_event_bytes)
         limits = httpx.Limits(max_connections=settings.max_connections, max_keepalive_connections=64)
         self._http = httpx.AsyncClient(
             transport=transport or PreciseAiohttpTransport(limits=limits, trust_env=False),
