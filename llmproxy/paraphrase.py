@@ -10,10 +10,11 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from llmproxy.cache.decision import Policy, decide
+from llmproxy.cache.decision import Policy, decide_features, load_policy_model
 from llmproxy.cache.entry import CacheEntry
 from llmproxy.cache.errors import CacheUnavailableError
 from llmproxy.cache.exact import ExactCache
+from llmproxy.cache.guards import features
 from llmproxy.cache.semantic import Partition, SemanticIndex, SemanticRecord
 from llmproxy.canonical import SemanticKey, semantic_key
 from llmproxy.controls import RequestControls
@@ -57,6 +58,7 @@ class ParaphraseFinder:
         self._index = index
         self._exact = exact
         self._settings = settings
+        self._model = load_policy_model(settings.decision, settings.decision_model)  # read once, at startup
 
     async def prepare(self, parsed: ParsedRequest, scope: str, entry_key: str, trace: RequestTrace) -> Prepared | None:
         """Embed the request's prompt once; None when it has no L2 view or the model failed (fail open)."""
@@ -92,7 +94,7 @@ class ParaphraseFinder:
         threshold = controls.threshold
         if threshold is None:
             threshold = self._settings.model_thresholds.get(model, self._settings.threshold)
-        return Policy(threshold=threshold, guards=self._settings.guards)
+        return Policy(threshold=threshold, guards=self._settings.guards, learned=self._model)
 
     async def _find(self, key: SemanticKey, record: SemanticRecord, policy: Policy) -> ParaphraseHit | None:
         """The first accepted neighbour whose answer is still cached.
@@ -101,8 +103,9 @@ class ParaphraseFinder:
             CacheUnavailableError: Redis failed or timed out.
         """
         neighbours = await self._index.nearest(record.vector, record.partition, self._settings.top_k)
+        query = features(key.prompt)  # once per lookup, whatever the number of candidates
         for neighbour in neighbours:
-            if not decide(key.prompt, neighbour.prompt, neighbour.distance, policy).hit:
+            if not decide_features(query, features(neighbour.prompt), neighbour.distance, policy).hit:
                 continue
             found = await self._exact.get_with_ttl(neighbour.entry_key)
             if found is not None:

@@ -70,11 +70,19 @@ def _negated(prompt: PromptFeatures) -> str:
 
 def name_difference(a: PromptFeatures, b: PromptFeatures) -> str | None:
     """A proper noun, acronym or date that one prompt names and the other does not mention at all."""
-    only_a = [name for name in a.names if not has_relative(name, b.words) and not _extends(name, a, b)]
-    only_b = [name for name in b.names if not has_relative(name, a.words) and not _extends(name, b, a)]
+    only_a, only_b = _unexplained(a, b), _unexplained(b, a)
     if not only_a and not only_b:
         return None
     return f"name {_listed(only_a)} vs {_listed(only_b)}"
+
+
+def unexplained_names(a: PromptFeatures, b: PromptFeatures) -> list[str]:
+    """The names `name_difference` objects to, from both prompts."""
+    return _unexplained(a, b) + _unexplained(b, a)
+
+
+def _unexplained(own: PromptFeatures, other: PromptFeatures) -> list[str]:
+    return [name for name in own.names if not has_relative(name, other.words) and not _extends(name, own, other)]
 
 
 def _extends(name: str, own: PromptFeatures, other: PromptFeatures) -> bool:
