@@ -44,6 +44,9 @@ TARGET_RECALL = 0.40
 SHIP_RECALL = 0.42  # the shipped threshold aims a little above the floor, so a fresh sample stays above it
 MAX_DISTANCE = 0.16  # = semantic.threshold's default: beyond it no pair is served, and none is trained on
 HARDNEG = "gptcache_qqp_hardneg"
+# Guards whose flag refuses a pair outright, before the model: a changed count, unit, negation, role order or name
+# must never be outvoted by a small distance, whatever the noisy labels say about the few such pairs.
+VETOES = ("number_clash", "unit", "negation", "order", "name")
 TREE_PARAMS = {
     "objective": "binary",
     "learning_rate": 0.05,
@@ -71,7 +74,7 @@ class Dataset:
     y: NDArray[np.int_]
     groups: NDArray[np.int_]
     natural: NDArray[np.bool_]
-    eligible: NDArray[np.bool_]  # within MAX_DISTANCE: the only pairs the model ever decides
+    eligible: NDArray[np.bool_]  # within MAX_DISTANCE and not vetoed: the only pairs the model ever decides
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     data = load_dataset(args.pairs, args.distances)
     print(
-        f"{len(data.pairs)} pairs, {int(data.eligible.sum())} within distance {MAX_DISTANCE}; "
+        f"{len(data.pairs)} pairs, {int(data.eligible.sum())} within distance {MAX_DISTANCE} and not vetoed; "
         f"{len(set(data.groups.tolist()))} groups of pairs sharing a prompt"
     )
     folds = list(_folds(data))
@@ -123,8 +126,13 @@ def load_dataset(path: Path, distances_file: Path | None) -> Dataset:
         y=np.array([int(pair.same) for pair in pairs]),
         groups=_prompt_groups(pairs),
         natural=np.array([pair.source != HARDNEG for pair in pairs]),
-        eligible=np.array([d <= MAX_DISTANCE for d in distances]),
+        eligible=np.array([d <= MAX_DISTANCE for d in distances]) & ~_vetoed(x),
     )
+
+
+def _vetoed(x: Matrix) -> NDArray[np.bool_]:
+    columns = [FEATURE_NAMES.index(name) for name in VETOES]
+    return np.asarray(x[:, columns].any(axis=1), dtype=bool)
 
 
 def _distances(pairs: Sequence[LabelledPair], cache: Path | None) -> list[float]:
@@ -233,6 +241,7 @@ def export(data: Dataset, kind: str, hardneg_weight: float, point: OperatingPoin
         "features": list(FEATURE_NAMES),
         "threshold": round(point.threshold, 6),
         "max_distance": MAX_DISTANCE,
+        "vetoes": list(VETOES),
         "bias": bias,
         "weights": weights,
         "trees": trees,

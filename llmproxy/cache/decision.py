@@ -90,7 +90,11 @@ def _by_model(
 ) -> Verdict:
     if distance > bound:
         return _by_distance(distance, bound)
-    probability = model.probability(pair_features(query, candidate, distance))
+    row = pair_features(query, candidate, distance)
+    veto = model.vetoed(row)
+    if veto is not None:
+        return Verdict(False, f"learned: veto {veto}")
+    probability = model.probability(row)
     if probability < model.threshold:
         return Verdict(False, f"learned: p {probability:.3f} < {model.threshold:.3f}")
     return Verdict(True, "hit")

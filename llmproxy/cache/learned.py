@@ -58,6 +58,11 @@ class LearnedModel:
     threshold: float
     max_distance: float
     description: str
+    vetoes: tuple[int, ...] = ()  # features (guard flags) that refuse a pair whatever the logit
+
+    def vetoed(self, row: PairFeatures) -> str | None:
+        """The first veto feature set in the row, by name; None when the model may decide."""
+        return next((FEATURE_NAMES[index] for index in self.vetoes if row[index]), None)
 
     def probability(self, row: PairFeatures) -> float:
         """The model's probability that one cached answer serves both prompts."""
@@ -89,6 +94,7 @@ def load_learned_model(path: Path = DEFAULT_MODEL_FILE) -> LearnedModel:
             threshold=float(document["threshold"]),
             max_distance=float(document["max_distance"]),
             description=str(document["about"]),
+            vetoes=tuple(FEATURE_NAMES.index(name) for name in document["vetoes"]),
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise LearnedModelError(f"{path}: cannot load the learned decision model: {exc}") from exc
