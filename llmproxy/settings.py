@@ -243,11 +243,11 @@ class SemanticSettings(Section):
     )
     decision: Literal["rules", "learned"] = Field(
         "learned",
-        description="How a near neighbour becomes a hit. learned: a small model over the pair's features (distance, "
-        "each guard's flag, word overlap, rarity), trained on the dev pairs, with the count, unit, negation, order and name guards as vetoes; "
-        "cross-validated precision 0.84 (0.92 on natural traffic) vs 0.78 for rules at recall >= 0.40 (BENCHMARKS.md). "
-        "rules: the distance threshold and the guards. Both honour the threshold as the largest distance; learned "
-        "also stops at its model's own bound (0.16).",
+        description="How a near neighbour becomes a hit. learned: the count, unit, negation, order and name "
+        "guards veto, then a small model over the pair's features (distance, the other guards, word overlap, "
+        "rarity), trained on the dev pairs, decides; cross-validated precision 0.84 (0.92 on natural traffic) vs "
+        "0.78 for rules at recall >= 0.40 (BENCHMARKS.md). rules: the distance threshold and the guards. Both "
+        "honour the threshold as the largest distance; learned also stops at its model's own bound (0.16).",
     )
     decision_model: Path | None = Field(
         None,
