@@ -137,11 +137,11 @@ def _vetoed(x: Matrix) -> NDArray[np.bool_]:
 
 def _distances(pairs: Sequence[LabelledPair], cache: Path | None) -> list[float]:
     if cache is not None and cache.is_file():
-        return [round(float(d), 6) for d in json.loads(cache.read_text())]
+        return [round(float(d), 3) for d in json.loads(cache.read_text())]
     embedder = Embedder(load_model(EmbeddingSettings()), max_batch=BATCH_SIZE, max_wait_ms=0)
     embedded = embed_pairs(pairs, embedder, sys.stderr)
-    # Rounded, so that the last bits of a float sum never move a tree split between machines.
-    distances = [round(d if d is not None else 1.0, 6) for d in embedded.distances]
+    # Rounded to 0.001: runs of the embedder differ by about 1e-6 here, and the model file must regenerate exactly.
+    distances = [round(d if d is not None else 1.0, 3) for d in embedded.distances]
     if cache is not None:
         cache.write_text(json.dumps(distances))
     return distances
@@ -239,7 +239,7 @@ def export(data: Dataset, kind: str, hardneg_weight: float, point: OperatingPoin
         "format": FORMAT,
         "about": about,
         "features": list(FEATURE_NAMES),
-        "threshold": round(point.threshold, 6),
+        "threshold": round(point.threshold, 4),
         "max_distance": MAX_DISTANCE,
         "vetoes": list(VETOES),
         "bias": bias,
@@ -253,7 +253,7 @@ def _folded(model: object) -> tuple[float, list[float]]:
     scaler, regression = model.named_steps["standardscaler"], model.named_steps["logisticregression"]  # type: ignore[attr-defined]
     coef = regression.coef_[0] / scaler.scale_
     bias = float(regression.intercept_[0] - np.dot(coef, scaler.mean_))
-    return round(bias, 9), [round(float(value), 9) for value in coef]
+    return round(bias, 5), [round(float(value), 5) for value in coef]
 
 
 def _merit(point: OperatingPoint) -> float:
