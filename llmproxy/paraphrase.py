@@ -11,10 +11,11 @@ import logging
 from dataclasses import dataclass
 from typing import Literal
 
-from llmproxy.cache.decision import Policy, decide
+from llmproxy.cache.decision import Policy, decide_features, load_policy_model
 from llmproxy.cache.entry import CacheEntry
 from llmproxy.cache.errors import CacheUnavailableError
 from llmproxy.cache.exact import ExactCache
+from llmproxy.cache.guards import features
 from llmproxy.cache.semantic import Partition, SemanticIndex, SemanticRecord
 from llmproxy.canonical import SemanticKey, semantic_key
 from llmproxy.controls import RequestControls
@@ -74,6 +75,7 @@ class ParaphraseFinder:
         self._index = index
         self._exact = exact
         self._settings = settings
+        self._model = load_policy_model(settings.decision, settings.decision_model)  # read once, at startup
 
     async def prepare(
         self, parsed: ParsedRequest, scope: str, entry_key: str, trace: RequestTrace
@@ -111,7 +113,7 @@ class ParaphraseFinder:
         threshold = controls.threshold
         if threshold is None:
             threshold = self._settings.model_thresholds.get(model, self._settings.threshold)
-        return Policy(threshold=threshold, guards=self._settings.guards)
+        return Policy(threshold=threshold, guards=self._settings.guards, learned=self._model)
 
     async def _find(self, key: SemanticKey, record: SemanticRecord, policy: Policy) -> ParaphraseHit | None:
         """The first accepted neighbour whose answer is still cached.
@@ -125,8 +127,9 @@ class ParaphraseFinder:
             found = await self._exact.get_with_ttl(record.entry_key)
             if found is not None:
                 return ParaphraseHit(found[0], found[1], 1.0, record.entry_key)
+        query = features(key.prompt)  # once per lookup, whatever the number of candidates
         for neighbour in neighbours:
-            if not decide(key.prompt, neighbour.prompt, neighbour.distance, policy).hit:
+            if not decide_features(query, features(neighbour.prompt), neighbour.distance, policy).hit:
                 continue
             found = await self._exact.get_with_ttl(neighbour.entry_key)
             if found is not None:
