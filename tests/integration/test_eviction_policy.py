@@ -73,23 +73,30 @@ def test_readyz_names_the_eviction_policy_and_warns_under_one_that_evicts_keys_w
 def test_a_redis_that_forbids_config_still_has_its_policy_read_from_info(
     tmp_path: Path, start_proxy: StartProxy
 ) -> None:
-    with redis_stack(tmp_path, "--maxmemory-policy", "allkeys-lru", "--rename-command", "CONFIG", "") as url:
-        with start_proxy(redis_url=url, semantic={"enabled": False}) as proxy:
+    with redis_stack(tmp_path, "--maxmemory-policy", "allkeys-lru") as url:
+        with start_proxy(redis_url=restricted_user(url, "-config"), semantic={"enabled": False}) as proxy:
             ready = httpx.get(proxy + "/readyz").json()
     assert ready["checks"]["redis_eviction_policy"] == "allkeys-lru"
     assert len(ready["warnings"]) == 1
 
 
 def test_a_redis_that_forbids_config_and_info_has_an_unknown_policy(tmp_path: Path, start_proxy: StartProxy) -> None:
-    options = ("--rename-command", "CONFIG", "", "--rename-command", "INFO", "")
-    with redis_stack(tmp_path, *options) as url:
-        with start_proxy(redis_url=url, semantic={"enabled": False}) as proxy:
+    with redis_stack(tmp_path, "--maxmemory-policy", "allkeys-lru") as url:
+        with start_proxy(redis_url=restricted_user(url, "-config", "-info"), semantic={"enabled": False}) as proxy:
             ready = httpx.get(proxy + "/readyz")
     assert ready.status_code == 200
     assert ready.json() == {
         "status": "ready",
         "checks": {"redis": "ok", "redis_breaker": "closed", "redis_eviction_policy": "unknown"},
     }
+
+
+def restricted_user(url: str, *denied: str) -> str:
+    """The URL of a new ACL user allowed everything but the denied commands, as managed Redis services do."""
+    with redis.Redis.from_url(url) as client:
+        client.acl_setuser("proxy", enabled=True, passwords=["+secret"], keys=["*"], channels=["*"],
+                           commands=["+@all", *denied])  # fmt: skip
+    return url.replace("redis://", "redis://proxy:secret@")
 
 
 def test_under_real_allkeys_lru_eviction_invalidation_leaves_no_matching_answer(
@@ -100,8 +107,10 @@ def test_under_real_allkeys_lru_eviction_invalidation_leaves_no_matching_answer(
         with start_proxy(redis_url=url, redis={"key_prefix": prefix}, admin={"token": ADMIN_TOKEN}) as proxy:
             with closing(AdminProxy(proxy, prefix, client)) as admin:
                 sdk = admin.sdk(api_key)
-                # Room for about 100 answers: asking 150 makes Redis evict keys of some answers, at random.
-                client.config_set("maxmemory", int(client.info("memory")["used_memory"]) + 2 * 2**20)
+                for prompt in WARM_UP:  # the vector index allocates its first block of 1,024 vectors (~1.5 MB)
+                    assert big_chat(sdk, prompt) == "MISS"
+                # Room for about 70 more answers: asking 150 makes Redis evict keys of some answers, at random.
+                client.config_set("maxmemory", int(client.info("memory")["used_memory"]) + 2**20)
                 client.config_set("maxmemory-policy", "allkeys-lru")
                 with ThreadPoolExecutor(4) as pool:
                     assert set(pool.map(lambda prompt: big_chat(sdk, prompt), FILL)) == {"MISS"}
@@ -113,11 +122,12 @@ def test_under_real_allkeys_lru_eviction_invalidation_leaves_no_matching_answer(
                 assert admin.snapshot() == {"l1": frozenset(), "l2": frozenset(), "cat": frozenset()}
                 assert 0 < real["deleted"] <= dry["matched"]  # recording the dry run may have evicted some more
                 client.config_set("maxmemory", 0)  # no more eviction: what is asked again is stored again
-                ids = {request_key("chat", tenant(api_key), body(prompt)): prompt for prompt in FILL}
+                ids = {request_key("chat", tenant(api_key), body(prompt)): prompt for prompt in WARM_UP + FILL}
                 survivors = [ids[entry_id] for entry_id in sorted(before["l1"])[:20]]
                 assert [big_chat(sdk, prompt) for prompt in survivors] == ["MISS"] * len(survivors)
 
 
+WARM_UP = [f"warm-up question number {number}" for number in range(10)]
 FILL = [f"fill question number {number}" for number in range(FILL_PROMPTS)]
 
 
