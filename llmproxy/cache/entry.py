@@ -77,6 +77,9 @@ def decode_header(head: bytes) -> EntryHeader | None:
         entry = CacheEntry.model_validate({**fields, "response": {}}) if isinstance(fields, dict) else None
     except (orjson.JSONDecodeError, ValidationError):
         return None
-    if entry is None or entry.version != ENTRY_VERSION:
-        return None
+    return None if entry is None or entry.version != ENTRY_VERSION else entry_header(entry)
+
+
+def entry_header(entry: CacheEntry) -> EntryHeader:
+    """The entry's fields other than its response."""
     return EntryHeader(entry.kind, entry.model, entry.created_at, entry.origin)

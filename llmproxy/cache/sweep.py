@@ -24,7 +24,7 @@ from redis.exceptions import RedisError
 
 from llmproxy.cache.catalog import entry_id
 from llmproxy.cache.catalog_query import EntryFacts, EntryFilter, matches
-from llmproxy.cache.entry import HEADER_BYTES, EntryHeader, decode_entry, decode_header
+from llmproxy.cache.entry import HEADER_BYTES, EntryHeader, decode_entry, decode_header, entry_header
 from llmproxy.cache.errors import CacheUnavailableError
 from llmproxy.cache.exact import scope_of
 from llmproxy.cache.semantic import document_key
@@ -78,10 +78,20 @@ class Sweep:
         """
         try:
             for family in ("l1", "l2"):
-                async for key in self._redis.scan_iter(match=f"{self._glob('*', family)}{wanted}", count=SCAN_COUNT):
-                    return self._entry_key(as_text(key), family)
+                found = await self._first(f"{self._glob('*', family)}{wanted}")
+                if found is not None:
+                    return self._entry_key(found, family)
         except (RedisError, OSError) as exc:
             raise CacheUnavailableError(f"entry lookup failed: {exc.__class__.__name__}") from exc
+        return None
+
+    async def _first(self, pattern: str) -> str | None:
+        """The first key matching pattern; the walk stops there."""
+        cursor = None
+        while cursor != 0:
+            cursor, keys = await self._redis.scan(cursor or 0, match=pattern, count=SCAN_COUNT)
+            if keys:
+                return as_text(keys[0])
         return None
 
     async def _sweep_l1(self, target: Target, dry_run: bool) -> int:
@@ -102,28 +112,31 @@ class Sweep:
         """The L1 keys of the batch that the target takes, among those without a catalog document."""
         async with self._redis.pipeline(transaction=False) as pipe:
             for key in keys:
-                pipe.getrange(key, 0, HEADER_BYTES - 1)
                 pipe.exists(self._catalog_key(entry_id(key)))
-            replies = await pipe.execute(raise_on_error=False)
-        heads = {key: head for key, head, listed in zip(keys, replies[::2], replies[1::2], strict=True) if listed == 0}
-        headers = await self._headers({key: head for key, head in heads.items() if isinstance(head, bytes) and head})
+            listed = await pipe.execute(raise_on_error=False)
+        # Only the unlisted ones are read: without eviction that is none, and the sweep costs SCAN and EXISTS.
+        headers = await self._headers([key for key, count in zip(keys, listed, strict=True) if count == 0])
         return [
             key
             for key, header in headers.items()
             if _takes(target, EntryFacts(scope_of(self._prefix, key), *_header_facts(header)), key, _origin(header))
         ]
 
-    async def _headers(self, heads: dict[str, bytes]) -> dict[str, EntryHeader | None]:
-        """The header of each entry; the whole value is read for the few whose header is longer than HEADER_BYTES."""
-        headers = {key: decode_header(head) for key, head in heads.items()}
-        long = [key for key, header in headers.items() if header is None and len(heads[key]) >= HEADER_BYTES]
-        if long:
-            values = await self._redis.mget(long)
-            for key, raw in zip(long, values, strict=True):
+    async def _headers(self, keys: list[str]) -> dict[str, EntryHeader | None]:
+        """The header of each entry still there, from the start of its value (the whole value for a long header)."""
+        if not keys:
+            return {}
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.getrange(key, 0, HEADER_BYTES - 1)
+            heads = await pipe.execute(raise_on_error=False)
+        present = {key: head for key, head in zip(keys, heads, strict=True) if isinstance(head, bytes) and head}
+        headers = {key: decode_header(head) for key, head in present.items()}
+        long = [key for key, header in headers.items() if header is None and len(present[key]) >= HEADER_BYTES]
+        if long:  # a model name longer than about 900 bytes: rare, so these few are read whole
+            for key, raw in zip(long, await self._redis.mget(long), strict=True):
                 entry = None if raw is None else decode_entry(raw)
-                headers[key] = (
-                    None if entry is None else EntryHeader(entry.kind, entry.model, entry.created_at, entry.origin)
-                )
+                headers[key] = None if entry is None else entry_header(entry)
         return headers
 
     async def _l2_matches(self, keys: list[str], target: Target) -> list[str]:

@@ -202,6 +202,17 @@ def test_an_answer_without_a_catalog_document_is_not_listed_but_is_invalidated(
     check_invalidation(admin_proxy, {"tenant": tenant(population.alice)}, population.ids(*MODES["tenant"][1]))
 
 
+def test_an_answer_whose_header_is_longer_than_the_first_read_is_read_whole(
+    admin_proxy: AdminProxy, upstream: FakeUpstream, api_key: str
+) -> None:
+    long_model = "fake-model-" + "x" * 1_500  # the fields before the response no longer fit in HEADER_BYTES
+    scope = tenant(api_key)
+    answer = cached(admin_proxy, lambda: chat(admin_proxy.sdk(api_key), CAPITAL, model=long_model), scope)
+    evict(admin_proxy, answer, "cat")
+    check_invalidation(admin_proxy, {"kind": "chat", "tenant": scope}, frozenset({answer.id}))
+    assert answer.ask_again() == "MISS"
+
+
 async def store_answers(redis_url: str, prefix: str, scope: str, prompts: list[str], age_s: float) -> list[str]:
     """Write answers through the cache classes with a clock set `age_s` in the past; their ids."""
     client = AsyncRedis.from_url(redis_url)
