@@ -1,10 +1,10 @@
 """Invalidation: deleting cached answers from L1, L2 and the catalog together, by filter, prompt, id, or all.
 
 A filter invalidation repeats "search a page, delete it" until nothing matches: paging with offsets while
-deleting would skip entries. Each page goes in one MULTI, so an answer never outlives its L2 document or its
-catalog document, nor the other way round. Then the sweep (cache/sweep.py) takes the matching answers that the
-catalog no longer lists, because Redis evicted their catalog documents. A dry run counts what would go and deletes
-nothing; it counts the answers the real run would delete.
+deleting would skip entries. An answer's keys go in one MULTI (a few answers each), so an answer never outlives
+its L2 document or its catalog document, nor the other way round. Then the sweep (cache/sweep.py) takes the
+matching answers the catalog no longer lists, because Redis evicted their catalog documents. A dry run deletes
+nothing and counts the answers the real run would delete.
 """
 
 from __future__ import annotations
@@ -19,17 +19,18 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from redisvl.query.filter import FilterExpression, Tag
 
-from llmproxy.cache.catalog import Catalog, CatalogItem, entry_id
+from llmproxy.cache.answer_keys import UNLINK_BATCH, AnswerKeys
+from llmproxy.cache.catalog import Catalog, CatalogItem
 from llmproxy.cache.catalog_query import EntryFilter, any_of, filter_expression
 from llmproxy.cache.errors import CacheUnavailableError
 from llmproxy.cache.exact import scope_of
-from llmproxy.cache.semantic import SemanticIndex, document_key
+from llmproxy.cache.semantic import SemanticIndex
 from llmproxy.cache.sweep import Sweep, Target
 from llmproxy.cache.tags import tag_value
 
 logger = logging.getLogger(__name__)
 
-PAGE = 500  # entries deleted per MULTI, and L2 neighbours read per range query
+PAGE = 500  # catalog items and L2 neighbours read per query (deleted in smaller MULTIs: answer_keys.py)
 KEYS_PER_QUERY = 100  # entry keys per tag-list clause: keeps each query string a few KB
 FLUSHED_FAMILIES = ("l1", "l2", "cat")  # answers, their L2 documents, their catalog documents; nothing else
 
@@ -67,7 +68,8 @@ class Invalidator:
         self._index = index
         self._embed = embed
         self._on_deleted = on_deleted
-        self._sweep = Sweep(redis, key_prefix, catalog.key)
+        self._keys = AnswerKeys(redis, key_prefix, catalog.key)
+        self._sweep = Sweep(redis, key_prefix, self._keys)
 
     async def by_filter(self, entry_filter: EntryFilter, dry_run: bool) -> Invalidation:
         """Delete the entries matching the filter.
@@ -142,17 +144,11 @@ class Invalidator:
             previous = ids
 
     async def _delete(self, items: Sequence[CatalogItem]) -> int:
-        """Unlink the entries' L1 keys, L2 documents and catalog documents in one MULTI; catalog documents gone."""
-        entry_keys = [item.entry_key for item in items]
+        """Unlink the entries' L1 keys, L2 documents and catalog documents together; catalog documents gone."""
         try:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.unlink(*entry_keys)
-                pipe.unlink(*(document_key(self._prefix, key) for key in entry_keys))
-                pipe.unlink(*(self._catalog.key(entry_id(key)) for key in entry_keys))
-                _, _, removed = await pipe.execute()
+            return (await self._keys.unlink([item.entry_key for item in items])).catalog
         except (RedisError, OSError) as exc:
             raise _unavailable(exc) from exc
-        return int(removed)
 
     async def _similar(self, prompt: str, distance: float, entry_filter: EntryFilter) -> list[str]:
         if self._index is None or self._embed is None:
@@ -176,10 +172,12 @@ class Invalidator:
         return sum([1 async for _ in self._redis.scan_iter(match=f"{self._prefix}:{family}:*", count=1000)])
 
     async def _unlink_family(self, family: str) -> int:
+        # Each L2 record unlinked costs an HNSW repair (see answer_keys): those go a few per call.
+        size = UNLINK_BATCH if family == "l2" else PAGE
         unlinked, batch = 0, []
         async for key in self._redis.scan_iter(match=f"{self._prefix}:{family}:*", count=1000):
             batch.append(key)
-            if len(batch) >= PAGE:
+            if len(batch) >= size:
                 unlinked += await self._redis.unlink(*batch)
                 batch = []
         return unlinked + (await self._redis.unlink(*batch) if batch else 0)

@@ -4,8 +4,8 @@ Redis under maxmemory evicts keys one at a time, so an answer can lose its catal
 L2 record. Invalidation therefore does not trust the catalog alone: it also walks the L1 keys, then the L2 records,
 of the filter's scopes with SCAN MATCH (COUNT-bounded, so each call is short and never blocks Redis), reads what the
 filters need in one pipelined round trip per batch (the scope from the key; kind, model, creation time and origin
-from the first bytes of the L1 value; the same from the L2 record's fields) and deletes a batch's matches in one
-MULTI. A SCAN walks the whole keyspace whatever the pattern: an invalidation costs about one call per 1,000 keys.
+from the first bytes of the L1 value; the same from the L2 record's fields) and deletes the matches with all their
+keys (answer_keys.py). A SCAN walks the whole keyspace whatever the pattern: about one call per 1,000 keys.
 
 Each answer is judged by the first of its records that is left: its catalog document, else its L1 entry, else its
 L2 record. So the L1 sweep takes only entries without a catalog document and the L2 sweep only records with
@@ -16,28 +16,25 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from llmproxy.cache.catalog import entry_id
+from llmproxy.cache.answer_keys import AnswerKeys
 from llmproxy.cache.catalog_query import EntryFacts, EntryFilter, matches
 from llmproxy.cache.entry import HEADER_BYTES, EntryHeader, decode_entry, decode_header, entry_header
 from llmproxy.cache.errors import CacheUnavailableError
 from llmproxy.cache.exact import scope_of
-from llmproxy.cache.semantic import document_key
 from llmproxy.search_results import as_text
 
 logger = logging.getLogger(__name__)
 
 SCAN_COUNT = 1000  # keys Redis examines per SCAN call: bounds the time of each call
-BATCH = 500  # keys read per pipelined round trip, and deleted per MULTI
+BATCH = 500  # keys read per pipelined round trip (deleted in smaller MULTIs: answer_keys.py)
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
 _L2_FIELDS = ("model", "kind", "created_at")
-
-CatalogKey = Callable[[str], str]  # entry id -> its catalog document key
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,10 +48,10 @@ class Target:
 class Sweep:
     """Finds (and deletes) answers by their L1 keys and L2 records, for those the catalog no longer lists."""
 
-    def __init__(self, redis: Redis, key_prefix: str, catalog_key: CatalogKey) -> None:
+    def __init__(self, redis: Redis, key_prefix: str, keys: AnswerKeys) -> None:
         self._redis = redis
         self._prefix = key_prefix
-        self._catalog_key = catalog_key
+        self._keys = keys
 
     async def run(self, target: Target, dry_run: bool) -> int:
         """How many answers the catalog does not list match the target; deleted everywhere unless dry_run.
@@ -98,21 +95,21 @@ class Sweep:
         total = 0
         async for keys in self._batches("l1", target.entry_filter):
             found = await self._l1_matches(keys, target)
-            total += len(found) if dry_run else (await self._unlink(found))[0]
+            total += len(found) if dry_run else (await self._keys.unlink(found)).l1
         return total
 
     async def _sweep_l2(self, target: Target, dry_run: bool) -> int:
         total = 0
         async for keys in self._batches("l2", target.entry_filter):
             found = await self._l2_matches(keys, target)
-            total += len(found) if dry_run else (await self._unlink(found))[1]
+            total += len(found) if dry_run else (await self._keys.unlink(found)).l2
         return total
 
     async def _l1_matches(self, keys: list[str], target: Target) -> list[str]:
         """The L1 keys of the batch that the target takes, among those without a catalog document."""
         async with self._redis.pipeline(transaction=False) as pipe:
             for key in keys:
-                pipe.exists(self._catalog_key(entry_id(key)))
+                pipe.exists(self._keys.catalog(key))
             listed = await pipe.execute(raise_on_error=False)
         # Only the unlisted ones are read: without eviction that is none, and the sweep costs SCAN and EXISTS.
         headers = await self._headers([key for key, count in zip(keys, listed, strict=True) if count == 0])
@@ -145,7 +142,7 @@ class Sweep:
         async with self._redis.pipeline(transaction=False) as pipe:
             for key, entry_key in zip(keys, entry_keys, strict=True):
                 pipe.hmget(key, list(_L2_FIELDS))
-                pipe.exists(entry_key, self._catalog_key(entry_id(entry_key)))
+                pipe.exists(entry_key, self._keys.catalog(entry_key))
             replies = await pipe.execute(raise_on_error=False)
         found = []
         for entry_key, fields, others in zip(entry_keys, replies[::2], replies[1::2], strict=True):
@@ -154,17 +151,6 @@ class Sweep:
             if _takes(target, EntryFacts(scope_of(self._prefix, entry_key), *_record_facts(fields)), entry_key):
                 found.append(entry_key)
         return found
-
-    async def _unlink(self, entry_keys: Sequence[str]) -> tuple[int, int]:
-        """Unlink the answers' L1 keys, L2 records and catalog documents in one MULTI; (L1 keys, L2 records) gone."""
-        if not entry_keys:
-            return 0, 0
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.unlink(*entry_keys)
-            pipe.unlink(*(document_key(self._prefix, key) for key in entry_keys))
-            pipe.unlink(*(self._catalog_key(entry_id(key)) for key in entry_keys))
-            l1, l2, _ = await pipe.execute()
-        return int(l1), int(l2)
 
     async def _batches(self, family: str, entry_filter: EntryFilter) -> AsyncIterator[list[str]]:
         batch: list[str] = []
