@@ -6,7 +6,8 @@ documents of --evicted of them deleted, as maxmemory eviction would. Then, throu
 with the proxy's request-path client (socket timeout `redis.socket_timeout_s`, 0.25 s: every Redis call of the
 sweep must finish within it, or the run fails): a filter that matches nothing (the cost every invalidation now
 pays: one SCAN per 1,000 keys and EXISTS per key), one tenant dry and real, then every answer (by model) dry and
-real. Times are wall-clock, one run each.
+real. Times are wall-clock, one run each; the slowest single Redis command of each (SLOWLOG, server side) is
+what held Redis longest, and every request waiting behind it.
 
     python load_tests/invalidation_bench.py --sizes 10000,50000
 """
@@ -33,7 +34,7 @@ from llmproxy.cache.invalidation import Invalidator
 from llmproxy.embedded_redis import EmbeddedRedis, EmbeddedRedisConfig
 from llmproxy.settings import RedisSettings
 
-Row = tuple[str, int, float]  # (what, matched, ms)
+Row = tuple[str, int, float, str]  # (what, matched, ms, the slowest Redis command)
 
 
 async def measure(url: str, size: int, tenants: int, evicted: float) -> list[Row]:
@@ -58,22 +59,36 @@ async def measure(url: str, size: int, tenants: int, evicted: float) -> list[Row
             ("every answer (by model), dry run", EntryFilter(model=MODEL), True),
             ("every answer (by model)", EntryFilter(model=MODEL), False),
         ]
+        await loader_redis.config_set("slowlog-log-slower-than", 1000)  # µs: every command over 1 ms
+        await loader_redis.config_set("slowlog-max-len", 100_000)
         rows = []
         for what, entry_filter, dry_run in plan:
+            await loader_redis.slowlog_reset()
             started = time.perf_counter()
             outcome = await invalidator.by_filter(entry_filter, dry_run)
-            rows.append((what, outcome.matched, (time.perf_counter() - started) * 1000))
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            rows.append((what, outcome.matched, elapsed_ms, await slowest(loader_redis)))
         return rows
     finally:
         await loader_redis.aclose()
         await proxy_redis.aclose()
 
 
+async def slowest(redis: Redis) -> str:
+    """The slowest command Redis ran since the last reset, with its time (server side, from SLOWLOG)."""
+    entries = await redis.slowlog_get(100_000)
+    if not entries:
+        return "< 1 ms"
+    worst = max(entries, key=lambda entry: entry["duration"])
+    command = worst["command"].decode() if isinstance(worst["command"], bytes) else str(worst["command"])
+    return f"{worst['duration'] / 1000:.1f} ms ({command.split()[0]})"
+
+
 def markdown(command: str, facts: dict[str, str], results: dict[int, list[Row]]) -> str:
     lines = [f"Command: `{command}`", "", *(f"- {name}: {value}" for name, value in facts.items()), ""]
-    lines += ["| entries | invalidation | matched | ms |", "|---:|---|---:|---:|"]
+    lines += ["| entries | invalidation | matched | ms | slowest Redis command |", "|---:|---|---:|---:|---|"]
     for size, rows in results.items():
-        lines += [f"| {size:,} | {what} | {matched:,} | {ms:,.0f} |" for what, matched, ms in rows]
+        lines += [f"| {size:,} | {what} | {matched:,} | {ms:,.0f} | {worst} |" for what, matched, ms, worst in rows]
     return "\n".join(lines) + "\n"
 
 

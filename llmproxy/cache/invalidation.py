@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from redisvl.query.filter import FilterExpression, Tag
 
-from llmproxy.cache.answer_keys import UNLINK_BATCH, AnswerKeys
+from llmproxy.cache.answer_keys import AnswerKeys
 from llmproxy.cache.catalog import Catalog, CatalogItem
 from llmproxy.cache.catalog_query import EntryFilter, any_of, filter_expression
 from llmproxy.cache.errors import CacheUnavailableError
@@ -172,15 +172,13 @@ class Invalidator:
         return sum([1 async for _ in self._redis.scan_iter(match=f"{self._prefix}:{family}:*", count=1000)])
 
     async def _unlink_family(self, family: str) -> int:
-        # Each L2 record unlinked costs an HNSW repair (see answer_keys): those go a few per call.
-        size = UNLINK_BATCH if family == "l2" else PAGE
         unlinked, batch = 0, []
         async for key in self._redis.scan_iter(match=f"{self._prefix}:{family}:*", count=1000):
             batch.append(key)
-            if len(batch) >= size:
-                unlinked += await self._redis.unlink(*batch)
+            if len(batch) >= PAGE:
+                unlinked += await self._keys.unlink_keys(batch)
                 batch = []
-        return unlinked + (await self._redis.unlink(*batch) if batch else 0)
+        return unlinked + (await self._keys.unlink_keys(batch) if batch else 0)
 
     def _count(self, mode: str, deleted: int) -> None:
         if self._on_deleted is not None and deleted:
