@@ -6,6 +6,7 @@ keeps its defaults (noeviction, no maxmemory).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Callable
@@ -18,7 +19,11 @@ import httpx
 import pytest
 import redis
 from openai import OpenAI
+from redis.asyncio import Redis as AsyncRedis
 
+from llmproxy.cache.catalog import Catalog
+from llmproxy.cache.catalog_query import EntryFilter
+from llmproxy.cache.invalidation import Invalidation, Invalidator
 from llmproxy.canonical import request_key
 from tests.admin_support import ADMIN_TOKEN, AdminProxy, chat, embed, tenant
 from tests.conftest import FakeUpstream
@@ -97,6 +102,32 @@ def restricted_user(url: str, *denied: str) -> str:
         client.acl_setuser("proxy", enabled=True, passwords=["+secret"], keys=["*"], channels=["*"],
                            commands=["+@all", *denied])  # fmt: skip
     return url.replace("redis://", "redis://proxy:secret@")
+
+
+def test_a_dry_run_counts_answers_without_catalog_documents_while_redis_refuses_writes(
+    tmp_path: Path, start_proxy: StartProxy, upstream: FakeUpstream
+) -> None:
+    prefix, api_key = "full", f"sk-{uuid.uuid4().hex}"
+    with redis_stack(tmp_path) as url, closing(redis.Redis.from_url(url)) as client:
+        with start_proxy(redis_url=url, redis={"key_prefix": prefix}) as proxy:
+            sdk = OpenAI(base_url=proxy + "/v1", api_key=api_key, max_retries=0)
+            assert [big_chat(sdk, prompt) for prompt in WARM_UP] == ["MISS"] * len(WARM_UP)
+        ids = [key.decode().rpartition(":")[2] for key in client.scan_iter(match=f"{prefix}:l1:*")]
+        client.delete(*(f"{prefix}:cat:{entry_id}" for entry_id in sorted(ids)[:4]))  # as if evicted
+        client.config_set("maxmemory", 1)  # noeviction (the default): every write is refused from now on
+        with pytest.raises(redis.exceptions.OutOfMemoryError):
+            client.set(f"{prefix}:probe", "x")
+        counted = asyncio.run(dry_run(url, prefix, EntryFilter(model="fake-model")))
+        client.config_set("maxmemory", 0)
+    assert counted == Invalidation(len(ids), 0)
+
+
+async def dry_run(url: str, prefix: str, entry_filter: EntryFilter) -> Invalidation:
+    client = AsyncRedis.from_url(url)
+    try:
+        return await Invalidator(client, prefix, Catalog(client, prefix), None, None).by_filter(entry_filter, True)
+    finally:
+        await client.aclose()
 
 
 def test_under_real_allkeys_lru_eviction_invalidation_leaves_no_matching_answer(
