@@ -19,8 +19,8 @@ from redis.asyncio import Redis
 from llmproxy.cache.catalog import entry_id
 from llmproxy.cache.semantic import document_key
 
-TARGET_S = 0.04  # per deletion call: well under the request path's redis.socket_timeout_s (0.25 s)
-FIRST_BATCH = 20
+TARGET_S = 0.025  # per deletion call: well under the request path's redis.socket_timeout_s (0.25 s)
+FIRST_BATCH = 8
 MAX_BATCH = 500
 
 CatalogKey = Callable[[str], str]  # entry id -> its catalog document key
