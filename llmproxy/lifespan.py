@@ -22,6 +22,7 @@ from llmproxy.cache.audit import AuditLog
 from llmproxy.cache.catalog import Catalog
 from llmproxy.cache.entry_view import EntryReader
 from llmproxy.cache.errors import CacheUnavailableError
+from llmproxy.cache.eviction import check_eviction_policy
 from llmproxy.cache.exact import ExactCache
 from llmproxy.cache.invalidation import Invalidator
 from llmproxy.cache.semantic import SemanticIndex, SemanticIndexError
@@ -70,6 +71,7 @@ def lifespan_for(
             resources.push_async_callback(redis.aclose)
             if not await is_reachable(redis):
                 logger.warning("Redis at %s does not answer yet; requests bypass the cache until it does", redis_url)
+            await check_eviction_policy(redis)  # warns under a policy that can evict the audit log or history
             # 2. The upstream connection pools: the default one, and one per named upstream, each with its own
             # breaker and retries, reported to the metrics.
             metrics = ProxyMetrics()

@@ -73,6 +73,11 @@ class ExactCache:
         pipe.set(key, encode_entry(entry), px=ttl_ms)
 
 
+def scope_of(key_prefix: str, key: str) -> str:
+    """The scope in an L1 key `{prefix}:l1:{scope}:{hash}` (scopes hold no colon)."""
+    return key.removeprefix(f"{key_prefix}:l1:").rpartition(":")[0]
+
+
 def _unavailable(operation: str, exc: Exception) -> CacheUnavailableError:
     logger.warning("cache %s failed, bypassing the cache: %s", operation, exc.__class__.__name__)
     return CacheUnavailableError(f"cache {operation} failed: {exc.__class__.__name__}")

@@ -75,7 +75,7 @@ class WriteBack:
         def stage(pipe: Pipeline) -> None:
             self._exact.stage(pipe, key, entry, ttl_s)
             if record is not None and self._index is not None:
-                self._index.stage(pipe, record, ttl_s)
+                self._index.stage(pipe, record, ttl_s, kind)
             if listing is not None and self._catalog is not None:
                 self._catalog.stage(pipe, listing, entry.created_at, ttl_s * 1000)
 
@@ -84,8 +84,11 @@ class WriteBack:
     async def promote(self, key: str, entry: CacheEntry, ttl_ms: int, listing: CatalogRecord) -> bool:
         """Copy an L2 hit's answer under the request's own L1 key, expiring with the original; False on failure."""
 
+        # The copy names its origin, so invalidating the original finds it even without its catalog document.
+        copy = entry.model_copy(update={"origin": listing.origin})
+
         def stage(pipe: Pipeline) -> None:
-            self._exact.stage_copy(pipe, key, entry, ttl_ms)
+            self._exact.stage_copy(pipe, key, copy, ttl_ms)
             if self._catalog is not None:
                 self._catalog.stage(pipe, listing, entry.created_at, ttl_ms)
 

@@ -158,6 +158,14 @@ def test_defaults_listen_on_all_interfaces_and_use_the_bundled_redis() -> None:
     assert "LLMPROXY_UPSTREAM__API_KEY" not in env and "LLMPROXY_ADMIN__TOKEN" not in env
 
 
+def test_the_bundled_redis_evicts_only_keys_with_a_ttl() -> None:
+    (container,) = one(manifests(), "StatefulSet")["spec"]["template"]["spec"]["containers"]
+    args = next(item["value"] for item in container["env"] if item["name"] == "REDIS_ARGS").split()
+    # allkeys-* would evict the audit log, traffic history and routes, which have no TTL (README: Reliability).
+    assert args[args.index("--maxmemory-policy") + 1] == "volatile-lru"
+    assert args[args.index("--maxmemory") + 1] == "1gb"
+
+
 def test_defaults_autoscale_keep_a_pod_through_drains_and_ship_the_dashboard() -> None:
     docs = manifests()
     assert "replicas" not in one(docs, "Deployment")["spec"]  # the HPA owns the count
