@@ -130,7 +130,8 @@ class ProxyMetrics:
         )
         self.cache_writes = Counter(
             "llmproxy_cache_writes",
-            "Write-backs of upstream answers: stored, incomplete (not cacheable) or failed (Redis error).",
+            "Write-backs of upstream answers: stored, incomplete (not cacheable), rejected_oom (Redis full: maxmemory "
+            "under noeviction) or failed (Redis error).",
             ["outcome"],
             registry=registry,
         )
@@ -166,7 +167,8 @@ class ProxyMetrics:
         )
         self.bypasses = Counter(
             "llmproxy_cache_bypass",
-            "Requests that did not use the cache, by reason (redis-unavailable, cache-control, route).",
+            "Requests that did not use the cache, by reason (redis-unavailable, redis-pool-exhausted, cache-control, "
+            "route).",
             ["reason"],
             registry=registry,
         )

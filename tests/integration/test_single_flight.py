@@ -14,6 +14,7 @@ from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 import pytest
 import redis
@@ -209,6 +210,34 @@ def test_a_follower_stops_waiting_after_wait_timeout(
             assert flights([url], "follower_remote", "timeout") == 1
         finally:
             redis_client.delete(lease_key(api_key))
+
+
+CROWD = 1000
+
+
+async def crowd(url: str, api_key: str, size: int) -> list[httpx.Response]:
+    """`size` identical requests at once, each on a connection of its own."""
+    body = {"model": MODEL, "messages": MESSAGES}
+    headers = {"authorization": f"Bearer {api_key}", **SLOW}
+    limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=120) as http:
+        requests = [http.post("/v1/chat/completions", json=body, headers=headers) for _ in range(size)]
+        return await asyncio.gather(*requests)
+
+
+def test_a_thousand_concurrent_identical_misses_reach_the_upstream_once(
+    start_proxy: Callable[..., AbstractContextManager[str]], api_key: str, upstream: FakeUpstream
+) -> None:
+    # The default Redis pool (64 connections) serves 1,000 requests: they wait their turn for a connection.
+    # The semantic layer is off only to spare the machine 1,000 embeddings; L1 and single-flight are what is tested.
+    with start_proxy(semantic={"enabled": False}) as url:
+        responses = asyncio.run(crowd(url, api_key, CROWD))
+        bypassed = value(scrape_until(url, lambda _: True), "llmproxy_cache_bypass_total", reason="redis-unavailable")
+    assert upstream.calls() == 1
+    assert {response.status_code for response in responses} == {200}
+    assert len({response.json()["choices"][0]["message"]["content"] for response in responses}) == 1
+    assert sorted(response.headers["x-cache"] for response in responses).count("MISS") == 1
+    assert bypassed == 0
 
 
 def test_no_store_requests_are_not_coalesced(proxy_url: str, api_key: str, upstream: FakeUpstream) -> None:
