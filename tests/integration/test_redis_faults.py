@@ -185,3 +185,35 @@ def test_after_redis_restarts_the_first_trial_closes_the_breaker_and_stale_conne
     assert after == ["MISS"] * CROWD
     assert again == "HIT-L1"
     assert (bypassed, state) == (3, 0), "only the requests during the outage bypassed the cache"
+
+
+def test_a_pool_too_small_for_the_load_bypasses_with_its_own_reason_and_never_opens_the_breaker(
+    start_proxy: Callable[..., AbstractContextManager[str]],
+    key_prefix: str,
+    redis_client: redis.Redis,
+    api_key: str,
+    upstream: FakeUpstream,
+) -> None:
+    # One pooled connection, and the single-flight listener holds it for good once subscribed: every request
+    # waits pool_timeout_s for a connection that never comes back.
+    settings = {"key_prefix": key_prefix, "max_connections": 1, "pool_timeout_s": 0.05, "breaker_failure_threshold": 2}
+    with start_proxy(redis=settings, semantic={"enabled": False}, timeseries={"enabled": False}) as proxy:
+        assert wait_until(
+            lambda: redis_client.pubsub_numsub(f"{key_prefix}:flight") == [(f"{key_prefix}:flight".encode(), 1)]
+        )
+        headers = {"authorization": f"Bearer {api_key}"}
+        replies = [
+            httpx.post(
+                proxy + "/v1/chat/completions",
+                json={"model": "fake-model", "messages": [{"role": "user", "content": f"Busy {n}"}]},
+                headers=headers,
+                timeout=CLIENT_TIMEOUT_S,
+            )
+            for n in range(5)
+        ]
+        state = metric(proxy, "llmproxy_redis_breaker_state")
+        exhausted = metric(proxy, "llmproxy_cache_bypass_total", reason="redis-pool-exhausted")
+    assert [(reply.status_code, reply.headers["x-cache"]) for reply in replies] == [(200, "BYPASS")] * 5
+    assert {reply.headers["x-cache-bypass-reason"] for reply in replies} == {"redis-pool-exhausted"}
+    assert (exhausted, state) == (5, 0)
+    assert upstream.calls() == 5
