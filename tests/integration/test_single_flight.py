@@ -21,10 +21,12 @@ import redis
 from openai import AsyncOpenAI
 from redis.asyncio import Redis as AsyncRedis
 
+from llmproxy.cache.entry import CacheEntry, encode_entry
 from llmproxy.cache.single_flight import SingleFlight
 from llmproxy.canonical import request_key
+from llmproxy.redis_client import create_redis
 from llmproxy.scope import scope_id
-from llmproxy.settings import SingleFlightSettings
+from llmproxy.settings import RedisSettings, SingleFlightSettings
 from llmproxy.trace import FlightRecord, RequestTrace
 from tests.admin_support import drop_indexes
 from tests.conftest import TEST_KEY_PREFIX, FakeUpstream
@@ -287,3 +289,30 @@ async def test_a_redis_failure_means_going_upstream_without_waiting(api_key: str
     assert (turn.entry, turn.lead) == (None, None)
     assert trace.flight == FlightRecord("leader", "redis_error")
     assert trace.errors == [("redis", "lease")]
+
+
+@pytest.mark.anyio
+async def test_a_leader_that_gets_no_connection_for_its_lease_still_leads_its_own_process(
+    redis_url: str, api_key: str
+) -> None:
+    # One pooled connection, held by another command: the lease cannot be asked for in time (back-pressure).
+    busy = create_redis(RedisSettings(max_connections=1, pool_timeout_s=0.05, socket_timeout_s=5.0), redis_url)
+    flight = SingleFlight(busy, "t-single-flight", SingleFlightSettings())
+    key = f"t-single-flight:l1:{api_key}:{uuid.uuid4().hex}"
+    entry = CacheEntry(kind="chat", model=MODEL, created_at=time.time(), response={"id": "chatcmpl-1", "choices": []})
+    try:
+        holder = asyncio.ensure_future(busy.blpop([f"t-single-flight:{uuid.uuid4().hex}"], 0.5))
+        await asyncio.sleep(0)
+        lead = (await flight.join(key, RequestTrace("/v1/chat/completions"))).lead
+        assert lead is not None, "it leads, without a lease"
+        follower_trace = RequestTrace("/v1/chat/completions")
+        follower = asyncio.ensure_future(flight.join(key, follower_trace))
+        await holder  # the connection is back: the leader's answer is written, then it releases
+        await busy.set(key, encode_entry(entry), px=60_000)
+        await lead.release(stored=True)
+        assert (await follower).entry == entry
+        assert follower_trace.flight is not None and follower_trace.flight.outcome == "served"
+        assert not await busy.exists(flight.lease_key(key))
+    finally:
+        await busy.delete(key)
+        await busy.aclose()
