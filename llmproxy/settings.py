@@ -128,7 +128,9 @@ class RedisSettings(Section):
     socket_timeout_s: float = Field(
         0.25,
         gt=0,
-        description="Seconds a Redis command may take before the cache is bypassed for that request (never retried).",
+        description="Seconds a Redis command may take before the cache is bypassed for that request. A timeout is "
+        "never retried; a connection found closed (Redis restarted) is retried once, at once, on a new one. Stalls "
+        "of this process's event loop do not count (up to 20 times this).",
     )
     connect_timeout_s: float = Field(0.5, gt=0, description="Seconds to connect to Redis.")
     breaker_failure_threshold: int = Field(
