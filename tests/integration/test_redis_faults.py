@@ -179,7 +179,7 @@ def test_after_redis_restarts_the_first_trial_closes_the_breaker_and_stale_conne
         again = ask(sdk, "The first question after the restart")
         bypassed = metric(proxy, "llmproxy_cache_bypass_total", reason="redis-unavailable")
         state = metric(proxy, "llmproxy_redis_breaker_state")
-    assert pooled > CROWD / 2, "the traffic before the outage left several connections in the pool"
+    assert pooled >= 4, "the traffic before the outage left several connections in the pool"
     assert outage == ["BYPASS"] * 3 and opened == 2
     assert (trial, closed) == ("MISS", 0), "the first trial after the reset went through the cache and closed it"
     assert after == ["MISS"] * CROWD
