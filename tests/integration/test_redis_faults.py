@@ -156,7 +156,9 @@ def test_after_redis_restarts_the_first_trial_closes_the_breaker_and_stale_conne
     upstream: FakeUpstream,
 ) -> None:
     reset_s = 1.0
-    settings = {**FAULT_SETTINGS, "breaker_reset_s": reset_s}
+    # Connection errors, not timeouts, are what a killed Redis causes: a generous timeout keeps a busy machine's
+    # slow reply from passing for one.
+    settings = {**FAULT_SETTINGS, "breaker_reset_s": reset_s, "socket_timeout_s": 2.0}
     with (
         start_proxy(redis_url=own_redis.url, redis=settings) as proxy,
         OpenAI(base_url=proxy + "/v1", api_key=api_key, max_retries=0, timeout=CLIENT_TIMEOUT_S) as sdk,

@@ -27,7 +27,8 @@ HEADROOM_BYTES = 2 * 1024 * 1024  # maxmemory above what the proxy's first entri
 FILLER = b"x" * 64 * 1024
 MAX_FILLERS = 1000  # a bound on the filling loop: 64 MB, far above the headroom
 # More refused writes than the breaker's threshold: if they counted as failures, it would open.
-BREAKER = {"breaker_failure_threshold": 2, "breaker_reset_s": 60.0}
+# A generous command timeout: a busy machine's slow reply must not pass for the refusals under test.
+BREAKER = {"breaker_failure_threshold": 2, "breaker_reset_s": 60.0, "socket_timeout_s": 2.0}
 NEW = 8
 
 

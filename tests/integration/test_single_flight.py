@@ -233,7 +233,8 @@ def test_a_thousand_concurrent_identical_misses_reach_the_upstream_once(
 ) -> None:
     # The default Redis pool (64 connections) serves 1,000 requests: they wait their turn for a connection.
     # The semantic layer is off only to spare the machine 1,000 embeddings; L1 and single-flight are what is tested.
-    with start_proxy(semantic={"enabled": False}) as url:
+    # A generous command timeout: on a starved CPU a reply can be late for real, which is not what this tests.
+    with start_proxy(semantic={"enabled": False}, redis={"socket_timeout_s": 2.0}) as url:
         responses = asyncio.run(crowd(url, api_key, CROWD))
         state = value(scrape_until(url, lambda _: True), "llmproxy_redis_breaker_state")
     assert upstream.calls() == 1
