@@ -32,6 +32,7 @@ from llmproxy.embeddings import Embedder, ModelLoader
 from llmproxy.paraphrase import ParaphraseFinder
 from llmproxy.pipeline import Pipeline
 from llmproxy.redis_client import RedisClient, create_redis, is_reachable
+from llmproxy.redis_health import RedisHealth
 from llmproxy.routing import Router, RoutesError, load_routes
 from llmproxy.settings import Settings, UpstreamSettings
 from llmproxy.state import AdminTools, AppState
@@ -85,12 +86,15 @@ def lifespan_for(
             catalog = Catalog(redis, settings.redis.key_prefix)
             await ensure_catalog(catalog)
             # 5. The request pipeline over all of it.
-            # One breaker for the request path's Redis: failures anywhere open it, so requests stop waiting on it.
-            redis_health = CircuitBreaker(
-                settings.redis.breaker_failure_threshold,
-                settings.redis.breaker_reset_s,
+            # One breaker for the request path's Redis: outages anywhere open it, so requests stop waiting on it.
+            redis_health = RedisHealth(
+                CircuitBreaker(
+                    settings.redis.breaker_failure_threshold,
+                    settings.redis.breaker_reset_s,
+                    time.monotonic,
+                    on_change=lambda state: metrics.set_redis_breaker_state(state.value),
+                ),
                 time.monotonic,
-                on_change=lambda state: metrics.set_redis_breaker_state(state.value),
             )
             write_back = WriteBack(
                 redis,

@@ -13,7 +13,6 @@ from typing import Literal
 
 from llmproxy.cache.decision import Policy, decide_features, load_policy_model
 from llmproxy.cache.entry import CacheEntry
-from llmproxy.cache.errors import CacheUnavailableError
 from llmproxy.cache.exact import ExactCache
 from llmproxy.cache.guards import features
 from llmproxy.cache.semantic import Partition, SemanticIndex, SemanticRecord
@@ -99,14 +98,14 @@ class ParaphraseFinder:
         partition = Partition(scope, parsed.model, key.params_hash, key.context_hash)
         return Prepared(key, SemanticRecord(partition, key.prompt, entry_key, vector))
 
-    async def find(self, prepared: Prepared, controls: RequestControls, trace: RequestTrace) -> ParaphraseHit | None:
-        """The first cached paraphrase the decision accepts, nearest first; None on any cache trouble."""
+    async def find(self, prepared: Prepared, controls: RequestControls) -> ParaphraseHit | None:
+        """The first cached paraphrase the decision accepts, nearest first, or None.
+
+        Raises:
+            CacheUnavailableError: Redis failed or timed out (the caller bypasses L2 and tells the breaker).
+        """
         policy = self.policy(prepared.record.partition.model, controls)
-        try:
-            return await self._find(prepared.key, prepared.record, policy)
-        except CacheUnavailableError:
-            trace.failed("redis", "search")
-            return None
+        return await self._find(prepared.key, prepared.record, policy)
 
     def policy(self, model: str, controls: RequestControls) -> Policy:
         """The request's header threshold, else the model's, else the default; guards per settings."""

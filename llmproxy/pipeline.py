@@ -10,11 +10,12 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 
 import orjson
 
-from llmproxy.breaker import BreakerState, CircuitBreaker, CircuitOpenError
+from llmproxy.breaker import BreakerState, CircuitOpenError
 from llmproxy.cache.catalog import catalog_record
 from llmproxy.cache.entry import CacheEntry
 from llmproxy.cache.errors import CacheUnavailableError
@@ -26,6 +27,7 @@ from llmproxy.errors import error_body
 from llmproxy.exchange import JSON_TYPE, SSE_TYPE, CacheRequest, Forward, Reply
 from llmproxy.forwarder import Forwarder
 from llmproxy.paraphrase import ParaphraseFinder, ParaphraseHit, Prepared, Unembedded
+from llmproxy.redis_health import Fault, RedisHealth
 from llmproxy.routing import (
     DEFAULT_ROUTE,
     BlockAction,
@@ -69,7 +71,7 @@ class Pipeline:
         router: Router | None,
         clock: Callable[[], float],
         request_stream_usage: bool,
-        redis_health: CircuitBreaker,
+        redis_health: RedisHealth,
         flight: SingleFlight | None = None,
         refuse_undecided: bool = False,
     ) -> None:
@@ -95,13 +97,14 @@ class Pipeline:
         parsed, controls, trace = request.parsed, request.controls, request.trace
         key = self._exact.key(request.scope, request_key(parsed.kind, request.scope, parsed.body))
         # Fail open: with Redis known to be down, skip every cache step (and the embedding that only feeds them).
-        cache_up = self._redis_health.state is not BreakerState.OPEN
+        unavailable = _UNAVAILABLE if self._redis_health.state is BreakerState.OPEN else None
         if controls.lookup:
             entry = await self._lookup(key, trace)
-            cache_up = entry is not _UNAVAILABLE
             if isinstance(entry, CacheEntry):
                 trace.cached_usage = usage_of(entry.response)
                 return self._serve(entry.kind, entry.response, entry.created_at, request, CacheStatus.HIT_L1, [])
+            unavailable = entry  # None: Redis answered (a miss)
+        cache_up = unavailable is None
         embedded = await self._prepare(request, key, cache_up)
         prepared = embedded if isinstance(embedded, Prepared) else None
         route = await self._route(embedded, trace)
@@ -115,16 +118,13 @@ class Pipeline:
         lookup = controls.lookup and not route.cache.no_cache and cache_up
         store = controls.store and not route.cache.no_cache and cache_up
         if lookup and prepared is not None and self._finder is not None:
-            with trace.timing("l2"):
-                hit = await self._finder.find(prepared, controls, trace)
+            hit = await self._paraphrase(prepared, request)
             if hit is not None:
                 return await self._serve_paraphrase(hit, key, request, store, route)
-            if ("redis", "search") in trace.errors:
-                self._redis_health.observe(success=False)
         status = CacheStatus.MISS if lookup else CacheStatus.BYPASS
         trace.result = _RESULTS[status]
         if status is CacheStatus.BYPASS:
-            trace.bypass_reason = controls.bypass_reason or _bypass_reason(controls.lookup, route, cache_up)
+            trace.bypass_reason = controls.bypass_reason or _bypass_reason(controls.lookup, route, unavailable)
         listing = catalog_record(parsed.kind, parsed.body, request.scope, parsed.model, key)
         forward = self._plan(
             request, route, route.action, StorePlan(key, prepared.record if prepared else None, listing), store, status
@@ -134,7 +134,8 @@ class Pipeline:
         return await self._send(request, forward)
 
     async def _lookup(self, key: str, trace: RequestTrace) -> CacheEntry | None | _Unavailable:
-        """The L1 entry, None on a miss, or _UNAVAILABLE when Redis failed or its breaker is open."""
+        """The L1 entry, None on a miss, or why Redis could not be asked (it failed, its breaker is open, no
+        connection came free in time)."""
         try:
             ticket = self._redis_health.admit()
         except CircuitOpenError:
@@ -142,15 +143,26 @@ class Pipeline:
         try:
             with trace.timing("l1"):
                 entry = await self._exact.get(key)
-        except CacheUnavailableError:
+        except CacheUnavailableError as exc:
             trace.failed("redis", "read")
-            self._redis_health.record(ticket, success=False)
-            return _UNAVAILABLE
+            self._redis_health.settle(ticket, exc.fault)
+            return _POOL_EXHAUSTED if exc.fault is Fault.POOL else _UNAVAILABLE
         except BaseException:  # cancelled: no outcome, the trial (if it was one) passes to the next request
             self._redis_health.release(ticket)
             raise
-        self._redis_health.record(ticket, success=True)
+        self._redis_health.settle(ticket, None)
         return entry
+
+    async def _paraphrase(self, prepared: Prepared, request: CacheRequest) -> ParaphraseHit | None:
+        """The L2 hit, or None (a miss, or Redis failed: that is reported to the breaker)."""
+        assert self._finder is not None
+        try:
+            with request.trace.timing("l2"):
+                return await self._finder.find(prepared, request.controls)
+        except CacheUnavailableError as exc:
+            request.trace.failed("redis", "search")
+            self._redis_health.observe(exc.fault)
+            return None
 
     async def _prepare(self, request: CacheRequest, key: str, cache_up: bool) -> Prepared | Unembedded | None:
         """The prompt's vector, for the cache (while Redis is up) and for the router (whatever Redis does)."""
@@ -206,7 +218,7 @@ class Pipeline:
             # Promote: the next identical request is an L1 hit. Same expiry as the original answer.
             parsed = request.parsed
             listing = catalog_record(parsed.kind, parsed.body, request.scope, parsed.model, key, hit.entry_key)
-            if not await self._write_back.promote(key, hit.entry, hit.ttl_ms, listing):
+            if await self._write_back.promote(key, hit.entry, hit.ttl_ms, listing) == "failed":
                 request.trace.failed("redis", "write")
         request.trace.cached_usage = usage_of(hit.entry.response)
         headers = [(SIMILARITY_HEADER, f"{hit.similarity:.4f}"), *_route_header(route)]
@@ -277,11 +289,15 @@ class Pipeline:
         return await self._forwarder.send(request, forward)
 
 
+@dataclass(frozen=True, slots=True)
 class _Unavailable:
-    """The L1 lookup could not ask Redis (distinct from None, a miss)."""
+    """The L1 lookup could not ask Redis (distinct from None, a miss): the bypass reason says why."""
+
+    reason: str
 
 
-_UNAVAILABLE = _Unavailable()
+_UNAVAILABLE = _Unavailable("redis-unavailable")
+_POOL_EXHAUSTED = _Unavailable("redis-pool-exhausted")  # back-pressure in this process: Redis itself is fine
 
 
 async def _decide(router: Router, embedded: Prepared | Unembedded | None) -> RouteDecision | UndecidedReason:
@@ -295,11 +311,11 @@ async def _decide(router: Router, embedded: Prepared | Unembedded | None) -> Rou
     return "timeout" if embedded.reason == "timeout" else "embedder-error"
 
 
-def _bypass_reason(client_lookup: bool, route: RouteDecision, cache_up: bool) -> str:
+def _bypass_reason(client_lookup: bool, route: RouteDecision, unavailable: _Unavailable | None) -> str:
     if route.undecided is not None:
         return "route-undecided"
-    if not cache_up:
-        return "redis-unavailable"
+    if unavailable is not None:
+        return unavailable.reason
     if not client_lookup:
         return "cache-control"
     return "route" if route.cache.no_cache else "no-lookup"

@@ -136,7 +136,9 @@ class RedisSettings(Section):
     socket_timeout_s: float = Field(
         0.25,
         gt=0,
-        description="Seconds a Redis command may take before the cache is bypassed for that request (never retried).",
+        description="Seconds a Redis command may take before the cache is bypassed for that request. A timeout is "
+        "never retried; a connection found closed (Redis restarted) is retried once, at once, on a new one. Stalls "
+        "of this process's event loop do not count (up to 20 times this).",
     )
     connect_timeout_s: float = Field(0.5, gt=0, description="Seconds to connect to Redis.")
     breaker_failure_threshold: int = Field(
@@ -145,7 +147,19 @@ class RedisSettings(Section):
     breaker_reset_s: float = Field(
         5.0, gt=0, description="Seconds before one request tries Redis again; caching resumes when it works."
     )
-    max_connections: int = Field(64, ge=1, description="Redis connection pool size.")
+    max_connections: int = Field(
+        64,
+        ge=1,
+        description="Redis connections per worker process. When all are busy a command waits for one "
+        "(pool_timeout_s); size Redis's maxclients for replicas x workers x this.",
+    )
+    pool_timeout_s: float = Field(
+        0.25,
+        gt=0,
+        description="Seconds a command waits for a free pooled connection when all max_connections are busy. A "
+        "wait that runs out bypasses the cache for that request (reason redis-pool-exhausted); it is back-pressure, "
+        "not an outage, and never opens the breaker.",
+    )
     embedded_data_dir: Path = Field(
         Path(".llmproxy/redis"), description="Data folder of the embedded Redis (used only when url is unset)."
     )

@@ -10,7 +10,7 @@ from typing import Literal
 
 Stage = Literal["l1", "embed", "router", "l2", "upstream", "write"]
 Result = Literal["hit_l1", "hit_l2", "miss", "bypass", "error"]
-WriteOutcome = Literal["stored", "incomplete", "too_large", "failed"]
+WriteOutcome = Literal["stored", "incomplete", "too_large", "rejected_oom", "failed"]
 Component = Literal["redis", "embedder"]
 FlightRole = Literal["leader", "follower_local", "follower_remote"]
 # leader: stored | not_stored; followers: served | leader_gone | timeout; any role: redis_error (went upstream).

@@ -1,6 +1,7 @@
 """POST /admin/invalidate and POST /admin/flush: delete cached answers by condition, by prompt, or all.
 
-Both answer `{"dry_run", "matched", "deleted", "filters"}` and record the change (dry runs too) in the audit log.
+Both answer `{"dry_run", "matched", "deleted", "filters", "audited"}` and record the change (dry runs too) in the audit
+log; `audited` is false when Redis refused the audit write (the change is done all the same).
 """
 
 from __future__ import annotations
@@ -56,12 +57,13 @@ async def flush(request: Request, state: AppState) -> Response:
 
 
 async def _answer(request: Request, state: AppState, change: Change) -> Response:
-    await record_change(request, state, change)
+    audited = await record_change(request, state, change)
     outcome = change.outcome
     body = {
         "dry_run": change.dry_run,
         "matched": outcome.matched,
         "deleted": outcome.deleted,
         "filters": dict(change.filters),
+        "audited": audited,
     }
     return json_response(body)

@@ -131,7 +131,7 @@ class ProxyMetrics:
         self.cache_writes = Counter(
             "llmproxy_cache_writes",
             "Write-backs of upstream answers: stored, incomplete (not cacheable), too_large (over "
-            "cache.max_entry_bytes) or failed (Redis error).",
+            "cache.max_entry_bytes), rejected_oom (Redis full: maxmemory under noeviction) or failed (Redis error).",
             ["outcome"],
             registry=registry,
         )
@@ -167,7 +167,8 @@ class ProxyMetrics:
         )
         self.bypasses = Counter(
             "llmproxy_cache_bypass",
-            "Requests that did not use the cache, by reason (redis-unavailable, cache-control, route).",
+            "Requests that did not use the cache, by reason (redis-unavailable, redis-pool-exhausted, cache-control, "
+            "route).",
             ["reason"],
             registry=registry,
         )
