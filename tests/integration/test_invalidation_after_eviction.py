@@ -187,7 +187,7 @@ def test_deleting_an_entry_without_its_catalog_document_takes_it_and_its_copies(
     evict(admin_proxy, original, "cat")
     evict(admin_proxy, Answer(copy_id, scope, lambda: ""), "cat")
     response = admin_proxy.http.delete(f"/admin/entries/{original.id}")
-    assert (response.status_code, response.json()) == (200, {"deleted": 2})
+    assert (response.status_code, response.json()) == (200, {"deleted": 2, "audited": True})
     assert not {original.id, copy_id} & (admin_proxy.ids("l1") | admin_proxy.ids("l2"))
     assert admin_proxy.http.delete(f"/admin/entries/{original.id}").status_code == 404
     assert original.ask_again() == "MISS"
