@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from llmproxy.api.context import app_state
 from llmproxy.api.render import ClosingStreamingResponse
-from llmproxy.errors import ProxyError
+from llmproxy.errors import InvalidRequestError, ProxyError
 from llmproxy.trace import RequestTrace
 from llmproxy.upstream.client import Headers, attempts_header, relayable_headers
 
@@ -24,11 +24,10 @@ async def passthrough(request: Request) -> Response:
     resources = AsyncExitStack()
     resources.callback(state.telemetry.finish, trace)  # runs last, once the body was sent or abandoned
     try:
+        path = _upstream_path(request)
         with trace.timing("upstream"):
             stream = await resources.enter_async_context(
-                state.upstream.open(
-                    request.method, request.url.path, request.url.query, _headers(request), _content(request)
-                )
+                state.upstream.open(request.method, path, request.url.query, _headers(request), _content(request))
             )
     except BaseException as exc:
         trace.status = exc.status_code if isinstance(exc, ProxyError) else 500
@@ -37,6 +36,21 @@ async def passthrough(request: Request) -> Response:
     trace.status = trace.upstream_status = stream.status
     headers = [*relayable_headers(stream.headers, decoded=False), *attempts_header(stream.attempts)]
     return ClosingStreamingResponse(stream.chunks(decoded=False), stream.status, headers, resources.aclose)
+
+
+def _upstream_path(request: Request) -> str:
+    """The path as the client wrote it: percent-escapes (%2F, %00) are the upstream's to interpret.
+
+    Raises:
+        InvalidRequestError: a "." or ".." segment (written or escaped), which would lead outside the upstream's /v1.
+    """
+    decoded: str = request.scope["path"]
+    if any(segment in (".", "..") for segment in decoded.split("/")):
+        raise InvalidRequestError(
+            f"The path {decoded!r} has '.' or '..' segments; API paths never do.", code="invalid_path"
+        )
+    raw_path: bytes | None = request.scope.get("raw_path")
+    return raw_path.decode("latin-1") if raw_path else request.url.path
 
 
 def _headers(request: Request) -> Headers:
