@@ -23,6 +23,7 @@ from llmproxy.app import create_app
 from llmproxy.embedded_redis import EmbeddedRedis, EmbeddedRedisConfig
 from llmproxy.embeddings import ModelLoader, load_model
 from llmproxy.fake_upstream import FakeUpstreamConfig, create_fake_upstream
+from llmproxy.http_protocol import server_options
 from llmproxy.settings import EmbeddingSettings, Settings, load_settings
 from tests.admin_support import ADMIN_TOKEN, AdminProxy, drop_indexes
 from tests.servers import serve_in_thread
@@ -105,8 +106,8 @@ def model_loader() -> ModelLoader:
 
 @pytest.fixture(scope="session")
 def proxy_url(redis_url: str, upstream_url: str, model_loader: ModelLoader) -> Iterator[str]:
-    app = create_app(proxy_settings(redis_url, upstream_url + "/v1"), model_loader=model_loader)
-    with serve_in_thread(app) as url:
+    settings = proxy_settings(redis_url, upstream_url + "/v1")
+    with serve_in_thread(create_app(settings, model_loader=model_loader), **server_options(settings.server)) as url:
         yield url
 
 
@@ -120,7 +121,8 @@ def start_proxy(
     def start(**sections: dict[str, Any]) -> Iterator[str]:
         upstream_api = sections.pop("upstream_api_url", upstream_url + "/v1")
         settings = proxy_settings(str(sections.pop("redis_url", redis_url)), str(upstream_api), **sections)
-        with serve_in_thread(create_app(settings, model_loader=model_loader)) as url:
+        app = create_app(settings, model_loader=model_loader)
+        with serve_in_thread(app, **server_options(settings.server)) as url:
             yield url
 
     return start
