@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 
 import anyio
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
-from llmproxy.errors import InvalidRequestError, RequestTimeoutError, RequestTooLargeError
+from llmproxy.errors import InvalidRequestError, ProxyError, RequestTimeoutError, RequestTooLargeError
 
 
 async def read_body(request: Request, limit: int, timeout_s: float) -> bytes:
@@ -18,6 +18,7 @@ async def read_body(request: Request, limit: int, timeout_s: float) -> bytes:
         InvalidRequestError: a Content-Length that is not a number.
         RequestTimeoutError: the whole body did not arrive within timeout_s (a lying Content-Length, a chunked
             body that never ends, or one trickled byte by byte).
+        InvalidRequestError: the client closed the connection before the end of the body.
     """
     declared = request.headers.get("content-length")
     if declared is not None:
@@ -36,27 +37,30 @@ async def read_body(request: Request, limit: int, timeout_s: float) -> bytes:
                 parts.append(part)
     except TimeoutError as exc:
         raise body_timeout(timeout_s) from exc
+    except ClientDisconnect as exc:
+        raise client_left() from exc
     return b"".join(parts)
 
 
 class StreamedBody:
     """A request body relayed as it arrives, each wait for its next bytes bounded by timeout_s.
 
-    On a stall the relay fails and `on_stall` runs first, so the caller can stop waiting on the upstream
-    (which is not at fault) and answer 408; `stalled` tells it that this is what happened.
+    When the body stalls or the client leaves, `on_abort` runs before the relay fails, so the caller can stop
+    waiting on the upstream (which is not at fault); `failure` is then the error to answer with.
     """
 
     def __init__(self, request: Request, timeout_s: float) -> None:
         self._request = request
         self._timeout_s = timeout_s
-        self.stalled = False
-        self.on_stall: Callable[[], None] = lambda: None
+        self.failure: ProxyError | None = None
+        self.on_abort: Callable[[], None] = lambda: None
 
     async def chunks(self) -> AsyncIterator[bytes]:
         """The body's bytes.
 
         Raises:
             RequestTimeoutError: no bytes for timeout_s.
+            InvalidRequestError: the client closed the connection before the end of the body.
         """
         parts = self._request.stream().__aiter__()
         while True:
@@ -66,15 +70,27 @@ class StreamedBody:
             except StopAsyncIteration:
                 return
             except TimeoutError as exc:
-                self.stalled = True
-                self.on_stall()
-                raise body_timeout(self._timeout_s) from exc
+                raise self._abort(body_timeout(self._timeout_s)) from exc
+            except ClientDisconnect as exc:
+                raise self._abort(client_left()) from exc
             yield part
+
+    def _abort(self, failure: ProxyError) -> ProxyError:
+        self.failure = failure
+        self.on_abort()
+        return failure
 
 
 def body_timeout(timeout_s: float) -> RequestTimeoutError:
     """The 408 for a body that did not arrive in time."""
     return RequestTimeoutError(f"The request body did not arrive within {timeout_s:g} s.")
+
+
+def client_left() -> InvalidRequestError:
+    """The error for a body cut short by the client: nobody reads it, but it is a client error, not ours."""
+    return InvalidRequestError(
+        "The client closed the connection before its request body arrived.", code="client_closed"
+    )
 
 
 def _too_large(limit: int) -> RequestTooLargeError:

@@ -8,7 +8,7 @@ import anyio
 from starlette.requests import Request
 from starlette.responses import Response
 
-from llmproxy.api.body import StreamedBody, body_timeout
+from llmproxy.api.body import StreamedBody
 from llmproxy.api.context import app_state
 from llmproxy.api.render import ClosingStreamingResponse
 from llmproxy.errors import InvalidRequestError, ProxyError
@@ -41,22 +41,24 @@ async def _open_upstream(request: Request, trace: RequestTrace, resources: Async
     Raises:
         InvalidRequestError: the path has dot segments.
         RequestTimeoutError: the client's body stalled; the upstream call was abandoned, no fault of the upstream's.
+        InvalidRequestError: the client left before the end of its body (likewise abandoned).
         UpstreamError: the upstream could not be reached (see UpstreamClient.open).
     """
     state = app_state(request)
     path = _upstream_path(request)
     body = _streamed_body(request, state.settings.server.body_read_timeout_s)
     with anyio.CancelScope() as waiting:
-        # A stalled body cancels the wait: the upstream's breaker then counts no failure (a cancelled attempt).
+        # A stalled or abandoned body cancels the wait: the upstream's breaker counts no failure (cancelled).
         if body is not None:
-            body.on_stall = waiting.cancel
+            body.on_abort = waiting.cancel
         with trace.timing("upstream"):
             return await resources.enter_async_context(
                 state.upstream.open(
                     request.method, path, request.url.query, _headers(request), body.chunks() if body else b""
                 )
             )
-    raise body_timeout(state.settings.server.body_read_timeout_s)
+    assert body is not None and body.failure is not None  # only an aborted body cancels the scope
+    raise body.failure
 
 
 def _upstream_path(request: Request) -> str:

@@ -6,11 +6,13 @@ they only keep a broken build from hanging, the assertions are about what the se
 
 from __future__ import annotations
 
+import logging
 import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack
 
+import httpx
 import orjson
 import pytest
 
@@ -171,3 +173,26 @@ def test_stalled_passthrough_body_is_no_upstream_failure(
         with open_socket(url) as again:
             again.sendall(b"GET /v1/models HTTP/1.1\r\n" + HEAD + b"\r\n")
             assert read_response(again).status == 200
+
+
+def requests_counted(url: str, endpoint: str) -> float:
+    metrics = httpx.get(url + "/metrics").text
+    lines = [line for line in metrics.splitlines() if line.startswith("llmproxy_requests_total{")]
+    return sum(float(line.rsplit(" ", 1)[1]) for line in lines if f'endpoint="{endpoint}"' in line)
+
+
+@pytest.mark.parametrize(
+    ("path", "endpoint"), [("/v1/chat/completions", "/v1/chat/completions"), ("/v1/echo/upload", "passthrough")]
+)
+def test_client_leaving_mid_body_is_no_internal_error_nor_upstream_failure(
+    start_proxy: Callable[..., AbstractContextManager[str]], caplog: pytest.LogCaptureFixture, path: str, endpoint: str
+) -> None:
+    with start_proxy(**SLOW_SETTINGS, upstream={"breaker_failure_threshold": 1}) as url:
+        with open_socket(url) as sock:
+            sock.sendall(f"POST {path} HTTP/1.1\r\n".encode() + HEAD + b"content-length: 100\r\n\r\n{")
+        deadline = time.monotonic() + SOCKET_TIMEOUT_S
+        while requests_counted(url, endpoint) < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)  # a poll for the request's end, which /metrics records
+        assert requests_counted(url, endpoint) == 1
+        assert [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR] == []
+        assert httpx.get(url + "/v1/models", headers={"authorization": "Bearer sk-x"}).status_code == 200
