@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 import redis
+from hypothesis import HealthCheck, settings
 from openai import AsyncOpenAI, OpenAI
 from redis.asyncio import Redis as AsyncRedis
 
@@ -27,6 +28,13 @@ from llmproxy.http_protocol import server_options
 from llmproxy.settings import EmbeddingSettings, Settings, load_settings
 from tests.admin_support import ADMIN_TOKEN, AdminProxy, drop_indexes
 from tests.servers import serve_in_thread
+
+# Fuzz tests (test_fuzz.py): `ci` runs by default, the same examples every time and well under a minute;
+# `--hypothesis-profile=fuzz` is the long run by hand (BENCHMARKS.md, Robustness). Real HTTP: no deadline.
+_FUZZ = {"deadline": None, "database": None, "suppress_health_check": [HealthCheck.too_slow]}
+settings.register_profile("ci", max_examples=100, derandomize=True, **_FUZZ)
+settings.register_profile("fuzz", max_examples=5000, **_FUZZ)
+settings.load_profile("ci")
 
 TEST_KEY_PREFIX = "llmproxy-test"
 TEST_MAX_BODY_BYTES = 64 * 1024

@@ -15,7 +15,7 @@ import pytest
 
 from tests.admin_support import AdminProxy
 from tests.conftest import FakeUpstream
-from tests.http_support import OneConnection, RawHeaders, assert_error_shape, connect, read_response
+from tests.http_support import OneConnection, RawHeaders, assert_error_shape, closed_by_server, connect, read_response
 
 CHAT = "/v1/chat/completions"
 
@@ -207,3 +207,17 @@ def test_admin_body_nested_too_deeply_is_a_400(admin_proxy: AdminProxy, path: st
         error = assert_error_shape(held.send("POST", path, b'{"model": ' + nested(300) + b"}"), 400)
         assert error["code"] == "invalid_json"
         assert held.still_usable()
+
+
+@pytest.mark.parametrize("byte", [0x00, 0x01, 0x08, 0x0B, 0x0C, 0x1F, 0x7F])
+def test_control_byte_in_a_header_is_a_400_in_openai_shape(proxy_url: str, api_key: str, byte: int) -> None:
+    # The parser refuses it; framing is lost, so the connection closes, and the server keeps answering others.
+    with connect(proxy_url) as sock:
+        sock.sendall(b"GET /v1/models HTTP/1.1\r\nhost: proxy\r\nx-title: a" + bytes([byte]) + b"b\r\n\r\n")
+        response = read_response(sock)
+        assert response.status == 400 and response.headers["connection"] == "close"
+        error = orjson.loads(response.body)["error"]
+        assert error["code"] == "invalid_http" and error["type"] == "invalid_request_error"
+        assert closed_by_server(sock)
+    with OneConnection(proxy_url, api_key) as fresh:
+        assert fresh.send("GET", "/v1/models").status_code == 200
