@@ -110,8 +110,10 @@ def parse_request(kind: EndpointKind, raw: bytes) -> ParsedRequest:
         validated = _MODELS[kind].model_validate(body)
     except ValidationError as exc:
         raise invalid_request_from(exc) from exc
-    stream = bool(getattr(validated, "stream", False))
-    options = getattr(validated, "stream_options", None)
+    # Only generations stream: on embeddings, `stream` and `stream_options` are unknown fields of any type.
+    generation = validated if isinstance(validated, _Generation) else None
+    stream = bool(generation is not None and generation.stream)
+    options = generation.stream_options if generation is not None else None
     include_usage = bool(stream and options is not None and options.include_usage)
     return ParsedRequest(kind=kind, body=body, model=body["model"], stream=stream, include_usage=include_usage)
 

@@ -84,6 +84,16 @@ VALID_BODIES = {
 }
 
 
+def test_embeddings_with_stream_fields_of_any_type_are_answered(
+    connection: OneConnection, upstream: FakeUpstream
+) -> None:
+    # Found by the long fuzz run: `stream_options` is no parameter of embeddings, so it may be anything.
+    body = b'{"model": "fake-embed", "input": "x", "stream": true, "stream_options": 1.5}'
+    response = connection.send("POST", "/v1/embeddings", body)
+    assert response.status_code == 200, response.text
+    assert connection.still_usable()
+
+
 @pytest.mark.parametrize("depth", [300, 1000], ids=["300-levels", "1000-levels"])
 @pytest.mark.parametrize("path", list(VALID_BODIES))
 def test_deeply_nested_json_is_a_400(connection: OneConnection, upstream: FakeUpstream, path: str, depth: int) -> None:

@@ -115,3 +115,12 @@ def test_other_content_parts_are_left_to_the_upstream() -> None:
     content = [{"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}, {"type": "input_audio"}]
     raw = orjson.dumps({"model": "m", "messages": [{"role": "user", "content": content}]})
     assert parse_request("chat", raw).body["messages"][0]["content"] == content
+
+
+@pytest.mark.parametrize("options", [1.5, True, "yes", [1], {"include_usage": True}])
+def test_embeddings_are_never_streamed_whatever_stream_fields_they_carry(options: object) -> None:
+    # Embeddings have no stream parameter: such fields are unknown ones, forwarded for the upstream to judge.
+    raw = orjson.dumps({"model": "m", "input": "x", "stream": True, "stream_options": options})
+    parsed = parse_request("embedding", raw)
+    assert (parsed.stream, parsed.include_usage) == (False, False)
+    assert parsed.body["stream_options"] == options
