@@ -47,6 +47,18 @@ class ServerSettings(Section):
         description="uvicorn worker processes. Each loads its own copy of the embedding model (~100 MB); "
         "metrics from all of them are merged on /metrics.",
     )
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds a client has to send a request's headers, counted from the connection's opening or the "
+        "request's first byte; slower: 408 and the connection is closed (uvicorn has no header deadline of its own).",
+    )
+    body_read_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds to receive a whole request body on the cached and admin routes; on pass-through routes "
+        "(uploads of any size) the longest wait for its next bytes. Slower: 408 and the connection is closed.",
+    )
 
 
 class UpstreamSettings(Section):

@@ -28,7 +28,7 @@ async def invalidate(request: Request, state: AppState) -> Response:
         InvalidRequestError: a bad body, no condition, or a prompt while the semantic cache is off.
     """
     who = actor(request)  # a bad X-LLMProxy-Actor is refused before anything is deleted
-    body = invalidate_body(await read_body(request, MAX_ADMIN_BODY_BYTES))
+    body = invalidate_body(await read_body(request, MAX_ADMIN_BODY_BYTES, state.settings.server.body_read_timeout_s))
     entry_filter = body.entry_filter(state.clock())
     filters = body.described()
     try:
@@ -51,7 +51,7 @@ async def flush(request: Request, state: AppState) -> Response:
         InvalidRequestError: the body lacks {"confirm": "flush-all"}.
     """
     who = actor(request)
-    body = flush_body(await read_body(request, MAX_ADMIN_BODY_BYTES))
+    body = flush_body(await read_body(request, MAX_ADMIN_BODY_BYTES, state.settings.server.body_read_timeout_s))
     outcome = await state.admin.invalidator.flush(body.dry_run)
     return await _answer(request, state, Change(who, "flush", {}, outcome, body.dry_run))
 

@@ -156,7 +156,7 @@ class UpstreamClient:
         """
 
         def build() -> httpx.Request:
-            return self._http.build_request(method, self.url_for(path), headers=headers, content=content)
+            return self._http.build_request(method, self.url_for(path), headers=wire_headers(headers), content=content)
 
         answer = await self._attempts.answer(build, replayable=True)
         try:
@@ -186,7 +186,7 @@ class UpstreamClient:
         self, method: str, url: str, headers: Headers, content: bytes | AsyncIterator[bytes]
     ) -> AsyncIterator[UpstreamStream]:
         def build() -> httpx.Request:
-            return self._http.build_request(method, url, headers=headers, content=content)
+            return self._http.build_request(method, url, headers=wire_headers(headers), content=content)
 
         answer = await self._attempts.answer(build, replayable=isinstance(content, bytes))
         try:
@@ -202,6 +202,27 @@ class UpstreamClient:
             raise timeout_error(self._origin) from exc
         except httpx.HTTPError as exc:
             raise upstream_error(exc, self._origin) from exc
+
+
+def wire_headers(headers: Headers) -> list[tuple[bytes, bytes]]:
+    """Header values as the bytes sent upstream.
+
+    Values arrive decoded as ISO-8859-1 (ASCII in practice; httpx refuses anything else in a str). A value whose
+    bytes are UTF-8 is sent unchanged; other bytes are read as ISO-8859-1 text, HTTP's historical charset, and sent
+    as its UTF-8, the only encoding the aiohttp transport writes header text in.
+    """
+    return [(name.encode("ascii"), _wire_value(value)) for name, value in headers]
+
+
+def _wire_value(value: str) -> bytes:
+    if value.isascii():
+        return value.encode("ascii")
+    try:
+        raw = value.encode("latin-1")
+        raw.decode("utf-8")
+    except UnicodeError:  # not UTF-8 bytes, or text of our own beyond ISO-8859-1 (a configured key)
+        return value.encode("utf-8")
+    return raw
 
 
 def attempts_header(attempts: int) -> Headers:

@@ -20,7 +20,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from llmproxy.settings import Settings, load_settings
+from llmproxy.settings import ServerSettings, Settings, load_settings
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "helm" / "llmproxy"
@@ -218,6 +218,19 @@ def test_autoscaling_off_sets_replicas_and_drops_the_hpa() -> None:
     assert one(docs, "Deployment")["spec"]["replicas"] == 3
     assert not by_kind(docs, "HorizontalPodAutoscaler")
     assert not by_kind(docs, "PodDisruptionBudget")
+
+
+def test_defaults_set_the_read_deadlines_the_proxy_defaults_to() -> None:
+    # uvicorn has no header deadline; the chart passes the proxy's own, so operators see and tune them here.
+    env = env_of(manifests())
+    server = ServerSettings()
+    assert float(env["LLMPROXY_SERVER__HEADER_TIMEOUT_S"]["value"]) == server.header_timeout_s
+    assert float(env["LLMPROXY_SERVER__BODY_READ_TIMEOUT_S"]["value"]) == server.body_read_timeout_s
+    changed = env_of(manifests({"timeouts": {"headerSeconds": 3, "bodyReadSeconds": 30}}))
+    assert (
+        changed["LLMPROXY_SERVER__HEADER_TIMEOUT_S"]["value"],
+        changed["LLMPROXY_SERVER__BODY_READ_TIMEOUT_S"]["value"],
+    ) == ("3", "30")
 
 
 def test_secret_refs_workers_and_extra_env() -> None:
