@@ -28,9 +28,13 @@ from llmproxy.cache.semantic import SemanticIndex, SemanticIndexError
 from llmproxy.cache.single_flight import SingleFlight
 from llmproxy.cache.writeback import WriteBack
 from llmproxy.embeddings.embedder import Embedder, ModelLoader
+from llmproxy.proxy.cache_steps import CacheSteps
+from llmproxy.proxy.coalescing import Coalescer
+from llmproxy.proxy.forwarder import Forwarder, Upstreams
 from llmproxy.proxy.pipeline import Pipeline
+from llmproxy.proxy.replies import Replies
 from llmproxy.routing import Router, RoutesError, load_routes
-from llmproxy.settings import Settings, UpstreamSettings
+from llmproxy.settings import DEFAULT_UPSTREAM, Settings, UpstreamSettings
 from llmproxy.state import STATE_KEY, AdminTools, AppState
 from llmproxy.store.errors import CacheUnavailableError
 from llmproxy.store.eviction import check_eviction_policy
@@ -47,8 +51,6 @@ from llmproxy.upstream.attempts import UpstreamHooks
 from llmproxy.upstream.client import UpstreamClient
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_UPSTREAM = "default"  # the metric label of the unnamed upstream
 
 
 def lifespan_for(
@@ -96,25 +98,20 @@ def lifespan_for(
                 time.monotonic,
             )
             write_back = WriteBack(
-                redis,
-                exact,
-                semantic.index,
-                time.time,
-                catalog,
-                redis_health,
+                redis=redis,
+                exact=exact,
+                index=semantic.index,
+                clock=time.time,
+                catalog=catalog,
+                health=redis_health,
                 max_entry_bytes=settings.cache.max_entry_bytes,
             )
-            pipeline = Pipeline(
-                exact,
-                write_back,
-                upstreams,
-                semantic.finder,
-                semantic.router,
-                time.time,
-                settings.upstream.request_stream_usage,
-                redis_health,
-                open_single_flight(settings, redis, background),
-                refuse_undecided=settings.router.on_undecided == "block",
+            pipeline = open_pipeline(
+                settings,
+                upstreams=Upstreams({"openai": upstreams}),  # issue 13 adds the Anthropic family's clients
+                cache=CacheSteps(exact=exact, finder=semantic.finder, write_back=write_back, health=redis_health),
+                router=semantic.router,
+                flight=open_single_flight(settings, redis, background),
             )
             # 6. Telemetry: the Prometheus metrics (made in step 2), Redis-wide figures sampled in the background,
             # and the traffic history written to RedisTimeSeries by a background task, off the request path.
@@ -123,16 +120,16 @@ def lifespan_for(
             # 7. The admin API's tools.
             admin = admin_tools(redis, settings.redis.key_prefix, catalog, semantic, metrics)
             state = AppState(
-                settings,
-                redis,
-                upstreams[None],
-                pipeline,
-                time.time,
-                semantic.router,
-                telemetry,
-                history,
-                admin,
-                redis_health,
+                settings=settings,
+                redis=redis,
+                upstream=upstreams[None],
+                pipeline=pipeline,
+                clock=time.time,
+                router=semantic.router,
+                telemetry=telemetry,
+                history=history,
+                admin=admin,
+                redis_health=redis_health,
             )
             # The model and libraries are millions of long-lived objects: keep them out of the garbage collector's
             # full passes, which otherwise stall the event loop for 100+ ms now and then (p99 of cache hits).
@@ -151,6 +148,24 @@ def upstream_clients(settings: Settings, metrics: ProxyMetrics) -> dict[str | No
         name: UpstreamClient(target, hooks=upstream_hooks(name or DEFAULT_UPSTREAM, metrics))
         for name, target in targets.items()
     }
+
+
+def open_pipeline(
+    settings: Settings, *, upstreams: Upstreams, cache: CacheSteps, router: Router | None, flight: SingleFlight | None
+) -> Pipeline:
+    """The request path over its cache steps: the forwarder, the replies it makes itself, single-flight."""
+    forwarder = Forwarder(
+        upstreams=upstreams, write_back=cache.write_back, want_usage=settings.upstream.request_stream_usage
+    )
+    replies = Replies(clock=time.time)
+    return Pipeline(
+        cache=cache,
+        router=router,
+        forwarder=forwarder,
+        replies=replies,
+        coalescer=None if flight is None else Coalescer(flight=flight, forwarder=forwarder, replies=replies),
+        refuse_undecided=settings.router.on_undecided == "block",
+    )
 
 
 def upstream_hooks(name: str, metrics: ProxyMetrics) -> UpstreamHooks:
