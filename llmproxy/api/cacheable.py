@@ -38,14 +38,15 @@ def cached_endpoint(protocol: WireProtocol) -> Callable[[Request], Awaitable[Res
         state = app_state(request)
         trace = RequestTrace(protocol.path)
         try:
-            reply = await state.pipeline.handle(await _cache_request(request, protocol, state, trace))
+            cache_request = await _cache_request(request, protocol, state, trace)
+            reply = await state.pipeline.handle(cache_request)
         except Exception as exc:
             error = exc if isinstance(exc, ProxyError) else _internal_error(request, exc)
             reply = error_reply(protocol, error)
             trace.status = reply.status
             state.telemetry.finish(trace)
             return render(reply)
-        return render(finish_after(reply, trace, state.telemetry))
+        return render(finish_after(reply, trace, state.telemetry, streamed=cache_request.parsed.stream))
 
     return endpoint
 

@@ -108,6 +108,10 @@ class WireProtocol(ABC):
             ProxyError: the body is not a valid request (rendered in this protocol's error shape).
         """
 
+    def headers_in_key(self, headers: RequestHeaders) -> tuple[tuple[str, str], ...]:
+        """The request's KEY_HEADERS, for its ParsedRequest."""
+        return picked_headers(headers, self.KEY_HEADERS)
+
     def bypass_reason(self, parsed: ParsedRequest) -> str | None:
         """Why this request may never be served from or stored in the cache (X-Cache-Bypass-Reason), or None."""
         return None
@@ -140,7 +144,10 @@ class WireProtocol(ABC):
 
     @abstractmethod
     def assembler(self, parsed: ParsedRequest, *, want_usage: bool) -> StreamAssembler:
-        """A fresh assembler for the stream answering `parsed` (`want_usage` as given to upstream_body)."""
+        """A fresh assembler for the stream answering `parsed` (`want_usage` as given to upstream_body).
+
+        Only asked when `parsed.stream`: a protocol that never streams may raise TypeError.
+        """
 
     @abstractmethod
     def is_complete(self, answer: JsonObject) -> bool:
@@ -148,7 +155,10 @@ class WireProtocol(ABC):
 
     @abstractmethod
     def replay(self, answer: JsonObject, parsed: ParsedRequest) -> bytes:
-        """The whole SSE body that streams a stored answer to `parsed`, text in several deltas."""
+        """The whole SSE body that streams a stored answer to `parsed`, text in several deltas.
+
+        Only asked when `parsed.stream`: a protocol that never streams may raise TypeError.
+        """
 
     def answer_body(self, answer: JsonObject) -> bytes:
         """The JSON body of a stored answer."""
@@ -162,7 +172,10 @@ class WireProtocol(ABC):
 
     @abstractmethod
     def fixed_answer(self, model: str, text: str, answer_id: str, created: int) -> JsonObject:
-        """A complete answer carrying a fixed text (a route's `respond` action)."""
+        """A complete answer carrying a fixed text (a route's `respond` action).
+
+        Only asked for requests with a semantic view (only those are routed): others may raise TypeError.
+        """
 
     @abstractmethod
     def refusal(self, status: int, message: str, code: str) -> JsonObject:

@@ -49,7 +49,8 @@ class ChatProtocol(ChunkedProtocol):
 
     def parse(self, raw: bytes, headers: RequestHeaders) -> ParsedRequest:
         body, request = validated(ChatRequest, raw)
-        return ParsedRequest(body=body, model=request.model, stream=bool(request.stream))
+        stream = bool(request.stream)
+        return ParsedRequest(body, request.model, stream, self.headers_in_key(headers))
 
     def semantic_view(self, body: JsonObject) -> SemanticView | None:
         params = self.key_fields(body)

@@ -28,7 +28,8 @@ class CompletionsProtocol(ChunkedProtocol):
 
     def parse(self, raw: bytes, headers: RequestHeaders) -> ParsedRequest:
         body, request = validated(CompletionRequest, raw)
-        return ParsedRequest(body=body, model=request.model, stream=bool(request.stream))
+        stream = bool(request.stream)
+        return ParsedRequest(body, request.model, stream, self.headers_in_key(headers))
 
     def semantic_view(self, body: JsonObject) -> SemanticView | None:
         params = self.key_fields(body)

@@ -28,7 +28,8 @@ class EmbeddingsProtocol(OpenAIProtocol):
 
     def parse(self, raw: bytes, headers: RequestHeaders) -> ParsedRequest:
         body, request = validated(EmbeddingRequest, raw)
-        return ParsedRequest(body=body, model=request.model, stream=False)
+        # Embeddings have no `stream` parameter: such a field is an unknown one, forwarded as it came.
+        return ParsedRequest(body, request.model, stream=False, key_headers=self.headers_in_key(headers))
 
     def semantic_view(self, body: JsonObject) -> SemanticView | None:
         return None  # the vector of one text is not the vector of a paraphrase

@@ -20,7 +20,7 @@ from llmproxy.protocols.json_body import decode_json_object
 from llmproxy.protocols.registry import ProtocolName
 from llmproxy.proxy.headers import ACTOR_HEADER
 from llmproxy.proxy.scope import NAMESPACE_PATTERN, TENANT_PATTERN
-from llmproxy.telemetry.duration import parse_duration
+from llmproxy.telemetry.duration import FORMS, parse_duration
 
 DEFAULT_ACTOR = "admin"
 MAX_ACTOR_CHARS = 64
@@ -31,7 +31,7 @@ Model = TypeVar("Model", bound=BaseModel)
 
 def _seconds(value: object) -> float:
     if not isinstance(value, str | int | float):
-        raise ValueError("must be a number of seconds or a duration such as 90s, 15m, 2h, 7d")
+        raise ValueError(f"must be {FORMS}")
     return parse_duration(value)
 
 
