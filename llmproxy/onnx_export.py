@@ -104,4 +104,3 @@ def _check_against_torch(model: SentenceTransformer, path: Path, feed: dict[str,
     worst = float(np.max(1 - cosine))
     if worst > MAX_CHECK_DISTANCE:
         raise OnnxExportError(f"the ONNX export {path} is off by a cosine distance of {worst:.2e}: not published")
-
