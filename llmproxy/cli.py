@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def serve_command(args: argparse.Namespace) -> int:
-    # Imported here: the server and the evaluation load torch (seconds), which `llmproxy cache ...` never needs.
+    # Imported here: the server and the evaluation load the embedding engine, which `llmproxy cache ...` never needs.
     from llmproxy.server import run_proxy
 
     overrides = _nested_overrides(

@@ -43,6 +43,8 @@ class OnnxBackend:
 
     def encode(self, texts: list[str]) -> NDArray[np.float32]:
         """Unit-length vectors of texts, one row each (truncated at the window)."""
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
         encodings = [self._tokenizer.encode(text) for text in texts]
         (pooled,) = self._session.run([self._manifest.output], self._feed(encodings))
         vectors = np.asarray(pooled, dtype=np.float32)

@@ -59,7 +59,8 @@ def main() -> None:
     print("| threshold | guards | onnx precision / recall | torch precision / recall | decisions that differ |")
     print("|---:|---|---|---|---:|")
     policies = [Policy(configured.threshold, guards=True), Policy(configured.threshold, guards=False)]
-    policies += [Policy(threshold, guards) for threshold in SWEEP for guards in (True, False)]
+    sweep = [threshold for threshold in SWEEP if threshold != configured.threshold]
+    policies += [Policy(threshold, guards) for threshold in sweep for guards in (True, False)]
     for policy in policies:
         print(compare(runs, policy))
 

@@ -80,7 +80,7 @@ def report_single(backends: dict[str, EncoderBackend], repeat: int, samples: int
     print("| backend | prompt | p50 ms | p99 ms | p50 of each run |")
     print("|---|---|---:|---:|---|")
     for label, prompts in (("short", PROMPTS), ("~230 tokens", LONG)):
-        results = side_by_side(backends, repeat, lambda b: single_prompt_ms(Embedder(b, 1, 0), prompts, samples))
+        results = side_by_side(backends, repeat, lambda b, p=prompts: single_prompt_ms(Embedder(b, 1, 0), p, samples))
         for name, (p50, p99, each) in results.items():
             print(f"| {name} | {label} | {p50:.2f} | {p99:.2f} | {', '.join(f'{v:.2f}' for v in each)} |")
 
@@ -90,9 +90,13 @@ def report_concurrent(backends: dict[str, EncoderBackend], repeat: int, seconds:
     print("|---|---:|---:|---:|---:|")
     for concurrency in CONCURRENCY:
         for max_batch in MAX_BATCH:
-            results = side_by_side(
-                backends, repeat, lambda b: asyncio.run(concurrent(Embedder(b, max_batch, 0), concurrency, seconds))
-            )
+
+            def measure(
+                backend: EncoderBackend, batch: int = max_batch, callers: int = concurrency
+            ) -> tuple[float, float]:
+                return asyncio.run(concurrent(Embedder(backend, batch, 0), callers, seconds))
+
+            results = side_by_side(backends, repeat, measure)
             for name, (rate, latency, _) in results.items():
                 print(f"| {name} | {concurrency} | {max_batch} | {rate:.0f} | {latency:.1f} |")
 
