@@ -45,6 +45,7 @@ WORKDIR /app
 COPY config/ config/
 
 # The proxy reads config/llmproxy.yaml (relative to /app) and LLMPROXY_* variables; these suit a container.
+# No routes are loaded unless LLMPROXY_ROUTER__ROUTES_FILE names a file (an example: config/routes.example.yaml).
 # Scale with replicas first; each extra worker holds its own copy of the model (~100 MB) and inference thread.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \

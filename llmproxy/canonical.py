@@ -32,9 +32,14 @@ def request_key(kind: EndpointKind, scope: str, body: JsonObject) -> str:
     return hashlib.sha256(orjson.dumps(document, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
+# The integers orjson can encode. A larger integral float (1e20, or an integer literal past 2^64 that orjson
+# decoded as a float) stays a float: as an int it could not be encoded into the key.
+_ENCODABLE_INTS = range(-(2**63), 2**64)
+
+
 def _normal_numbers(value: Any) -> Any:
     # JSON does not tell 1 from 1.0, so neither may the key ("temperature": 1 vs 1.0).
-    if isinstance(value, float) and value.is_integer():
+    if isinstance(value, float) and value.is_integer() and int(value) in _ENCODABLE_INTS:
         return int(value)
     if isinstance(value, dict):
         return {key: _normal_numbers(item) for key, item in value.items()}

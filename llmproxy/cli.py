@@ -9,7 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from llmproxy.cache.decision import Policy
+from llmproxy.cache.decision import Policy, load_policy_model
+from llmproxy.cache.learned import LearnedModelError
 from llmproxy.cache_commands import add_cache_commands
 from llmproxy.config_reference import render_reference
 from llmproxy.embedded_redis import EmbeddedRedisError
@@ -63,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--threshold", type=_unit_interval, help="largest cosine distance for a hit (default: semantic.threshold)"
     )
     pairs.add_argument("--no-guards", action="store_true", help="raw cosine distance only, no false-positive guards")
+    pairs.add_argument(
+        "--decision", choices=["rules", "learned"], help="the L2 decision to measure (default: semantic.decision)"
+    )
     pairs.add_argument(
         "--sweep", metavar="START:STOP:STEP", help="report each threshold from START to STOP, with and without guards"
     )
@@ -135,7 +139,13 @@ def eval_pairs_command(args: argparse.Namespace) -> int:
         return 2
     # Defaults are the configured production policy, so the figures describe what the proxy serves.
     threshold = settings.semantic.threshold if args.threshold is None else args.threshold
-    policy = Policy(threshold=threshold, guards=settings.semantic.guards and not args.no_guards)
+    decision = "rules" if args.no_guards else args.decision or settings.semantic.decision
+    try:
+        model = load_policy_model(decision, settings.semantic.decision_model)
+    except LearnedModelError as exc:
+        print(f"llmproxy: {exc}", file=sys.stderr)
+        return 2
+    policy = Policy(threshold=threshold, guards=settings.semantic.guards and not args.no_guards, learned=model)
     return run_eval_pairs(args.file, policy, settings.embeddings, sweep=sweep, limit=args.limit)
 
 

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
@@ -21,6 +22,8 @@ from llmproxy.settings import CacheSettings, SemanticSettings
 TTL_HEADER = "x-llmproxy-ttl"
 NAMESPACE_HEADER = "x-llmproxy-namespace"
 THRESHOLD_HEADER = "x-llmproxy-threshold"
+_DIGITS = re.compile(r"[0-9]+")
+_MAX_TTL_DIGITS = 18  # any longer TTL is beyond every max_ttl_s
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,11 +72,16 @@ def requested_ttl(value: str | None, cache: CacheSettings) -> int:
     """
     if value is None:
         return cache.default_ttl_s
-    if not value.strip().isdigit() or int(value) < 1:
+    digits = value.strip()
+    significant = digits.lstrip("0")
+    # ASCII digits only: str.isdigit() also accepts "²", which int() refuses.
+    if _DIGITS.fullmatch(digits) is None or not significant:
         raise InvalidRequestError(
             "X-LLMProxy-TTL must be a positive whole number of seconds.", param="X-LLMProxy-TTL", code="invalid_value"
         )
-    return max(cache.min_ttl_s, min(int(value), cache.max_ttl_s))
+    # Thousands of digits are still a number (clamped below), but int() refuses more than 4,300 of them.
+    seconds = int(significant) if len(significant) <= _MAX_TTL_DIGITS else cache.max_ttl_s
+    return max(cache.min_ttl_s, min(seconds, cache.max_ttl_s))
 
 
 def requested_threshold(value: str | None, semantic: SemanticSettings) -> float | None:

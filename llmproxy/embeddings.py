@@ -83,9 +83,19 @@ class Embedder:
                 vectors[index] = np.asarray(vector, dtype=np.float32)
         return vectors
 
+    @property
+    def window_limit(self) -> int:
+        """Tokens of a text the model sees (its window, less the special tokens)."""
+        return self.window_tokens - _SPECIAL_TOKENS
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        """Where each token of text lies in it, as (start, end) character offsets; runs the tokenizer only."""
+        encoded = self._model.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+        return [(int(start), int(end)) for start, end in encoded["offset_mapping"]]
+
     def fits_window(self, text: str) -> bool:
         """Whether the model sees the whole text (no truncation)."""
-        limit = self.window_tokens - _SPECIAL_TOKENS
+        limit = self.window_limit
         if len(text) <= limit:
             return True  # every token covers at least one character
         return self._model.count_tokens(text) <= limit

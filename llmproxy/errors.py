@@ -8,6 +8,7 @@ Hierarchy:
     ├── PermissionDeniedError      403
     ├── NotFoundError              404
     ├── MethodNotAllowedError      405
+    ├── RequestTimeoutError        408 (with Connection: close)
     ├── RequestTooLargeError       413
     ├── RateLimitError             429
     ├── UpstreamError              502
@@ -77,6 +78,18 @@ class MethodNotAllowedError(ProxyError):
     status_code = 405
     error_type = "invalid_request_error"
     code = "method_not_allowed"
+
+
+class RequestTimeoutError(ProxyError):
+    """The client did not send its request (headers or body) in time; the connection is closed after the answer."""
+
+    status_code = 408
+    error_type = "invalid_request_error"
+    code = "request_timeout"
+
+    def headers(self) -> dict[str, str]:
+        # The rest of the request may still arrive: the connection cannot carry another one.
+        return {"connection": "close"}
 
 
 class RequestTooLargeError(ProxyError):

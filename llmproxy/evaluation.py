@@ -22,6 +22,8 @@ from llmproxy.embeddings import Embedder, Vector, load_model
 from llmproxy.settings import EmbeddingSettings
 
 BATCH_SIZE = 64
+HARD_NEGATIVE_SOURCE = "gptcache_qqp_hardneg"  # adversarial by construction; "natural" is every other source
+NATURAL = "natural (all but hard negatives)"
 _PROGRESS_EVERY = 1024  # prompts between progress lines on stderr
 _MAX_SWEEP_POINTS = 200
 
@@ -208,6 +210,12 @@ def score_by_source(pairs: Sequence[LabelledPair], hits: Sequence[bool]) -> dict
     }
 
 
+def score_natural(pairs: Sequence[LabelledPair], hits: Sequence[bool]) -> Scores:
+    """Scores on every pair but the adversarial hard negatives: closer to what live traffic asks."""
+    kept = [(hit, pair.same) for pair, hit in zip(pairs, hits, strict=True) if pair.source != HARD_NEGATIVE_SOURCE]
+    return score((hit for hit, _ in kept), (same for _, same in kept))
+
+
 def run_eval_pairs(
     path: Path,
     policy: Policy,
@@ -231,7 +239,7 @@ def run_eval_pairs(
     embedded = embed_pairs(pairs, embedder, err)
     print(_describe(embedded), file=out)
     if sweep:
-        _report_sweep(embedded, sweep, out)
+        _report_sweep(embedded, policy, sweep, out)
     else:
         _report_policy(embedded, policy, out)
     return 0
@@ -248,7 +256,7 @@ def _describe(embedded: EmbeddedPairs) -> str:
 
 _COLUMNS: tuple[tuple[str, int], ...] = (("precision", 10), ("recall", 8), ("f1", 8), ("fpr", 8), ("hit rate", 10))
 _COLUMNS += (("tp", 6), ("fp", 6), ("tn", 6), ("fn", 6))
-_LABEL_WIDTH = 26
+_LABEL_WIDTH = 34
 _HEADER = " " * _LABEL_WIDTH + "".join(f"{name:>{width}}" for name, width in _COLUMNS)
 
 
@@ -264,26 +272,33 @@ def _report_policy(embedded: EmbeddedPairs, policy: Policy, out: TextIO) -> None
     hits = decide_all(embedded, policy)
     labels = [pair.same for pair in embedded.pairs]
     overall, by_source = score(hits, labels), score_by_source(embedded.pairs, hits)
-    print(f"threshold {policy.threshold:g}, guards {'on' if policy.guards else 'off'}\n\n{_HEADER}", file=out)
+    natural = score_natural(embedded.pairs, hits)
+    guards = "on" if policy.guards else "off"
+    print(f"decision {policy.decision}, threshold {policy.threshold:g}, guards {guards}\n\n{_HEADER}", file=out)
     print(_row("all pairs", overall), file=out)
     for source, scores in by_source.items():
         print(_row(f"  {source}", scores), file=out)
-    if policy.guards:
+    if by_source:
+        print(_row(NATURAL, natural), file=out)
+    if policy.guards or policy.learned is not None:
         raw = score(decide_all(embedded, Policy(policy.threshold, guards=False)), labels)
         print(_row("raw cosine, same threshold", raw), file=out)
-    summary: dict[str, object] = {"threshold": policy.threshold, "guards": policy.guards, "pairs": len(hits)}
+    summary: dict[str, object] = {"decision": policy.decision, "threshold": policy.threshold, "guards": policy.guards}
+    summary["pairs"] = len(hits)
     summary |= overall.figures()
     summary["by_source"] = {source: scores.figures() for source, scores in by_source.items()}
+    summary["natural"] = natural.figures()
     print(json.dumps(summary), file=out)
 
 
-def _report_sweep(embedded: EmbeddedPairs, thresholds: Sequence[float], out: TextIO) -> None:
+def _report_sweep(embedded: EmbeddedPairs, policy: Policy, thresholds: Sequence[float], out: TextIO) -> None:
+    """Each threshold raw (guards off) and with the policy's decision (guards on, or the learned model)."""
     labels = [pair.same for pair in embedded.pairs]
     print(f"\n{'threshold  guards':<{_LABEL_WIDTH}}{_HEADER[_LABEL_WIDTH:]}", file=out)
     rows: list[dict[str, object]] = []
     for threshold in thresholds:
         for guards in (False, True):
-            scores = score(decide_all(embedded, Policy(threshold, guards)), labels)
+            scores = score(decide_all(embedded, Policy(threshold, guards, policy.learned if guards else None)), labels)
             print(_row(f"{threshold:<11g}{'on' if guards else 'off'}", scores), file=out)
             row: dict[str, object] = {"threshold": threshold, "guards": guards}
             rows.append(row | scores.figures())

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from contextlib import AsyncExitStack
 
-import orjson
-
 from llmproxy.cache.writeback import WriteBack
 from llmproxy.exchange import CONTROL_HEADERS, SSE_TYPE, CacheRequest, Forward, Reply
 from llmproxy.stream_relay import RelayPlan, relay_stream
-from llmproxy.upstream.client import Headers, UpstreamClient, attempts_header, relayable_headers
-from llmproxy.wire import ENDPOINT_PATHS, JsonObject
+from llmproxy.upstream.answers import checked_answer
+from llmproxy.upstream.client import Headers, UpstreamClient, UpstreamReply, attempts_header, relayable_headers
+from llmproxy.wire import ENDPOINT_PATHS
 
 
 class Forwarder:
@@ -25,6 +24,7 @@ class Forwarder:
 
         Raises:
             UpstreamError: the upstream could not be reached (502) or timed out (504).
+            InvalidUpstreamAnswerError: it answered 200 with something other than an answer (502).
         """
         if request.parsed.stream and request.parsed.kind != "embedding":
             return await self._stream(request, forward)
@@ -40,23 +40,31 @@ class Forwarder:
                 "POST", path, self._outgoing_headers(request, forward.client), forward.body
             )
         trace.upstream_status = reply.status
-        response = _json_object(reply.body) if reply.status == 200 else None
-        if response is not None and forward.store is not None:
-            store_plan = forward.store
-            with trace.timing("write"):
-                trace.write = await self._write_back.store(
-                    store_plan.key,
-                    parsed.kind,
-                    parsed.model,
-                    response,
-                    forward.ttl_s,
-                    store_plan.record,
-                    store_plan.listing,
-                )
-            if trace.write == "failed":
-                trace.failed("redis", "write")
+        if reply.status == 200:
+            await self._store_answer(request, forward, reply)
         headers = [*relayable_headers(reply.headers, decoded=True), *forward.headers, *attempts_header(reply.attempts)]
         return Reply(reply.status, headers, reply.body)
+
+    async def _store_answer(self, request: CacheRequest, forward: Forward, reply: UpstreamReply) -> None:
+        """Check a 200 is an answer and store it when planned.
+
+        Raises:
+            InvalidUpstreamAnswerError: the body is not a JSON answer (truncated, HTML, an error object).
+        """
+        limit = self._write_back.max_entry_bytes
+        response = checked_answer(reply.body, _content_type(reply.headers), limit)
+        store, trace, parsed = forward.store, request.trace, request.parsed
+        if store is None:
+            return
+        if response is None:  # over the entry limit: not even parsed
+            trace.write = "too_large"
+            return
+        with trace.timing("write"):
+            trace.write = await self._write_back.store(
+                store.key, parsed.kind, parsed.model, response, forward.ttl_s, store.record, store.listing
+            )
+        if trace.write == "failed":
+            trace.failed("redis", "write")
 
     async def _stream(self, request: CacheRequest, forward: Forward) -> Reply:
         parsed = request.parsed
@@ -76,15 +84,18 @@ class Forwarder:
                 *attempts_header(stream.attempts),
             ]
             if stream.status != 200 or SSE_TYPE not in stream.content_type:
-                # An error (or a non-stream answer) is relayed as it came and never cached.
+                # An error (or a non-stream answer) is relayed as it came and never cached; a 200 must be an answer.
                 content = await stream.read()
+                if stream.status == 200:
+                    checked_answer(content, stream.content_type, self._write_back.max_entry_bytes)
                 await resources.aclose()
                 return Reply(stream.status, reply_headers, content)
         except BaseException:
             await resources.aclose()
             raise
         hide_usage = self._request_stream_usage and not parsed.include_usage
-        plan = RelayPlan(parsed.kind, parsed.model, forward.store, forward.ttl_s, hide_usage, trace)
+        limits = forward.client.stream_limits
+        plan = RelayPlan(parsed.kind, parsed.model, forward.store, forward.ttl_s, hide_usage, trace, limits)
         # The upstream response now belongs to the Reply: its `close` releases the connection.
         return Reply(200, reply_headers, relay_stream(stream, plan, self._write_back), resources.aclose)
 
@@ -93,9 +104,5 @@ class Forwarder:
         return client.outgoing_headers(request.headers, drop=CONTROL_HEADERS | {"accept-encoding"})
 
 
-def _json_object(raw: bytes) -> JsonObject | None:
-    try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    return value if isinstance(value, dict) else None
+def _content_type(headers: Headers) -> str:
+    return next((value for name, value in headers if name.lower() == "content-type"), "")

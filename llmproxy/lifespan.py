@@ -22,6 +22,7 @@ from llmproxy.cache.audit import AuditLog
 from llmproxy.cache.catalog import Catalog
 from llmproxy.cache.entry_view import EntryReader
 from llmproxy.cache.errors import CacheUnavailableError
+from llmproxy.cache.eviction import check_eviction_policy
 from llmproxy.cache.exact import ExactCache
 from llmproxy.cache.invalidation import Invalidator
 from llmproxy.cache.semantic import SemanticIndex, SemanticIndexError
@@ -31,8 +32,9 @@ from llmproxy.embeddings import Embedder, ModelLoader
 from llmproxy.paraphrase import ParaphraseFinder
 from llmproxy.pipeline import Pipeline
 from llmproxy.redis_client import RedisClient, create_redis, is_reachable
+from llmproxy.redis_health import RedisHealth
 from llmproxy.routing import Router, RoutesError, load_routes
-from llmproxy.settings import DEFAULT_ROUTES_FILE, Settings, UpstreamSettings
+from llmproxy.settings import Settings, UpstreamSettings
 from llmproxy.state import AdminTools, AppState
 from llmproxy.telemetry.history import History, HistoryWriter
 from llmproxy.telemetry.labels import BoundedLabels
@@ -70,6 +72,7 @@ def lifespan_for(
             resources.push_async_callback(redis.aclose)
             if not await is_reachable(redis):
                 logger.warning("Redis at %s does not answer yet; requests bypass the cache until it does", redis_url)
+            await check_eviction_policy(redis)  # warns under a policy that can evict the audit log or history
             # 2. The upstream connection pools: the default one, and one per named upstream, each with its own
             # breaker and retries, reported to the metrics.
             metrics = ProxyMetrics()
@@ -78,19 +81,30 @@ def lifespan_for(
                 resources.push_async_callback(client.aclose)
             # 3. The semantic layer: model, batcher task, vector index, router (skipped when disabled).
             exact = ExactCache(redis, settings.redis.key_prefix)
-            semantic = await open_semantic_layer(settings, redis, exact, model_loader, background, resources)
+            semantic = await open_semantic_layer(settings, redis, exact, model_loader, background)
             # 4. The catalog of cached answers, which the admin API lists and invalidates (needs no model).
             catalog = Catalog(redis, settings.redis.key_prefix)
             await ensure_catalog(catalog)
             # 5. The request pipeline over all of it.
-            # One breaker for the request path's Redis: failures anywhere open it, so requests stop waiting on it.
-            redis_health = CircuitBreaker(
-                settings.redis.breaker_failure_threshold,
-                settings.redis.breaker_reset_s,
+            # One breaker for the request path's Redis: outages anywhere open it, so requests stop waiting on it.
+            redis_health = RedisHealth(
+                CircuitBreaker(
+                    settings.redis.breaker_failure_threshold,
+                    settings.redis.breaker_reset_s,
+                    time.monotonic,
+                    on_change=lambda state: metrics.set_redis_breaker_state(state.value),
+                ),
                 time.monotonic,
-                on_change=lambda state: metrics.set_redis_breaker_state(state.value),
             )
-            write_back = WriteBack(redis, exact, semantic.index, time.time, catalog, redis_health)
+            write_back = WriteBack(
+                redis,
+                exact,
+                semantic.index,
+                time.time,
+                catalog,
+                redis_health,
+                max_entry_bytes=settings.cache.max_entry_bytes,
+            )
             pipeline = Pipeline(
                 exact,
                 write_back,
@@ -101,6 +115,7 @@ def lifespan_for(
                 settings.upstream.request_stream_usage,
                 redis_health,
                 open_single_flight(settings, redis, background),
+                refuse_undecided=settings.router.on_undecided == "block",
             )
             # 6. Telemetry: the Prometheus metrics (made in step 2), Redis-wide figures sampled in the background,
             # and the traffic history written to RedisTimeSeries by a background task, off the request path.
@@ -210,16 +225,15 @@ async def open_semantic_layer(
     exact: ExactCache,
     model_loader: ModelLoader,
     background: TaskGroup,
-    resources: AsyncExitStack,
 ) -> SemanticLayer:
-    """Load the model, start its batcher, open the L2 index and the router; their cleanup joins `resources`.
+    """Load the model, start its batcher (a task in `background`), open the L2 index and load the routes.
 
     Raises:
         SemanticIndexError: an existing L2 index does not match.
         RoutesError: the routes file is invalid.
     """
     if not settings.semantic.enabled:
-        if settings.router.routes_file is not None and settings.router.routes_file.is_file():
+        if settings.router.routes_file is not None:
             logger.warning("semantic.enabled is false: the routes in %s are not used", settings.router.routes_file)
         return SemanticLayer()
     model = await anyio.to_thread.run_sync(model_loader, settings.embeddings)
@@ -228,10 +242,11 @@ async def open_semantic_layer(
     background.start_soon(embedder.run_batcher)
     index = SemanticIndex(redis, settings.redis.key_prefix, embedder.dimension, settings.semantic.hnsw)
     await ensure_index(index)
-    finder = ParaphraseFinder(embedder, index, exact, settings.semantic, settings.embeddings.timeout_ms / 1000)
-    router = await open_router(Router(redis, settings.redis.key_prefix, embedder.dimension, embedder.encode), settings)
+    timeout_s = settings.embeddings.timeout_ms / 1000
+    finder = ParaphraseFinder(embedder, index, exact, settings.semantic, timeout_s)
+    # The route references live in this process (no Redis): routing holds while Redis is down or flushed.
+    router = await open_router(Router(embedder, embedder.dimension, settings.router.max_windows, timeout_s), settings)
     if router is not None:
-        resources.push_async_callback(router.close)
         reload_requests: asyncio.Queue[None] = asyncio.Queue(maxsize=1)
         background.start_soon(serve_reload_requests, reload_requests, router, settings)
         reload_on_sighup(reload_requests)
@@ -243,6 +258,8 @@ async def warm_up(embedder: Embedder) -> None:
     and that should be paid at startup, not inside a request's embedding timeout."""
     try:
         await anyio.to_thread.run_sync(embedder.encode, ["warm up"])
+        # A full window too: the first long input allocates again (a long prompt routed on its windows).
+        await anyio.to_thread.run_sync(embedder.encode, ["warm up " * (embedder.window_limit // 2)])
     except Exception:  # a failing model costs the semantic cache (each request skips L2), not the startup
         logger.exception("the embedding model failed its first run; requests will skip the semantic cache")
 
@@ -287,14 +304,14 @@ def admin_tools(
 
 
 async def open_router(router: Router, settings: Settings) -> Router | None:
-    """The router with its routes loaded, or None when there is no routes file.
+    """The router with its routes loaded (kept in this process), or None when no routes file is named.
 
     Raises:
-        RoutesError: the routes file is invalid, or was named explicitly and is missing.
+        RoutesError: the routes file is missing or invalid.
     """
     path = settings.router.routes_file
-    if path is None or (path == DEFAULT_ROUTES_FILE and not path.is_file()):
-        logger.info("no routes file: every request takes the default route")
+    if path is None:
+        logger.info("no routes file (router.routes_file): requests are only cached, never routed")
         return None
     await router.load(load_routes(path, upstream_names(settings)))
     logger.info("semantic router loaded %d routes from %s", len(router.table.routes), path)

@@ -9,11 +9,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from typing import Literal
 
-from llmproxy.cache.decision import Policy, decide
+from llmproxy.cache.decision import Policy, decide_features, load_policy_model
 from llmproxy.cache.entry import CacheEntry
-from llmproxy.cache.errors import CacheUnavailableError
 from llmproxy.cache.exact import ExactCache
+from llmproxy.cache.guards import features
 from llmproxy.cache.semantic import Partition, SemanticIndex, SemanticRecord
 from llmproxy.canonical import SemanticKey, semantic_key
 from llmproxy.controls import RequestControls
@@ -45,6 +46,18 @@ class Prepared:
     record: SemanticRecord
 
 
+# Why a request has no vector: no plain-text prompt, a prompt past the model's window, or the model's trouble.
+UnembeddedReason = Literal["no-text", "too-long", "timeout", "embedder-error"]
+
+
+@dataclass(frozen=True, slots=True)
+class Unembedded:
+    """A request whose prompt was not embedded, and why; the router decides long prompts on its own."""
+
+    reason: UnembeddedReason
+    prompt: str | None = None  # the text that was not embedded (None: there is none)
+
+
 class ParaphraseFinder:
     """Looks up earlier prompts with the same meaning in the same partition."""
 
@@ -61,42 +74,45 @@ class ParaphraseFinder:
         self._index = index
         self._exact = exact
         self._settings = settings
+        self._model = load_policy_model(settings.decision, settings.decision_model)  # read once, at startup
 
-    async def prepare(self, parsed: ParsedRequest, scope: str, entry_key: str, trace: RequestTrace) -> Prepared | None:
-        """Embed the request's prompt once; None when it has no L2 view or the model failed (fail open)."""
+    async def prepare(
+        self, parsed: ParsedRequest, scope: str, entry_key: str, trace: RequestTrace
+    ) -> Prepared | Unembedded:
+        """Embed the request's prompt once; Unembedded when it has no L2 view, is too long or the model failed."""
         key = semantic_key(parsed.kind, parsed.body)
         if key is None:
-            return None
+            return Unembedded("no-text")
         try:
             vector = await asyncio.wait_for(self._embedder.embed(key.prompt), self._embed_timeout_s)
         except TimeoutError:  # a busy or stuck model must cost the cache, not the request
             logger.warning("embedding took over %.0f ms; skipping the semantic cache", self._embed_timeout_s * 1000)
             trace.failed("embedder", "timeout")
-            return None
+            return Unembedded("timeout", key.prompt)
         except Exception:  # the model failing must cost the cache, not the request
             logger.exception("embedding failed; skipping the semantic cache for this request")
             trace.failed("embedder", "embed")
-            return None
+            return Unembedded("embedder-error", key.prompt)
         if vector is None:
-            return None
+            return Unembedded("too-long", key.prompt)
         partition = Partition(scope, parsed.model, key.params_hash, key.context_hash)
         return Prepared(key, SemanticRecord(partition, key.prompt, entry_key, vector))
 
-    async def find(self, prepared: Prepared, controls: RequestControls, trace: RequestTrace) -> ParaphraseHit | None:
-        """The first cached paraphrase the decision accepts, nearest first; None on any cache trouble."""
+    async def find(self, prepared: Prepared, controls: RequestControls) -> ParaphraseHit | None:
+        """The first cached paraphrase the decision accepts, nearest first, or None.
+
+        Raises:
+            CacheUnavailableError: Redis failed or timed out (the caller bypasses L2 and tells the breaker).
+        """
         policy = self.policy(prepared.record.partition.model, controls)
-        try:
-            return await self._find(prepared.key, prepared.record, policy)
-        except CacheUnavailableError:
-            trace.failed("redis", "search")
-            return None
+        return await self._find(prepared.key, prepared.record, policy)
 
     def policy(self, model: str, controls: RequestControls) -> Policy:
         """The request's header threshold, else the model's, else the default; guards per settings."""
         threshold = controls.threshold
         if threshold is None:
             threshold = self._settings.model_thresholds.get(model, self._settings.threshold)
-        return Policy(threshold=threshold, guards=self._settings.guards)
+        return Policy(threshold=threshold, guards=self._settings.guards, learned=self._model)
 
     async def _find(self, key: SemanticKey, record: SemanticRecord, policy: Policy) -> ParaphraseHit | None:
         """The first accepted neighbour whose answer is still cached.
@@ -110,8 +126,9 @@ class ParaphraseFinder:
             found = await self._exact.get_with_ttl(record.entry_key)
             if found is not None:
                 return ParaphraseHit(found[0], found[1], 1.0, record.entry_key)
+        query = features(key.prompt)  # once per lookup, whatever the number of candidates
         for neighbour in neighbours:
-            if not decide(key.prompt, neighbour.prompt, neighbour.distance, policy).hit:
+            if not decide_features(query, features(neighbour.prompt), neighbour.distance, policy).hit:
                 continue
             found = await self._exact.get_with_ttl(neighbour.entry_key)
             if found is not None:

@@ -10,11 +10,12 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 
 import orjson
 
-from llmproxy.breaker import BreakerState, CircuitBreaker, CircuitOpenError
+from llmproxy.breaker import BreakerState, CircuitOpenError
 from llmproxy.cache.catalog import catalog_record
 from llmproxy.cache.entry import CacheEntry
 from llmproxy.cache.errors import CacheUnavailableError
@@ -25,8 +26,18 @@ from llmproxy.canonical import request_key
 from llmproxy.errors import error_body
 from llmproxy.exchange import JSON_TYPE, SSE_TYPE, CacheRequest, Forward, Reply
 from llmproxy.forwarder import Forwarder
-from llmproxy.paraphrase import ParaphraseFinder, ParaphraseHit, Prepared
-from llmproxy.routing import DEFAULT_ROUTE, BlockAction, ForwardAction, RespondAction, RouteDecision, Router
+from llmproxy.paraphrase import ParaphraseFinder, ParaphraseHit, Prepared, Unembedded
+from llmproxy.redis_health import Fault, RedisHealth
+from llmproxy.routing import (
+    DEFAULT_ROUTE,
+    BlockAction,
+    ForwardAction,
+    RespondAction,
+    RouteDecision,
+    Router,
+    UndecidedReason,
+    undecided_route,
+)
 from llmproxy.streaming import replay_sse
 from llmproxy.trace import RequestTrace, Result, usage_of
 from llmproxy.upstream.client import Headers, UpstreamClient
@@ -60,8 +71,9 @@ class Pipeline:
         router: Router | None,
         clock: Callable[[], float],
         request_stream_usage: bool,
-        redis_health: CircuitBreaker,
+        redis_health: RedisHealth,
         flight: SingleFlight | None = None,
+        refuse_undecided: bool = False,
     ) -> None:
         self._redis_health = redis_health  # open: Redis is known to be down, every cache step is skipped
         self._exact = exact
@@ -72,6 +84,7 @@ class Pipeline:
         self._clock = clock
         self._request_stream_usage = request_stream_usage
         self._flight = flight
+        self._refuse_undecided = refuse_undecided  # router.on_undecided: block
         self._forwarder = Forwarder(write_back, request_stream_usage)
 
     async def handle(self, request: CacheRequest) -> Reply:
@@ -84,34 +97,34 @@ class Pipeline:
         parsed, controls, trace = request.parsed, request.controls, request.trace
         key = self._exact.key(request.scope, request_key(parsed.kind, request.scope, parsed.body))
         # Fail open: with Redis known to be down, skip every cache step (and the embedding that only feeds them).
-        cache_up = self._redis_health.state is not BreakerState.OPEN
+        unavailable = _UNAVAILABLE if self._redis_health.state is BreakerState.OPEN else None
         if controls.lookup:
             entry = await self._lookup(key, trace)
-            cache_up = entry is not _UNAVAILABLE
             if isinstance(entry, CacheEntry):
                 trace.cached_usage = usage_of(entry.response)
                 return self._serve(entry.kind, entry.response, entry.created_at, request, CacheStatus.HIT_L1, [])
-        prepared = await self._prepare(request, key) if cache_up else None
-        route = await self._route(prepared, trace)
+            unavailable = entry  # None: Redis answered (a miss)
+        cache_up = unavailable is None
+        embedded = await self._prepare(request, key, cache_up)
+        prepared = embedded if isinstance(embedded, Prepared) else None
+        route = await self._route(embedded, trace)
         logger.debug("route %s (distance %s) for a %s request", route.name, route.distance, parsed.kind)
         if isinstance(route.action, RespondAction):
             return self._respond(request, route.action, route)
         if isinstance(route.action, BlockAction):
-            return _block(route.action, route)
+            return _block(route.action, route, trace)
         # After a failed L1 lookup the L2 step and a write would most likely fail too, after more timeouts.
+        # An undecided route is no_cache: nothing is looked up, stored, promoted or coalesced for it.
         lookup = controls.lookup and not route.cache.no_cache and cache_up
         store = controls.store and not route.cache.no_cache and cache_up
         if lookup and prepared is not None and self._finder is not None:
-            with trace.timing("l2"):
-                hit = await self._finder.find(prepared, controls, trace)
+            hit = await self._paraphrase(prepared, request)
             if hit is not None:
                 return await self._serve_paraphrase(hit, key, request, store, route)
-            if ("redis", "search") in trace.errors:
-                self._redis_health.observe(success=False)
         status = CacheStatus.MISS if lookup else CacheStatus.BYPASS
         trace.result = _RESULTS[status]
         if status is CacheStatus.BYPASS:
-            trace.bypass_reason = controls.bypass_reason or _bypass_reason(controls.lookup, route, cache_up)
+            trace.bypass_reason = controls.bypass_reason or _bypass_reason(controls.lookup, route, unavailable)
         listing = catalog_record(parsed.kind, parsed.body, request.scope, parsed.model, key)
         forward = self._plan(
             request, route, route.action, StorePlan(key, prepared.record if prepared else None, listing), store, status
@@ -121,7 +134,8 @@ class Pipeline:
         return await self._send(request, forward)
 
     async def _lookup(self, key: str, trace: RequestTrace) -> CacheEntry | None | _Unavailable:
-        """The L1 entry, None on a miss, or _UNAVAILABLE when Redis failed or its breaker is open."""
+        """The L1 entry, None on a miss, or why Redis could not be asked (it failed, its breaker is open, no
+        connection came free in time)."""
         try:
             ticket = self._redis_health.admit()
         except CircuitOpenError:
@@ -129,30 +143,47 @@ class Pipeline:
         try:
             with trace.timing("l1"):
                 entry = await self._exact.get(key)
-        except CacheUnavailableError:
+        except CacheUnavailableError as exc:
             trace.failed("redis", "read")
-            self._redis_health.record(ticket, success=False)
-            return _UNAVAILABLE
+            self._redis_health.settle(ticket, exc.fault)
+            return _POOL_EXHAUSTED if exc.fault is Fault.POOL else _UNAVAILABLE
         except BaseException:  # cancelled: no outcome, the trial (if it was one) passes to the next request
             self._redis_health.release(ticket)
             raise
-        self._redis_health.record(ticket, success=True)
+        self._redis_health.settle(ticket, None)
         return entry
 
-    async def _prepare(self, request: CacheRequest, key: str) -> Prepared | None:
+    async def _paraphrase(self, prepared: Prepared, request: CacheRequest) -> ParaphraseHit | None:
+        """The L2 hit, or None (a miss, or Redis failed: that is reported to the breaker)."""
+        assert self._finder is not None
+        try:
+            with request.trace.timing("l2"):
+                return await self._finder.find(prepared, request.controls)
+        except CacheUnavailableError as exc:
+            request.trace.failed("redis", "search")
+            self._redis_health.observe(exc.fault)
+            return None
+
+    async def _prepare(self, request: CacheRequest, key: str, cache_up: bool) -> Prepared | Unembedded | None:
+        """The prompt's vector, for the cache (while Redis is up) and for the router (whatever Redis does)."""
         controls = request.controls
-        if self._finder is None or not (controls.lookup or controls.store or self._router is not None):
+        caching = cache_up and (controls.lookup or controls.store)
+        routing = self._router is not None and self._router.active
+        if self._finder is None or not (caching or routing):
             return None
         with request.trace.timing("embed"):
             return await self._finder.prepare(request.parsed, request.scope, key, request.trace)
 
-    async def _route(self, prepared: Prepared | None, trace: RequestTrace) -> RouteDecision:
-        if self._router is None:
+    async def _route(self, embedded: Prepared | Unembedded | None, trace: RequestTrace) -> RouteDecision:
+        if self._router is None or not self._router.active:
             return DEFAULT_ROUTE
         with trace.timing("router"):
-            route = await self._router.decide(prepared.record.vector if prepared else None)
-        trace.route = route.name
-        return route
+            decided = await _decide(self._router, embedded)
+        if isinstance(decided, str):  # could not decide: never taken for the default route (which caches)
+            trace.route_undecided = decided
+            decided = undecided_route(decided, refuse=self._refuse_undecided)
+        trace.route = decided.name
+        return decided
 
     def _plan(
         self,
@@ -187,7 +218,7 @@ class Pipeline:
             # Promote: the next identical request is an L1 hit. Same expiry as the original answer.
             parsed = request.parsed
             listing = catalog_record(parsed.kind, parsed.body, request.scope, parsed.model, key, hit.entry_key)
-            if not await self._write_back.promote(key, hit.entry, hit.ttl_ms, listing):
+            if await self._write_back.promote(key, hit.entry, hit.ttl_ms, listing) == "failed":
                 request.trace.failed("redis", "write")
         request.trace.cached_usage = usage_of(hit.entry.response)
         headers = [(SIMILARITY_HEADER, f"{hit.similarity:.4f}"), *_route_header(route)]
@@ -258,16 +289,33 @@ class Pipeline:
         return await self._forwarder.send(request, forward)
 
 
+@dataclass(frozen=True, slots=True)
 class _Unavailable:
-    """The L1 lookup could not ask Redis (distinct from None, a miss)."""
+    """The L1 lookup could not ask Redis (distinct from None, a miss): the bypass reason says why."""
+
+    reason: str
 
 
-_UNAVAILABLE = _Unavailable()
+_UNAVAILABLE = _Unavailable("redis-unavailable")
+_POOL_EXHAUSTED = _Unavailable("redis-pool-exhausted")  # back-pressure in this process: Redis itself is fine
 
 
-def _bypass_reason(client_lookup: bool, route: RouteDecision, cache_up: bool) -> str:
-    if not cache_up:
-        return "redis-unavailable"
+async def _decide(router: Router, embedded: Prepared | Unembedded | None) -> RouteDecision | UndecidedReason:
+    """The route of a request, or why it cannot be decided (the embedding failed, or the prompt is too long)."""
+    if isinstance(embedded, Prepared):
+        return router.decide(embedded.record.vector)
+    if embedded is None or embedded.prompt is None:
+        return DEFAULT_ROUTE  # no plain-text prompt (a tool result, an image): nothing to route on
+    if embedded.reason == "too-long":
+        return await router.decide_long(embedded.prompt)
+    return "timeout" if embedded.reason == "timeout" else "embedder-error"
+
+
+def _bypass_reason(client_lookup: bool, route: RouteDecision, unavailable: _Unavailable | None) -> str:
+    if route.undecided is not None:
+        return "route-undecided"
+    if unavailable is not None:
+        return unavailable.reason
     if not client_lookup:
         return "cache-control"
     return "route" if route.cache.no_cache else "no-lookup"
@@ -293,9 +341,11 @@ def _route_header(route: RouteDecision) -> Headers:
     return [(ROUTE_HEADER, route.name)]
 
 
-def _block(action: BlockAction, route: RouteDecision) -> Reply:
-    body = error_body(action.message, "invalid_request_error", code="blocked_by_route")
-    headers = [("content-type", JSON_TYPE), _status(CacheStatus.BYPASS), *_route_header(route)]
+def _block(action: BlockAction, route: RouteDecision, trace: RequestTrace) -> Reply:
+    if route.undecided is not None:
+        trace.bypass_reason = "route-undecided"
+    body = error_body(action.message, "invalid_request_error", code=action.code)
+    headers = [("content-type", JSON_TYPE), _status(CacheStatus.BYPASS), *_bypass_header(trace), *_route_header(route)]
     return Reply(action.status, headers, orjson.dumps(body))
 
 

@@ -14,6 +14,7 @@ import uvicorn
 
 from llmproxy.app import create_app
 from llmproxy.embedded_redis import EmbeddedRedis, EmbeddedRedisConfig
+from llmproxy.http_protocol import server_options
 from llmproxy.settings import Settings
 from llmproxy.telemetry.prometheus import MULTIPROC_DIR_ENV
 from llmproxy.worker_settings import export_for_workers
@@ -48,7 +49,8 @@ def run_proxy(settings: Settings) -> None:
         if settings.server.workers > 1:
             run_workers(effective, resources)
             return
-        # 2. The HTTP server; uvicorn handles the signals and drains in-flight requests.
+        # 2. The HTTP server; uvicorn handles the signals and drains in-flight requests. Our protocol adds the
+        #    header and unread-body deadlines uvicorn lacks (http_protocol.py).
         server = uvicorn.Server(
             uvicorn.Config(
                 create_app(effective),
@@ -57,6 +59,7 @@ def run_proxy(settings: Settings) -> None:
                 log_level=settings.server.log_level,
                 lifespan="on",
                 timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+                **server_options(settings.server),
             )
         )
         server.run()
@@ -79,6 +82,7 @@ def run_workers(settings: Settings, resources: ExitStack) -> None:
         log_level=settings.server.log_level,
         lifespan="on",
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        **server_options(settings.server),
     )
 
 

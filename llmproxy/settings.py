@@ -23,7 +23,6 @@ from pydantic_settings import (
 
 ENV_PREFIX = "LLMPROXY_"
 DEFAULT_CONFIG_FILE = Path("config/llmproxy.yaml")
-DEFAULT_ROUTES_FILE = Path("config/routes.yaml")
 
 
 class SettingsError(Exception):
@@ -48,6 +47,18 @@ class ServerSettings(Section):
         description="uvicorn worker processes. Each loads its own copy of the embedding model (~100 MB); "
         "metrics from all of them are merged on /metrics.",
     )
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds a client has to send a request's headers, counted from the connection's opening or the "
+        "request's first byte; slower: 408 and the connection is closed (uvicorn has no header deadline of its own).",
+    )
+    body_read_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds to receive a whole request body on the cached and admin routes; on pass-through routes "
+        "(uploads of any size) the longest wait for its next bytes. Slower: 408 and the connection is closed.",
+    )
 
 
 class UpstreamSettings(Section):
@@ -60,7 +71,10 @@ class UpstreamSettings(Section):
     )
     connect_timeout_s: float = Field(5.0, gt=0, description="Seconds to open a connection to the upstream.")
     read_timeout_s: float = Field(
-        300.0, gt=0, description="Seconds to wait for the next bytes of a response (long generations stream slowly)."
+        300.0,
+        gt=0,
+        description="Seconds to wait for the next bytes of a response (long generations stream slowly), and on a "
+        "stream for the next data event: keep-alive comments alone end it with an SSE error after this long.",
     )
     write_timeout_s: float = Field(30.0, gt=0, description="Seconds to send the request body upstream.")
     pool_timeout_s: float = Field(5.0, gt=0, description="Seconds to wait for a free pooled connection.")
@@ -101,6 +115,12 @@ class UpstreamSettings(Section):
         description="Ask the upstream for the usage chunk on streams (stream_options.include_usage) so cached "
         "answers carry token counts; the chunk is removed again for callers that did not ask for it.",
     )
+    max_event_bytes: int = Field(
+        4 * 1024 * 1024,
+        ge=1024,
+        description="Largest single SSE event accepted from the upstream. A larger one ends the stream with an SSE "
+        "error event (code upstream_event_too_large) and nothing is cached; the proxy never buffers more than this.",
+    )
 
     @field_validator("base_url")
     @classmethod
@@ -128,7 +148,9 @@ class RedisSettings(Section):
     socket_timeout_s: float = Field(
         0.25,
         gt=0,
-        description="Seconds a Redis command may take before the cache is bypassed for that request (never retried).",
+        description="Seconds a Redis command may take before the cache is bypassed for that request. A timeout is "
+        "never retried; a connection found closed (Redis restarted) is retried once, at once, on a new one. Stalls "
+        "of this process's event loop do not count (up to 20 times this).",
     )
     connect_timeout_s: float = Field(0.5, gt=0, description="Seconds to connect to Redis.")
     breaker_failure_threshold: int = Field(
@@ -137,7 +159,19 @@ class RedisSettings(Section):
     breaker_reset_s: float = Field(
         5.0, gt=0, description="Seconds before one request tries Redis again; caching resumes when it works."
     )
-    max_connections: int = Field(64, ge=1, description="Redis connection pool size.")
+    max_connections: int = Field(
+        64,
+        ge=1,
+        description="Redis connections per worker process. When all are busy a command waits for one "
+        "(pool_timeout_s); size Redis's maxclients for replicas x workers x this.",
+    )
+    pool_timeout_s: float = Field(
+        0.25,
+        gt=0,
+        description="Seconds a command waits for a free pooled connection when all max_connections are busy. A "
+        "wait that runs out bypasses the cache for that request (reason redis-pool-exhausted); it is back-pressure, "
+        "not an outage, and never opens the breaker.",
+    )
     embedded_data_dir: Path = Field(
         Path(".llmproxy/redis"), description="Data folder of the embedded Redis (used only when url is unset)."
     )
@@ -166,6 +200,12 @@ class CacheSettings(Section):
         False,
         description="Requests without any credential (no Authorization, api-key or x-api-key header) share one "
         "'anonymous' partition. Off: they bypass the cache (X-Cache-Bypass-Reason: no-credential).",
+    )
+    max_entry_bytes: int = Field(
+        2 * 1024 * 1024,
+        ge=1024,
+        description="Largest answer stored (its encoded cache entry; for a JSON answer, also its body as received, "
+        "which is then not parsed). Larger answers are relayed but not stored (cache writes outcome too_large).",
     )
 
     @model_validator(mode="after")
@@ -232,7 +272,8 @@ class EmbeddingSettings(Section):
     timeout_ms: float = Field(
         2000.0,
         gt=0,
-        description="Longest wait for a prompt's embedding; slower, the request skips L2 and takes the default route.",
+        description="Longest wait for a prompt's embedding; slower, the request skips L2, and with routes in force it "
+        "is undecided (router.on_undecided): never cached.",
     )
 
 
@@ -264,6 +305,19 @@ class SemanticSettings(Section):
     guards: bool = Field(
         True, description="Reject near neighbours that differ in numbers, names, negation or comparison order."
     )
+    decision: Literal["rules", "learned"] = Field(
+        "learned",
+        description="How a near neighbour becomes a hit. learned: the count, unit, negation, order and name "
+        "guards veto, then a small model over the pair's features (distance, the other guards, word overlap, "
+        "rarity), trained on the dev pairs, decides; cross-validated precision 0.84 (0.92 on natural traffic) vs "
+        "0.78 for rules at recall >= 0.40 (BENCHMARKS.md). rules: the distance threshold and the guards. Both "
+        "honour the threshold as the largest distance; learned also stops at its model's own bound (0.16).",
+    )
+    decision_model: Path | None = Field(
+        None,
+        description="Model file for decision: learned, as written by scripts/train_decision.py. "
+        "null: the model shipped inside the package.",
+    )
     top_k: int = Field(4, ge=1, le=50, description="Nearest neighbours examined per lookup.")
     hnsw: HnswSettings = Field(default_factory=HnswSettings, description="Vector index parameters.")
 
@@ -276,9 +330,23 @@ class SemanticSettings(Section):
 
 class RouterSettings(Section):
     routes_file: Path | None = Field(
-        DEFAULT_ROUTES_FILE,
-        description="YAML file of semantic routes. The default file is optional (no file: every request takes the "
-        "default route); a file named explicitly must exist. null: no router.",
+        None,
+        description="YAML file of semantic routes (config/routes.example.yaml is an example). Unset: no router, "
+        "every request takes the default route and answers are only cached, never changed.",
+    )
+    on_undecided: Literal["forward", "block"] = Field(
+        "forward",
+        description="When routes are loaded but a prompt could not be routed (embedding timed out or failed, or "
+        "longer than max_windows): forward it upstream uncached (X-Cache: BYPASS, route 'undecided'), or block it "
+        "(403, code route_undecided). Undecided requests are never looked up or stored.",
+    )
+    max_windows: int = Field(
+        16,
+        ge=1,
+        le=256,
+        description="Longest prompt routed, in model windows (all-MiniLM-L6-v2: 254 tokens each, so 16 is about "
+        "4,000 tokens); a longer prompt is undecided. Prompts past one window are matched on their leading window "
+        "and on each of their sentences.",
     )
 
 

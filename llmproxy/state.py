@@ -7,12 +7,12 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-from llmproxy.breaker import CircuitBreaker
 from llmproxy.cache.audit import AuditLog
 from llmproxy.cache.catalog import Catalog
 from llmproxy.cache.entry_view import EntryReader
 from llmproxy.cache.invalidation import Invalidator
 from llmproxy.pipeline import Pipeline
+from llmproxy.redis_health import RedisHealth
 from llmproxy.routing import Router
 from llmproxy.settings import Settings
 from llmproxy.telemetry.history import History
@@ -41,4 +41,4 @@ class AppState:
     telemetry: Telemetry
     history: History | None  # None: timeseries disabled, or the Redis has no TimeSeries
     admin: AdminTools
-    redis_health: CircuitBreaker  # the request path's breaker: open means Redis is being skipped
+    redis_health: RedisHealth  # the request path's breaker: open means Redis is being skipped

@@ -10,7 +10,7 @@ from typing import Literal
 
 Stage = Literal["l1", "embed", "router", "l2", "upstream", "write"]
 Result = Literal["hit_l1", "hit_l2", "miss", "bypass", "error"]
-WriteOutcome = Literal["stored", "incomplete", "failed"]
+WriteOutcome = Literal["stored", "incomplete", "too_large", "rejected_oom", "failed"]
 Component = Literal["redis", "embedder"]
 FlightRole = Literal["leader", "follower_local", "follower_remote"]
 # leader: stored | not_stored; followers: served | leader_gone | timeout; any role: redis_error (went upstream).
@@ -52,6 +52,7 @@ class RequestTrace:
     cached_usage: TokenUsage | None = None  # on a hit: the tokens the cached answer would have cost
     write: WriteOutcome | None = None
     bypass_reason: str | None = None  # why a BYPASS did not use the cache (X-Cache-Bypass-Reason)
+    route_undecided: str | None = None  # why routes in force could not decide (timeout, embedder-error, too-long)
     errors: list[tuple[Component, str]] = field(default_factory=list)  # (component, operation), failed open
     flight: FlightRecord | None = None  # set when the miss took part in single-flight
 

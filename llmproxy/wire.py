@@ -10,12 +10,17 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 from llmproxy.errors import InvalidRequestError
 
 JsonObject = dict[str, Any]
 EndpointKind = Literal["chat", "completion", "embedding"]
+
+# orjson encodes at most 254 levels and the proxy re-encodes bodies (the cache key, a rewritten model) a few
+# levels deeper; real schemas and conversations stay far below this.
+MAX_JSON_DEPTH = 128
 
 ENDPOINT_PATHS: dict[EndpointKind, str] = {
     "chat": "/v1/chat/completions",
@@ -36,6 +41,16 @@ class StreamOptions(_Body):
 class ChatMessage(_Body):
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
     content: str | list[Any] | None = None
+
+    @field_validator("content")
+    @classmethod
+    def _text_parts_have_text(cls, content: str | list[Any] | None) -> str | list[Any] | None:
+        # The prompt the cache embeds and lists is read from text parts; other parts are the upstream's to judge.
+        for index, part in enumerate(content if isinstance(content, list) else ()):
+            if isinstance(part, dict) and part.get("type") == "text" and not isinstance(part.get("text"), str):
+                message = "content part {index} of type 'text' needs a string 'text'"
+                raise PydanticCustomError("text_part", message, {"index": index})
+        return content
 
 
 class _Generation(_Body):
@@ -95,8 +110,10 @@ def parse_request(kind: EndpointKind, raw: bytes) -> ParsedRequest:
         validated = _MODELS[kind].model_validate(body)
     except ValidationError as exc:
         raise invalid_request_from(exc) from exc
-    stream = bool(getattr(validated, "stream", False))
-    options = getattr(validated, "stream_options", None)
+    # Only generations stream: on embeddings, `stream` and `stream_options` are unknown fields of any type.
+    generation = validated if isinstance(validated, _Generation) else None
+    stream = bool(generation is not None and generation.stream)
+    options = generation.stream_options if generation is not None else None
     include_usage = bool(stream and options is not None and options.include_usage)
     return ParsedRequest(kind=kind, body=body, model=body["model"], stream=stream, include_usage=include_usage)
 
@@ -115,7 +132,24 @@ def decode_json_object(raw: bytes) -> JsonObject:
         ) from exc
     if not isinstance(body, dict):
         raise InvalidRequestError("The request body must be a JSON object.", code="invalid_json")
+    # Fewer brackets than the limit cannot nest deeper than it: most bodies skip the walk.
+    if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH and nested_deeper_than(body, MAX_JSON_DEPTH):
+        raise InvalidRequestError(
+            f"The JSON body of your request is nested more than {MAX_JSON_DEPTH} levels deep.", code="invalid_json"
+        )
     return body
+
+
+def nested_deeper_than(value: Any, limit: int) -> bool:
+    """Whether objects and arrays in value nest more than `limit` levels deep (without recursion)."""
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if depth > limit:
+            return True
+        pending.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
 
 
 def invalid_request_from(exc: ValidationError) -> InvalidRequestError:

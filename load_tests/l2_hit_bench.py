@@ -1,7 +1,7 @@
 """L2 (semantic) hit throughput through a real `llmproxy serve`, next to L1 hits and bare embedding time.
 
-Starts its own Redis Stack, fake upstream and proxy (one uvicorn worker, the shipped config/routes.yaml loaded)
-on free loopback ports, stores a set of questions, then drives paraphrases of them with wrk (Debian package
+Starts its own Redis Stack, fake upstream and proxy (one uvicorn worker, config/routes.example.yaml named as its
+routes file) on free loopback ports, stores a set of questions, then drives paraphrases of them with wrk (Debian package
 `wrk`). Paraphrase requests carry `Cache-Control: no-store` so an L2 hit is not promoted into L1: every request
 takes the L2 path. L2 is measured at the given concurrency (throughput) and at 1 connection (latency over the
 embedding). compare.py measures the same paths next to a baseline and the upstream called directly.
@@ -23,7 +23,7 @@ from embedding_time import single_prompt_ms
 from llmproxy.embedded_redis import EmbeddedRedis, EmbeddedRedisConfig
 from workload import chat_body, questions
 
-ROUTES = services.REPO / "config" / "routes.yaml"
+ROUTES = services.REPO / "config" / "routes.example.yaml"  # named explicitly: no routes by default
 CHAT = "/v1/chat/completions"
 
 

@@ -81,15 +81,26 @@ def fake_upstream(workdir: Path, latency_ms: float = 0.0) -> Iterator[str]:
 
 
 @contextmanager
-def proxy(workdir: Path, redis_url: str, upstream_url: str, routes_file: Path | None = None) -> Iterator[str]:
-    """`llmproxy serve`, one worker, log level warning, router off unless routes_file; yields its base URL."""
+def proxy(
+    workdir: Path,
+    redis_url: str,
+    upstream_url: str,
+    routes_file: Path | None = None,
+    sections: dict[str, dict[str, object]] | None = None,
+) -> Iterator[str]:
+    """`llmproxy serve`, one worker, log level warning, router off unless routes_file; yields its base URL.
+
+    `sections` adds settings by section, e.g. {"upstream": {"read_timeout_s": 5}}.
+    """
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     config = workdir / "llmproxy.yaml"
-    settings = {
+    settings: dict[str, dict[str, object]] = {
         "server": {"log_level": "warning", "workers": 1},
         "router": {"routes_file": str(routes_file) if routes_file else None},
     }
+    for name, values in (sections or {}).items():
+        settings[name] = {**settings.get(name, {}), **values}
     config.write_text(json.dumps(settings))  # JSON is YAML
     command = cli() + ["serve", "--port", str(port), "--redis-url", redis_url, "--upstream", upstream_url + "/v1"]
     command += ["--config", str(config)]

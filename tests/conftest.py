@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 import redis
+from hypothesis import HealthCheck, settings
 from openai import AsyncOpenAI, OpenAI
 from redis.asyncio import Redis as AsyncRedis
 
@@ -23,9 +24,17 @@ from llmproxy.app import create_app
 from llmproxy.embedded_redis import EmbeddedRedis, EmbeddedRedisConfig
 from llmproxy.embeddings import ModelLoader, load_model
 from llmproxy.fake_upstream import FakeUpstreamConfig, create_fake_upstream
+from llmproxy.http_protocol import server_options
 from llmproxy.settings import EmbeddingSettings, Settings, load_settings
 from tests.admin_support import ADMIN_TOKEN, AdminProxy, drop_indexes
 from tests.servers import serve_in_thread
+
+# Fuzz tests (test_fuzz.py): `ci` runs by default, the same examples every time and well under a minute;
+# `--hypothesis-profile=fuzz` is the long run by hand (BENCHMARKS.md, Robustness). Real HTTP: no deadline.
+_FUZZ = {"deadline": None, "database": None, "suppress_health_check": [HealthCheck.too_slow]}
+settings.register_profile("ci", max_examples=100, derandomize=True, **_FUZZ)
+settings.register_profile("fuzz", max_examples=5000, **_FUZZ)
+settings.load_profile("ci")
 
 TEST_KEY_PREFIX = "llmproxy-test"
 TEST_MAX_BODY_BYTES = 64 * 1024
@@ -107,8 +116,8 @@ def model_loader() -> ModelLoader:
 
 @pytest.fixture(scope="session")
 def proxy_url(redis_url: str, upstream_url: str, model_loader: ModelLoader) -> Iterator[str]:
-    app = create_app(proxy_settings(redis_url, upstream_url + "/v1"), model_loader=model_loader)
-    with serve_in_thread(app) as url:
+    settings = proxy_settings(redis_url, upstream_url + "/v1")
+    with serve_in_thread(create_app(settings, model_loader=model_loader), **server_options(settings.server)) as url:
         yield url
 
 
@@ -122,7 +131,8 @@ def start_proxy(
     def start(**sections: dict[str, Any]) -> Iterator[str]:
         upstream_api = sections.pop("upstream_api_url", upstream_url + "/v1")
         settings = proxy_settings(str(sections.pop("redis_url", redis_url)), str(upstream_api), **sections)
-        with serve_in_thread(create_app(settings, model_loader=model_loader)) as url:
+        app = create_app(settings, model_loader=model_loader)
+        with serve_in_thread(app, **server_options(settings.server)) as url:
             yield url
 
     return start

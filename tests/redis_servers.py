@@ -1,4 +1,4 @@
-"""Extra real Redis servers for tests that must not disturb the session one: paused, or without modules."""
+"""Extra real Redis servers for tests that must not disturb the session one: paused, without modules, or configured."""
 
 from __future__ import annotations
 
@@ -28,6 +28,36 @@ def plain_redis(data_dir: Path) -> Iterator[str]:
     args = [str(server), "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"]
     env = {**os.environ, "LD_LIBRARY_PATH": str(data_dir / "lib")}
     proc = subprocess.Popen(args, cwd=data_dir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        _wait_ready(url, proc)
+        yield url
+    finally:
+        proc.terminate()  # by pid: only the server this helper started
+        try:
+            proc.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextlib.contextmanager
+def redis_stack(data_dir: Path, *options: str) -> Iterator[str]:
+    """A Redis Stack (search, timeseries...) of the test's own, started with extra options; yields its URL.
+
+    For server settings the session Redis must keep, e.g. `--maxmemory-policy allkeys-lru` or
+    `--rename-command CONFIG ""` (as managed Redis services forbid CONFIG).
+    """
+    files = find_redis_stack(None)
+    install_openssl(data_dir / "lib")
+    port = free_port()
+    args = [str(files.server), "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"]
+    for module in files.modules:
+        args += ["--loadmodule", str(module)]
+    env = {**os.environ, "LD_LIBRARY_PATH": str(data_dir / "lib")}
+    proc = subprocess.Popen(
+        [*args, *options], cwd=data_dir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     url = f"redis://127.0.0.1:{port}/0"
     try:
         _wait_ready(url, proc)

@@ -5,6 +5,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -22,14 +23,16 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve_in_thread(app: ASGIApp, host: str = "127.0.0.1") -> Iterator[str]:
+def serve_in_thread(app: ASGIApp, host: str = "127.0.0.1", **options: Any) -> Iterator[str]:
     """Run the app on a free port in a daemon thread; yield its base URL; stop it on exit.
+
+    `options` go to uvicorn.Config (the proxy's come from llmproxy.http_protocol.server_options).
 
     Raises:
         RuntimeError: the server did not start within START_TIMEOUT_S.
     """
     port = free_port()
-    config = uvicorn.Config(app, host=host, port=port, loop="asyncio", lifespan="on", log_level="warning")
+    config = uvicorn.Config(app, host=host, port=port, loop="asyncio", lifespan="on", log_level="warning", **options)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
     thread.start()

@@ -11,6 +11,7 @@ from starlette.responses import Response
 from llmproxy.api.admin import admin_endpoint, json_response
 from llmproxy.api.admin_payloads import AuditQuery, validated
 from llmproxy.cache.audit import AuditEvent, FilterValue
+from llmproxy.cache.errors import CacheUnavailableError
 from llmproxy.cache.invalidation import Invalidation
 from llmproxy.state import AppState
 
@@ -26,18 +27,22 @@ class Change:
     dry_run: bool
 
 
-async def record_change(request: Request, state: AppState, change: Change) -> None:
-    """Append one change to the audit log, with the client's address.
+async def record_change(request: Request, state: AppState, change: Change) -> bool:
+    """Append one change to the audit log, with the client's address; False when Redis did not take it.
 
-    Raises:
-        CacheUnavailableError: Redis failed (the change itself is done; the error is logged with the event).
+    The change is done (or was a dry run) by then: failing the request would only make the caller repeat it, so a
+    refused audit write (e.g. a full Redis) is logged with the whole event and answered as `"audited": false`.
     """
     client = request.client.host if request.client is not None else "unknown"
     outcome = change.outcome
     event = AuditEvent(
         change.who, client, change.action, change.filters, outcome.matched, outcome.deleted, change.dry_run
     )
-    await state.admin.audit.record(event)
+    try:
+        await state.admin.audit.record(event)
+    except CacheUnavailableError:
+        return False
+    return True
 
 
 @admin_endpoint

@@ -59,8 +59,8 @@ async def delete_entry(request: Request, state: AppState) -> Response:
     outcome = await state.admin.invalidator.delete_entry(wanted)
     if outcome is None:
         raise _not_found(wanted)
-    await record_change(request, state, Change(who, "delete", {"id": wanted}, outcome, dry_run=False))
-    return json_response({"deleted": outcome.deleted})
+    audited = await record_change(request, state, Change(who, "delete", {"id": wanted}, outcome, dry_run=False))
+    return json_response({"deleted": outcome.deleted, "audited": audited})
 
 
 def summary(view: EntryView) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """POST /admin/invalidate and POST /admin/flush: delete cached answers by condition, by prompt, or all.
 
-Both answer `{"dry_run", "matched", "deleted", "filters"}` and record the change (dry runs too) in the audit log.
+Both answer `{"dry_run", "matched", "deleted", "filters", "audited"}` and record the change (dry runs too) in the audit
+log; `audited` is false when Redis refused the audit write (the change is done all the same).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ async def invalidate(request: Request, state: AppState) -> Response:
         InvalidRequestError: a bad body, no condition, or a prompt while the semantic cache is off.
     """
     who = actor(request)  # a bad X-LLMProxy-Actor is refused before anything is deleted
-    body = invalidate_body(await read_body(request, MAX_ADMIN_BODY_BYTES))
+    body = invalidate_body(await read_body(request, MAX_ADMIN_BODY_BYTES, state.settings.server.body_read_timeout_s))
     entry_filter = body.entry_filter(state.clock())
     filters = body.described()
     try:
@@ -50,18 +51,19 @@ async def flush(request: Request, state: AppState) -> Response:
         InvalidRequestError: the body lacks {"confirm": "flush-all"}.
     """
     who = actor(request)
-    body = flush_body(await read_body(request, MAX_ADMIN_BODY_BYTES))
+    body = flush_body(await read_body(request, MAX_ADMIN_BODY_BYTES, state.settings.server.body_read_timeout_s))
     outcome = await state.admin.invalidator.flush(body.dry_run)
     return await _answer(request, state, Change(who, "flush", {}, outcome, body.dry_run))
 
 
 async def _answer(request: Request, state: AppState, change: Change) -> Response:
-    await record_change(request, state, change)
+    audited = await record_change(request, state, change)
     outcome = change.outcome
     body = {
         "dry_run": change.dry_run,
         "matched": outcome.matched,
         "deleted": outcome.deleted,
         "filters": dict(change.filters),
+        "audited": audited,
     }
     return json_response(body)

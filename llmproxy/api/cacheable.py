@@ -30,7 +30,7 @@ def cached_endpoint(kind: EndpointKind) -> Callable[[Request], Awaitable[Respons
         settings = state.settings
         trace = RequestTrace(ENDPOINT_PATHS[kind])
         try:
-            raw = await read_body(request, settings.server.max_body_bytes)
+            raw = await read_body(request, settings.server.max_body_bytes, settings.server.body_read_timeout_s)
             parsed = parse_request(kind, raw)
             trace.model, trace.stream = parsed.model, parsed.stream
             controls = read_controls(request.headers, settings.cache, settings.semantic)

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 
+import anyio
 from starlette.requests import Request
 from starlette.responses import Response
 
+from llmproxy.api.body import StreamedBody
 from llmproxy.api.context import app_state
 from llmproxy.api.render import ClosingStreamingResponse
-from llmproxy.errors import ProxyError
+from llmproxy.errors import InvalidRequestError, ProxyError
 from llmproxy.trace import RequestTrace
-from llmproxy.upstream.client import Headers, attempts_header, relayable_headers
+from llmproxy.upstream.client import Headers, UpstreamStream, attempts_header, relayable_headers
 
 PASSTHROUGH_ENDPOINT = "passthrough"
 
@@ -24,12 +25,7 @@ async def passthrough(request: Request) -> Response:
     resources = AsyncExitStack()
     resources.callback(state.telemetry.finish, trace)  # runs last, once the body was sent or abandoned
     try:
-        with trace.timing("upstream"):
-            stream = await resources.enter_async_context(
-                state.upstream.open(
-                    request.method, request.url.path, request.url.query, _headers(request), _content(request)
-                )
-            )
+        stream = await _open_upstream(request, trace, resources)
     except BaseException as exc:
         trace.status = exc.status_code if isinstance(exc, ProxyError) else 500
         await resources.aclose()
@@ -37,6 +33,47 @@ async def passthrough(request: Request) -> Response:
     trace.status = trace.upstream_status = stream.status
     headers = [*relayable_headers(stream.headers, decoded=False), *attempts_header(stream.attempts)]
     return ClosingStreamingResponse(stream.chunks(decoded=False), stream.status, headers, resources.aclose)
+
+
+async def _open_upstream(request: Request, trace: RequestTrace, resources: AsyncExitStack) -> UpstreamStream:
+    """The upstream's response to the relayed request, its body owned by `resources`.
+
+    Raises:
+        InvalidRequestError: the path has dot segments.
+        RequestTimeoutError: the client's body stalled; the upstream call was abandoned, no fault of the upstream's.
+        InvalidRequestError: the client left before the end of its body (likewise abandoned).
+        UpstreamError: the upstream could not be reached (see UpstreamClient.open).
+    """
+    state = app_state(request)
+    path = _upstream_path(request)
+    body = _streamed_body(request, state.settings.server.body_read_timeout_s)
+    with anyio.CancelScope() as waiting:
+        # A stalled or abandoned body cancels the wait: the upstream's breaker counts no failure (cancelled).
+        if body is not None:
+            body.on_abort = waiting.cancel
+        with trace.timing("upstream"):
+            return await resources.enter_async_context(
+                state.upstream.open(
+                    request.method, path, request.url.query, _headers(request), body.chunks() if body else b""
+                )
+            )
+    assert body is not None and body.failure is not None  # only an aborted body cancels the scope
+    raise body.failure
+
+
+def _upstream_path(request: Request) -> str:
+    """The path as the client wrote it: percent-escapes (%2F, %00) are the upstream's to interpret.
+
+    Raises:
+        InvalidRequestError: a "." or ".." segment (written or escaped), which would lead outside the upstream's /v1.
+    """
+    decoded: str = request.scope["path"]
+    if any(segment in (".", "..") for segment in decoded.split("/")):
+        raise InvalidRequestError(
+            f"The path {decoded!r} has '.' or '..' segments; API paths never do.", code="invalid_path"
+        )
+    raw_path: bytes | None = request.scope.get("raw_path")
+    return raw_path.decode("latin-1") if raw_path else request.url.path
 
 
 def _headers(request: Request) -> Headers:
@@ -47,7 +84,7 @@ def _headers(request: Request) -> Headers:
     return headers
 
 
-def _content(request: Request) -> bytes | AsyncIterator[bytes]:
+def _streamed_body(request: Request, timeout_s: float) -> StreamedBody | None:
     # A streamed body cannot be sent twice, so only requests without one are retried (429/502/503, connection).
     has_body = "content-length" in request.headers or "transfer-encoding" in request.headers
-    return request.stream() if has_body else b""
+    return StreamedBody(request, timeout_s) if has_body else None

@@ -1,5 +1,8 @@
 """Catalog filters: which cached answers an admin request means, as one RediSearch filter expression.
 
+The same filter is also evaluated in Python (`matches`) over what an answer's L1 entry or L2 record says about it,
+for answers whose catalog document was evicted; both evaluations must agree.
+
 User input reaches the query only as tag values (escaped by redisvl), a number, or search words that
 `search_terms` reduced to letters, digits and `_` and escaped again, so no input can change the query's shape.
 """
@@ -44,6 +47,40 @@ class EntryFilter:
         if len(used) != 1:
             return "combined" if used else "all"
         return "older_than" if used[0] == "created_before" else used[0]
+
+
+@dataclass(frozen=True, slots=True)
+class EntryFacts:
+    """What an answer's L1 key and value, or its L2 record, tell about it; None is a fact that could not be read."""
+
+    scope: str
+    model: str | None
+    kind: str | None
+    created_at: float | None
+
+
+def matches(entry_filter: EntryFilter, facts: EntryFacts) -> bool:
+    """Whether the filter holds for the facts, as the catalog index would decide; an unknown fact fails its condition.
+
+    Raises:
+        ValueError: the filter searches prompt words, which only the catalog holds.
+    """
+    if entry_filter.text is not None:
+        raise ValueError("a text search needs the catalog: prompts are not stored in L1 values")
+    tenant, _, namespace = facts.scope.partition("/")
+    conditions = [
+        (entry_filter.scope, facts.scope),
+        (entry_filter.tenant, tenant),
+        (entry_filter.namespace, namespace or None),
+        (entry_filter.model, facts.model),
+        (entry_filter.kind, facts.kind),
+    ]
+    if any(wanted is not None and wanted != value for wanted, value in conditions):
+        return False
+    if entry_filter.created_before is None:
+        return True
+    # The catalog stores the creation time rounded to 10 ms (see catalog._document): compare the same number.
+    return facts.created_at is not None and round(facts.created_at, 2) < entry_filter.created_before
 
 
 def filter_expression(entry_filter: EntryFilter) -> FilterExpression:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 
 from redis.asyncio import Redis
@@ -20,6 +22,7 @@ class ExactCache:
     def __init__(self, redis: Redis, key_prefix: str) -> None:
         self._redis = redis
         self._prefix = f"{key_prefix}:l1"
+        self._reads: dict[str, asyncio.Future[bytes | str | None]] = {}  # GETs in flight, by key
 
     def key(self, scope: str, request_hash: str) -> str:
         """Redis key of one entry; the scope is in the name so a tenant's entries can be found by pattern."""
@@ -32,10 +35,26 @@ class ExactCache:
             CacheUnavailableError: Redis failed or timed out.
         """
         try:
-            raw = await self._redis.get(key)
+            raw = await self._shared_get(key)
         except (RedisError, OSError) as exc:
             raise _unavailable("read", exc) from exc
         return None if raw is None else decode_entry(raw)
+
+    async def _shared_get(self, key: str) -> bytes | str | None:
+        """GET the key, sharing a GET already in flight for it: a crowd asking one question sends a few, not one
+        each (which would queue for the pool and stall this process). Each caller decodes its own copy."""
+        read = self._reads.get(key)
+        if read is None:
+            read = self._reads[key] = asyncio.ensure_future(self._redis.get(key))
+            read.add_done_callback(functools.partial(self._forget, key))
+        # Shielded: a caller that leaves must not cancel the others' read (it ends within the Redis timeout).
+        return await asyncio.shield(read)
+
+    def _forget(self, key: str, read: asyncio.Future[bytes | str | None]) -> None:
+        if self._reads.get(key) is read:
+            del self._reads[key]
+        if not read.cancelled():
+            read.exception()  # retrieved, even when every caller left before it ended
 
     async def get_with_ttl(self, key: str) -> tuple[CacheEntry, int] | None:
         """The entry under key and its remaining lifetime in milliseconds, or None.
@@ -71,6 +90,11 @@ class ExactCache:
     def stage_copy(self, pipe: Pipeline, key: str, entry: CacheEntry, ttl_ms: int) -> None:
         """Queue the write of a copy of another entry, which expires when the original does (ttl_ms left)."""
         pipe.set(key, encode_entry(entry), px=ttl_ms)
+
+
+def scope_of(key_prefix: str, key: str) -> str:
+    """The scope in an L1 key `{prefix}:l1:{scope}:{hash}` (scopes hold no colon)."""
+    return key.removeprefix(f"{key_prefix}:l1:").rpartition(":")[0]
 
 
 def _unavailable(operation: str, exc: Exception) -> CacheUnavailableError:

@@ -11,13 +11,14 @@ from collections.abc import Callable, Iterable
 
 from llmproxy.cache.lexicon import (
     DIRECTED_RELATIONS,
+    FUNCTION_WORDS,
     OPPOSITES,
     SINGULAR_ARTICLES,
     SPECIFIC_QUESTIONS,
     SYMMETRIC_JOINERS,
     UNIT_DIMENSIONS,
 )
-from llmproxy.cache.prompt import PromptFeatures, features, has_relative, stem
+from llmproxy.cache.prompt import PromptFeatures, features, has_relative, related, stem
 
 __all__ = ["GUARDS", "Guard", "PromptFeatures", "changed_words", "features", "first_difference"]
 
@@ -26,14 +27,17 @@ Guard = Callable[[PromptFeatures, PromptFeatures], str | None]
 
 def number_difference(a: PromptFeatures, b: PromptFeatures) -> str | None:
     """Different numbers, counting "2", "two" and "2nd" as one number and "a day" as "1 day"."""
-    only_a, only_b = _drop_article_one(a.numbers - b.numbers, b), _drop_article_one(b.numbers - a.numbers, a)
+    only_a, only_b = _drop_soft_one(a.numbers - b.numbers, a, b), _drop_soft_one(b.numbers - a.numbers, b, a)
     if not only_a and not only_b:
         return None
     return f"number {_listed(only_a)} vs {_listed(only_b)}"
 
 
-def _drop_article_one(numbers: frozenset[str], other: PromptFeatures) -> frozenset[str]:
-    return numbers - {"1"} if other.words & SINGULAR_ARTICLES else numbers
+def _drop_soft_one(numbers: frozenset[str], own: PromptFeatures, other: PromptFeatures) -> frozenset[str]:
+    # "a day" is "1 day"; and an indefinite "one" ("famous one day") clashes only with a count the other writes.
+    if other.words & SINGULAR_ARTICLES or (own.indefinite_one and not other.numbers - {"1"}):
+        return numbers - {"1"}
+    return numbers
 
 
 def unit_difference(a: PromptFeatures, b: PromptFeatures) -> str | None:
@@ -66,11 +70,42 @@ def _negated(prompt: PromptFeatures) -> str:
 
 def name_difference(a: PromptFeatures, b: PromptFeatures) -> str | None:
     """A proper noun, acronym or date that one prompt names and the other does not mention at all."""
-    only_a = [name for name in a.names if not has_relative(name, b.words)]
-    only_b = [name for name in b.names if not has_relative(name, a.words)]
+    only_a, only_b = _unexplained(a, b), _unexplained(b, a)
     if not only_a and not only_b:
         return None
     return f"name {_listed(only_a)} vs {_listed(only_b)}"
+
+
+def unexplained_names(a: PromptFeatures, b: PromptFeatures) -> list[str]:
+    """The names `name_difference` objects to, from both prompts."""
+    return _unexplained(a, b) + _unexplained(b, a)
+
+
+def _unexplained(own: PromptFeatures, other: PromptFeatures) -> list[str]:
+    return [name for name in own.names if not has_relative(name, other.words) and not _extends(name, own, other)]
+
+
+def _extends(name: str, own: PromptFeatures, other: PromptFeatures) -> bool:
+    """Whether `name` only lengthens a name the other prompt writes: "Ron Weasley" for "Ron", "Dish Network" for "Dish".
+
+    The other prompt must write the shared word as a name too, and each of its runs that share a word with this
+    one must fit inside it, in order: "New Jersey" does not extend "New Hampshire".
+    """
+    for run in own.name_runs:
+        shared = [
+            word for word in run if word != name and word not in FUNCTION_WORDS and has_relative(word, other.words)
+        ]
+        if name not in run or not shared:
+            continue
+        touching = [other_run for other_run in other.name_runs if any(has_relative(word, other_run) for word in shared)]
+        if touching and all(_fits_inside(other_run, run) for other_run in touching):
+            return True
+    return False
+
+
+def _fits_inside(short: tuple[str, ...], long: tuple[str, ...]) -> bool:
+    remaining = iter(long)
+    return all(any(related(word, later) for later in remaining) for word in short)
 
 
 def order_difference(a: PromptFeatures, b: PromptFeatures) -> str | None:

@@ -1,8 +1,10 @@
 """Invalidation: deleting cached answers from L1, L2 and the catalog together, by filter, prompt, id, or all.
 
 A filter invalidation repeats "search a page, delete it" until nothing matches: paging with offsets while
-deleting would skip entries. Each page goes in one MULTI, so an answer never outlives its L2 document or its
-catalog document, nor the other way round. A dry run counts what would go and deletes nothing.
+deleting would skip entries. An answer's keys go in one MULTI (a few answers each), so an answer never outlives
+its L2 document or its catalog document, nor the other way round. Then the sweep (cache/sweep.py) takes the
+matching answers the catalog no longer lists, because Redis evicted their catalog documents. A dry run deletes
+nothing and counts the answers the real run would delete.
 """
 
 from __future__ import annotations
@@ -17,15 +19,18 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from redisvl.query.filter import FilterExpression, Tag
 
-from llmproxy.cache.catalog import Catalog, CatalogItem, entry_id
+from llmproxy.cache.answer_keys import AnswerKeys
+from llmproxy.cache.catalog import Catalog, CatalogItem
 from llmproxy.cache.catalog_query import EntryFilter, any_of, filter_expression
 from llmproxy.cache.errors import CacheUnavailableError
-from llmproxy.cache.semantic import SemanticIndex, document_key
+from llmproxy.cache.exact import scope_of
+from llmproxy.cache.semantic import SemanticIndex
+from llmproxy.cache.sweep import Sweep, Target
 from llmproxy.cache.tags import tag_value
 
 logger = logging.getLogger(__name__)
 
-PAGE = 500  # entries deleted per MULTI, and L2 neighbours read per range query
+PAGE = 500  # catalog items and L2 neighbours read per query (deleted in smaller MULTIs: answer_keys.py)
 KEYS_PER_QUERY = 100  # entry keys per tag-list clause: keeps each query string a few KB
 FLUSHED_FAMILIES = ("l1", "l2", "cat")  # answers, their L2 documents, their catalog documents; nothing else
 
@@ -63,6 +68,8 @@ class Invalidator:
         self._index = index
         self._embed = embed
         self._on_deleted = on_deleted
+        self._keys = AnswerKeys(redis, key_prefix, catalog.key)
+        self._sweep = Sweep(redis, key_prefix, self._keys)
 
     async def by_filter(self, entry_filter: EntryFilter, dry_run: bool) -> Invalidation:
         """Delete the entries matching the filter.
@@ -70,7 +77,7 @@ class Invalidator:
         Raises:
             CacheUnavailableError: Redis failed or timed out (entries deleted before that stay deleted).
         """
-        return await self._run([filter_expression(entry_filter)], entry_filter.mode(), dry_run)
+        return await self._run([filter_expression(entry_filter)], Target(entry_filter), entry_filter.mode(), dry_run)
 
     async def by_prompt(self, prompt: str, distance: float, entry_filter: EntryFilter, dry_run: bool) -> Invalidation:
         """Delete the answers to prompts within `distance` of prompt (and the filter), with their promoted copies.
@@ -83,21 +90,22 @@ class Invalidator:
         base = filter_expression(entry_filter)
         # Copies promoted from an L2 hit share the answer of their origin, so they go with it.
         groups = [base & (any_of("entry_key", keys) | any_of("origin", keys)) for keys in _chunks(originals)]
-        return await self._run(groups, "prompt", dry_run)
+        return await self._run(groups, Target(entry_filter, frozenset(originals)), "prompt", dry_run)
 
-    async def delete_entry(self, entry_id: str) -> Invalidation | None:
+    async def delete_entry(self, wanted: str) -> Invalidation | None:
         """Delete one entry and the copies promoted from it; None when there is no such entry.
 
         Raises:
             CacheUnavailableError: Redis failed or timed out.
         """
-        item = await self._catalog.get(entry_id)
-        if item is None:
+        item = await self._catalog.get(wanted)
+        # Without its catalog document (evicted), the entry is found by its L1 key or L2 record.
+        entry_key = item.entry_key if item is not None else await self._sweep.entry_key(wanted)
+        if entry_key is None:
             return None
-        deleted = await self._delete([item])
-        copies = await self._run([any_of("origin", [item.entry_key])], "entry", dry_run=False, count=False)
-        self._count("entry", deleted + copies.deleted)
-        return Invalidation(1 + copies.matched, deleted + copies.deleted)
+        scope = scope_of(self._prefix, entry_key)
+        groups = [any_of("entry_key", [entry_key]) | any_of("origin", [entry_key])]
+        return await self._run(groups, Target(EntryFilter(scope=scope), frozenset({entry_key})), "entry", False)
 
     async def flush(self, dry_run: bool) -> Invalidation:
         """Delete every answer, L2 document and catalog document under the key prefix (not history or audit).
@@ -114,16 +122,16 @@ class Invalidator:
         self._count("flush", unlinked["l1"])
         return Invalidation(unlinked["l1"], unlinked["l1"])  # answers: L1 keys
 
-    async def _run(
-        self, groups: Sequence[FilterExpression], mode: str, dry_run: bool, count: bool = True
-    ) -> Invalidation:
+    async def _run(self, groups: Sequence[FilterExpression], target: Target, mode: str, dry_run: bool) -> Invalidation:
+        """The catalog's matches (`groups`), then the sweep's: the target's answers the catalog does not list."""
         matched = sum([await self._catalog.count(where) for where in groups])
         if dry_run:
-            return Invalidation(matched, 0)
-        deleted = sum([await self._drain(where) for where in groups])
-        if count:
-            self._count(mode, deleted)
-        return Invalidation(max(matched, deleted), deleted)  # entries written meanwhile may match too
+            return Invalidation(matched + await self._sweep.run(target, dry_run=True), 0)
+        drained = sum([await self._drain(where) for where in groups])
+        swept = await self._sweep.run(target, dry_run=False)
+        self._count(mode, drained + swept)
+        # Entries written meanwhile may match too, so more can be deleted than were counted.
+        return Invalidation(max(matched, drained) + swept, drained + swept)
 
     async def _drain(self, where: FilterExpression) -> int:
         deleted, previous = 0, frozenset[str]()
@@ -136,17 +144,11 @@ class Invalidator:
             previous = ids
 
     async def _delete(self, items: Sequence[CatalogItem]) -> int:
-        """Unlink the entries' L1 keys, L2 documents and catalog documents in one MULTI; catalog documents gone."""
-        entry_keys = [item.entry_key for item in items]
+        """Unlink the entries' L1 keys, L2 documents and catalog documents together; catalog documents gone."""
         try:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.unlink(*entry_keys)
-                pipe.unlink(*(document_key(self._prefix, key) for key in entry_keys))
-                pipe.unlink(*(self._catalog.key(entry_id(key)) for key in entry_keys))
-                _, _, removed = await pipe.execute()
+            return (await self._keys.unlink([item.entry_key for item in items])).catalog
         except (RedisError, OSError) as exc:
             raise _unavailable(exc) from exc
-        return int(removed)
 
     async def _similar(self, prompt: str, distance: float, entry_filter: EntryFilter) -> list[str]:
         if self._index is None or self._embed is None:
@@ -174,9 +176,9 @@ class Invalidator:
         async for key in self._redis.scan_iter(match=f"{self._prefix}:{family}:*", count=1000):
             batch.append(key)
             if len(batch) >= PAGE:
-                unlinked += await self._redis.unlink(*batch)
+                unlinked += await self._keys.unlink_keys(batch)
                 batch = []
-        return unlinked + (await self._redis.unlink(*batch) if batch else 0)
+        return unlinked + (await self._keys.unlink_keys(batch) if batch else 0)
 
     def _count(self, mode: str, deleted: int) -> None:
         if self._on_deleted is not None and deleted:

@@ -44,7 +44,10 @@ ORDINAL_WORDS = MappingProxyType(
 SCALES = MappingProxyType(
     {"hundred": 100, "thousand": 1_000, "k": 1_000, "lakh": 100_000, "million": 1_000_000, "mn": 1_000_000}
     | {"crore": 10_000_000, "billion": 1_000_000_000, "bn": 1_000_000_000}
+    | {"trillion": 1_000_000_000_000, "tn": 1_000_000_000_000}
 )
+# After a currency sign a letter is a scale too: "$356M", "$55B", "€3bn" (without one, "10m" may be metres).
+CURRENCY_SCALES = MappingProxyType(SCALES | {"m": 1_000_000, "b": 1_000_000_000, "t": 1_000_000_000_000})
 
 # "one" after these ("which one", "can one") or before these ("one should") is a pronoun, not the number 1.
 ONE_AS_PRONOUN_BEFORE = frozenset(
@@ -76,6 +79,11 @@ UNIT_DIMENSIONS = MappingProxyType(
         "data": frozenset("kb mb gb tb byte".split()),
     }
 )
+# Spellings of one unit: "$200" and "200 USD" are the same amount.
+UNIT_ALIASES = MappingProxyType(
+    {"$": "dollar", "usd": "dollar", "€": "euro", "eur": "euro", "£": "gbp", "₹": "rupee", "inr": "rupee"}
+    | {"rs": "rupee", "¥": "yen", "metre": "meter", "feet": "foot", "kilogram": "kg"}
+)
 
 QUESTION_WORDS = MappingProxyType(
     {"who": "who", "whom": "who", "whose": "who", "when": "when", "where": "where", "why": "why"}
@@ -102,6 +110,7 @@ _OPPOSITE_PAIRS = """
     advantages disadvantages pros cons positive negative gain loss profit loss true false right wrong left right
     north south east west inside outside input output min max minimum maximum add remove love hate like dislike
     accept reject legal illegal possible impossible safe unsafe healthy unhealthy happy sad same different
+    he she his her him her guy girl
     """.split()
 
 

@@ -6,10 +6,18 @@ import re
 from collections.abc import Iterator
 from decimal import Decimal
 
-from llmproxy.cache.lexicon import NUMBER_WORDS, ONE_AS_PRONOUN_AFTER, ONE_AS_PRONOUN_BEFORE, ORDINAL_WORDS, SCALES
+from llmproxy.cache.lexicon import (
+    CURRENCY_SCALES,
+    NUMBER_WORDS,
+    ONE_AS_PRONOUN_AFTER,
+    ONE_AS_PRONOUN_BEFORE,
+    ORDINAL_WORDS,
+    SCALES,
+)
 
 _NUMERAL = re.compile(r"(\d+(?:[.,]\d+)*)([^\W\d_]*)")
 _THOUSANDS = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?")
+_CURRENCY_SIGNS = frozenset("$€£₹¥")
 
 
 def parse_numbers(tokens: tuple[str, ...]) -> list[str]:
@@ -28,7 +36,10 @@ def _number_at(tokens: tuple[str, ...], index: int) -> tuple[list[Decimal], int]
     numeral = _NUMERAL.fullmatch(token)
     if numeral:
         *listed, last = _numeral_values(numeral.group(1))
-        scale, index = _scale_after(tokens, index, numeral.group(2))
+        suffix = numeral.group(2)
+        if index > 0 and tokens[index - 1] in _CURRENCY_SIGNS and suffix in CURRENCY_SCALES:
+            return [*listed, last * CURRENCY_SCALES[suffix]], index + 1  # "$356M" is 356 million, not 356 metres
+        scale, index = _scale_after(tokens, index, suffix)
         return [*listed, last * scale], index
     if token in ORDINAL_WORDS:
         return [Decimal(ORDINAL_WORDS[token])], index + 1
@@ -71,6 +82,12 @@ def _spelled_number(tokens: tuple[str, ...], index: int) -> tuple[list[Decimal],
         value *= SCALES[tokens[index]]
         index += 1
     return [Decimal(value)], index
+
+
+def is_indefinite_one(tokens: tuple[str, ...]) -> bool:
+    """Whether every 1 the tokens write is the word "one" ("one day", "one of"): indefinite, unless counted against."""
+    ones = [token for index, token in enumerate(tokens) if _number_at(tokens, index)[0] == [Decimal(1)]]
+    return bool(ones) and all(token == "one" for token in ones)
 
 
 def _is_pronoun_one(tokens: tuple[str, ...], index: int) -> bool:

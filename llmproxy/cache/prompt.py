@@ -18,10 +18,12 @@ from llmproxy.cache.lexicon import (
     ORDINAL_WORDS,
     QUESTION_WORDS,
     SCALES,
+    SYMMETRIC_JOINERS,
+    UNIT_ALIASES,
     UNIT_DIMENSIONS,
     YES_NO_OPENERS,
 )
-from llmproxy.cache.numbers import parse_numbers
+from llmproxy.cache.numbers import is_indefinite_one, parse_numbers
 
 _TOKEN = re.compile(r"\d+(?:[.,]\d+)*[^\W\d_]*|[^\W\d_]+(?:'[^\W\d_]+)*|[$€£₹¥]|[.?!:;,/&]")
 _SENTENCE_END = frozenset(".?!:;")
@@ -33,6 +35,8 @@ _UNIT_WORDS = frozenset().union(*UNIT_DIMENSIONS.values())
 _NOT_CONTENT = (
     FUNCTION_WORDS | _PUNCTUATION | _CURRENCY_SIGNS | NUMBER_WORDS.keys() | ORDINAL_WORDS.keys() | SCALES.keys()
 )
+_NOT_NAMES = FUNCTION_WORDS | _UNIT_WORDS | SYMMETRIC_JOINERS  # "VS" is no acronym
+_RUN_JOINERS = frozenset(("of", "the"))
 _POLITE_MODALS = frozenset("can could would will".split())
 _SUFFIXES = (("ies", "y"), ("ie", "y"), ("sses", "ss"), ("xes", "x"), ("ches", "ch"), ("shes", "sh"))
 
@@ -45,7 +49,9 @@ class PromptFeatures:
     words: frozenset[str]  # the tokens that are words or numbers
     content: tuple[str, ...]  # stems of the content words, in order
     numbers: frozenset[str]  # normalised values: "2", "two" and "2nd" are all "2"; "10k" is "10000"
+    indefinite_one: bool  # its only 1 is the word "one" ("one day"): no count unless the other prompt counts
     names: frozenset[str]  # lower-cased proper nouns, acronyms, months and weekdays
+    name_runs: tuple[tuple[str, ...], ...]  # runs of capitalised words, lower-cased: ("battle", "vimy", "ridge")
     units: frozenset[tuple[str, str]]  # (dimension, unit), e.g. ("time", "hour")
     negations: tuple[tuple[str, str], ...]  # (negator, the content word after it or ""), e.g. ("n't", "like")
     question: str | None  # yes/no, who, when, where, why, quantity or open; None for statements and requests
@@ -60,7 +66,9 @@ def features(text: str) -> PromptFeatures:
         words=frozenset(token for token in tokens if token not in _PUNCTUATION),
         content=tuple(stem(token) for token in tokens if _is_content(token)),
         numbers=frozenset(parse_numbers(tokens)),
+        indefinite_one=is_indefinite_one(tokens),
         names=frozenset(_names(raw)),
+        name_runs=tuple(_name_runs(raw)),
         units=frozenset(_units(tokens)),
         negations=tuple(_negations(tokens)),
         question=question_kind(tokens),
@@ -142,8 +150,24 @@ def _names(raw: tuple[str, ...]) -> Iterable[str]:
         sentence_start = token in _SENTENCE_END
 
 
+def _name_runs(raw: tuple[str, ...]) -> Iterable[tuple[str, ...]]:
+    """Runs of capitalised words ("Ron Weasley", "Battle of Vimy Ridge"), a joining "of"/"the" inside included."""
+    run: list[str] = []
+    for index, token in enumerate(raw):
+        following = raw[index + 1] if index + 1 < len(raw) else ""
+        if token[:1].isupper() and token.replace("'", "").isalpha():
+            run.append(_POSSESSIVE.sub("", token.lower()))
+        elif run and token in _RUN_JOINERS and following[:1].isupper():
+            continue
+        elif run:
+            yield tuple(run)
+            run = []
+    if run:
+        yield tuple(run)
+
+
 def _may_be_name(word: str) -> bool:
-    return len(word) > 1 and word.isalpha() and word not in FUNCTION_WORDS and word not in _UNIT_WORDS
+    return len(word) > 1 and word.isalpha() and word not in _NOT_NAMES
 
 
 def _is_title_case(raw: tuple[str, ...]) -> bool:
@@ -160,7 +184,7 @@ def _units(tokens: tuple[str, ...]) -> Iterable[tuple[str, str]]:
         unit = token if token in _UNIT_WORDS else stem(token)
         for dimension, units in UNIT_DIMENSIONS.items():
             if unit in units:
-                yield dimension, unit
+                yield dimension, UNIT_ALIASES.get(unit, unit)
 
 
 def _negations(tokens: tuple[str, ...]) -> Iterable[tuple[str, str]]:

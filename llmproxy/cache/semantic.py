@@ -26,6 +26,7 @@ from llmproxy.cache.search_index import already_exists, index_missing
 from llmproxy.cache.tags import tag_field, tag_value
 from llmproxy.search_results import as_text, result_rows
 from llmproxy.settings import HnswSettings
+from llmproxy.wire import EndpointKind
 
 __all__ = ["Neighbour", "Partition", "SemanticIndex", "SemanticIndexError", "SemanticRecord", "document_key"]
 
@@ -191,13 +192,13 @@ class SemanticIndex:
         """The hash key of the L2 document for an L1 entry key (the scope stays in the name, as in L1)."""
         return document_key(self._key_prefix, entry_key)
 
-    def stage(self, pipe: Pipeline, record: SemanticRecord, ttl_s: int) -> None:
+    def stage(self, pipe: Pipeline, record: SemanticRecord, ttl_s: int, kind: EndpointKind | None = None) -> None:
         """Queue the document's HSET and EXPIRE on pipe, so the caller's MULTI writes L1 and L2 together."""
         key = self.doc_key(record.entry_key)
-        pipe.hset(key, mapping=self._document(record))
+        pipe.hset(key, mapping=self._document(record, kind))
         pipe.expire(key, ttl_s)
 
-    def _document(self, record: SemanticRecord) -> dict[FieldT, EncodableT]:
+    def _document(self, record: SemanticRecord, kind: EndpointKind | None) -> dict[FieldT, EncodableT]:
         document: dict[FieldT, EncodableT] = {name: value for name, value in partition_tags(record.partition).items()}
         document.update(
             {
@@ -207,6 +208,8 @@ class SemanticIndex:
                 _VECTOR_FIELD: self._vector_bytes(record.vector),
             }
         )
+        if kind is not None:  # not indexed: read by invalidation when the answer's L1 entry was evicted
+            document["kind"] = kind
         return document
 
     def _vector_bytes(self, vector: NDArray[np.float32]) -> bytes:

@@ -8,7 +8,9 @@ on release, with polling as the fallback) and reads the answer from L1.
 
 A follower waits for one leader only: if that leader ends without an answer in L1 (upstream error, incomplete
 stream, a failed write), dies (its lease expires), or takes longer than `wait_timeout_s`, the follower calls the
-upstream itself. Redis errors never make a request wait: it goes upstream at once.
+upstream itself. Redis errors never make a request wait: it goes upstream at once. Load is not a Redis error: a
+local leader that finds every pooled connection busy leads without a lease (this process's followers still wait
+for it), and local followers read the answer from L1 once for all of them, not once each.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from llmproxy.cache.entry import CacheEntry, decode_entry
+from llmproxy.redis_health import Fault, classify
 from llmproxy.settings import SingleFlightSettings
 from llmproxy.trace import FlightOutcome, FlightRecord, FlightRole, RequestTrace
 
@@ -51,6 +54,9 @@ class _Flight:
     done: asyncio.Event = field(default_factory=asyncio.Event)
     wake: asyncio.Event = field(default_factory=asyncio.Event)  # a release was announced: look again
     answered: bool = False  # the answer is in L1 (when done)
+    reading: asyncio.Lock = field(default_factory=asyncio.Lock)  # the first follower reads L1, the others wait
+    read: bool = False
+    answer: CacheEntry | None = None  # what the first follower read
 
 
 class Lead:
@@ -59,7 +65,7 @@ class Lead:
     __slots__ = ("_owner", "_key", "_flight", "_lease", "_token", "_trace", "_released")
 
     def __init__(
-        self, owner: SingleFlight, key: str, flight: _Flight, lease: str, token: str, trace: RequestTrace
+        self, owner: SingleFlight, key: str, flight: _Flight, lease: str | None, token: str, trace: RequestTrace
     ) -> None:
         self._owner = owner
         self._key = key
@@ -142,6 +148,8 @@ class SingleFlight:
                 pipe.get(key)
                 acquired, raw = await pipe.execute()
         except (RedisError, OSError) as exc:
+            if classify(exc) is Fault.POOL:  # this process is busy, Redis is not: coordinate here, not across replicas
+                return Turn(lead=Lead(self, key, flight, None, token, trace))
             return _fail_open(trace, "leader", exc)
         entry = None if raw is None else decode_entry(raw)
         if entry is not None:  # stored by a leader that finished after this request's L1 lookup
@@ -192,12 +200,19 @@ class SingleFlight:
             trace.flight = FlightRecord("follower_local", outcome, waited)
             return Turn()
         try:
-            raw = await self._redis.get(key)
+            entry = await self._read_answer(key, flight)
         except (RedisError, OSError) as exc:
             return _fail_open(trace, "follower_local", exc, waited)
-        entry = None if raw is None else decode_entry(raw)
         trace.flight = FlightRecord("follower_local", "served" if entry is not None else "leader_gone", waited)
         return Turn(entry=entry)
+
+    async def _read_answer(self, key: str, flight: _Flight) -> CacheEntry | None:
+        """The leader's answer from L1, read once for every local follower (a failed read is tried by the next)."""
+        async with flight.reading:
+            if not flight.read:
+                raw = await self._redis.get(key)
+                flight.answer, flight.read = None if raw is None else decode_entry(raw), True
+        return flight.answer
 
     def _land(self, key: str, flight: _Flight, answered: bool) -> None:
         flight.answered = answered
@@ -206,11 +221,13 @@ class SingleFlight:
             del self._flights[key]
 
     async def _release(
-        self, key: str, flight: _Flight | None, lease: str, token: str, stored: bool, trace: RequestTrace
+        self, key: str, flight: _Flight | None, lease: str | None, token: str, stored: bool, trace: RequestTrace
     ) -> None:
-        self._held.pop(lease, None)
         if flight is not None:
             self._land(key, flight, stored)
+        if lease is None:  # led without a lease: nobody elsewhere waits for this one
+            return
+        self._held.pop(lease, None)
         # Runs when the response ends, maybe as the client leaves: followers elsewhere must still be told.
         with anyio.CancelScope(shield=True):
             try:
@@ -255,7 +272,9 @@ class SingleFlight:
 
 
 def _fail_open(trace: RequestTrace, role: FlightRole, exc: Exception, waited: float = 0.0) -> Turn:
-    logger.warning("single-flight skipped, Redis failed: %s", exc.__class__.__name__)
+    # A full Redis refuses every lease; its write-backs fail too, and the health warns about that once a minute.
+    level = logging.DEBUG if classify(exc) is Fault.OUT_OF_MEMORY else logging.WARNING
+    logger.log(level, "single-flight skipped, Redis failed: %s", exc.__class__.__name__)
     trace.failed("redis", "lease")
     trace.flight = FlightRecord(role, "redis_error", waited)
     return Turn()

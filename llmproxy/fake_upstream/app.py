@@ -4,7 +4,7 @@ OpenAI: chat completions, completions, embeddings, the Responses API, models. An
 `anthropic-version` header; errors in Anthropic's shape): Messages, `count_tokens`, models.
 """
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 
 import anyio
 import uvicorn
@@ -16,7 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from llmproxy.fake_upstream.anthropic_errors import check_anthropic_headers, render_anthropic
-from llmproxy.fake_upstream.bodies import include_usage, model_of, parse_body
+from llmproxy.fake_upstream.bodies import Body, include_usage, model_of, parse_body
 from llmproxy.fake_upstream.chat import chat_chunks, chat_json, plan_chat
 from llmproxy.fake_upstream.completions import completion_chunks, completion_json, plan_completion
 from llmproxy.fake_upstream.config import FakeUpstreamConfig
@@ -31,6 +31,7 @@ from llmproxy.fake_upstream.recorder import Recorder, read_request
 from llmproxy.fake_upstream.replies import Json
 from llmproxy.fake_upstream.responses import plan_response, response_json
 from llmproxy.fake_upstream.responses_stream import RESPONSES_STREAM, response_events
+from llmproxy.fake_upstream.spoiled import spoiled_response
 from llmproxy.fake_upstream.sse import EventStreamResponse, plan_events
 
 MODELS = ("fake-model", "fake-model-mini")
@@ -154,19 +155,14 @@ def _status_fault(status: int, retry_after: str | None) -> RequestRejected:
 
 async def _chat(request: Request, faults: Faults) -> Response:
     body = parse_body(await request.body())
-    reply = plan_chat(body, _recorder(request).next_reply("chat"))
-    if body.get("stream") is True:
-        return EventStreamResponse(plan_events(chat_chunks(reply, include_usage(body)), faults), faults.chunk_delay_ms)
-    return JsonResponse(chat_json(reply))
+    reply = plan_chat(body, _recorder(request).next_reply("chat"), faults.content_bytes)
+    return _answer(body, chat_json(reply), lambda: chat_chunks(reply, include_usage(body)), faults)
 
 
 async def _completions(request: Request, faults: Faults) -> Response:
     body = parse_body(await request.body())
-    reply = plan_completion(body, _recorder(request).next_reply("completion"))
-    if body.get("stream") is True:
-        chunks = completion_chunks(reply, include_usage(body))
-        return EventStreamResponse(plan_events(chunks, faults), faults.chunk_delay_ms)
-    return JsonResponse(completion_json(reply))
+    reply = plan_completion(body, _recorder(request).next_reply("completion"), faults.content_bytes)
+    return _answer(body, completion_json(reply), lambda: completion_chunks(reply, include_usage(body)), faults)
 
 
 async def _responses(request: Request, faults: Faults) -> Response:
@@ -198,7 +194,17 @@ async def _count_tokens(request: Request, faults: Faults) -> Response:
 
 async def _embeddings(request: Request, faults: Faults) -> Response:
     body = parse_body(await request.body())
-    return JsonResponse(embeddings_json(body, _config(request).embedding_dim))
+    answer = embeddings_json(body, _config(request).embedding_dim)
+    return JsonResponse(answer) if faults.bad_body is None else spoiled_response(answer, faults.bad_body)
+
+
+def _answer(body: Body, whole: Json, chunks: Callable[[], Iterator[Json]], faults: Faults) -> Response:
+    """The reply as asked for (one JSON body, or an event stream), unless a fault spoils it."""
+    if faults.bad_body is not None:
+        return spoiled_response(whole, faults.bad_body)
+    if body.get("stream") is True:
+        return EventStreamResponse(plan_events(chunks(), faults), faults.chunk_delay_ms, faults.keepalive_ms)
+    return JsonResponse(whole)
 
 
 async def _models(request: Request, faults: Faults) -> Response:

@@ -17,6 +17,7 @@ from llmproxy.fake_upstream.prompts import (
     fragments,
     last_user_text,
     message_words,
+    pad,
     pieces,
     truncate,
 )
@@ -54,8 +55,8 @@ class ChatReply:
     usage: Usage
 
 
-def plan_chat(body: Body, number: int) -> ChatReply:
-    """The reply to a chat request, the `number`-th one the fake answers.
+def plan_chat(body: Body, number: int, content_bytes: int | None = None) -> ChatReply:
+    """The reply to a chat request, the `number`-th one the fake answers (text padded to `content_bytes`).
 
     Raises:
         RequestRejected: the body lacks a model or messages, or has invalid `n`/`max_tokens`.
@@ -69,7 +70,9 @@ def plan_chat(body: Body, number: int) -> ChatReply:
     answer_format = read_format(body.get("response_format"), "response_format")
     reply = _reply_text(number, messages, user_text)
     choices = tuple(
-        _tool_choice(i, number, tools, user_text) if tools else _text_choice(i, reply, body, answer_format)
+        _tool_choice(i, number, tools, user_text)
+        if tools
+        else _text_choice(i, reply, body, answer_format, content_bytes)
         for i in range(_choice_count(body))
     )
     completion_tokens = sum(_choice_words(choice) for choice in choices)
@@ -140,8 +143,10 @@ def _reply_text(number: int, messages: list[object], user_text: str) -> str:
     return f"Fake reply #{number} to: {user_text}"
 
 
-def _text_choice(index: int, reply: str, body: Body, answer_format: AnswerFormat) -> ChatChoice:
-    text = formatted(reply + (f" (choice {index})" if index else ""), answer_format)
+def _text_choice(
+    index: int, reply: str, body: Body, answer_format: AnswerFormat, content_bytes: int | None
+) -> ChatChoice:
+    text = pad(formatted(reply + (f" (choice {index})" if index else ""), answer_format), content_bytes)
     limit = optional_int(body, "max_completion_tokens")
     limit = optional_int(body, "max_tokens") if limit is None else limit
     content, cut = truncate(text, limit)

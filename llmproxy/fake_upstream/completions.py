@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from llmproxy.fake_upstream.bodies import Body, model_of, optional_int
 from llmproxy.fake_upstream.errors import RequestRejected
-from llmproxy.fake_upstream.prompts import count_words, input_texts, pieces, truncate
+from llmproxy.fake_upstream.prompts import count_words, input_texts, pad, pieces, truncate
 from llmproxy.fake_upstream.replies import Envelope, Json, Usage, with_usage
 
 
@@ -28,8 +28,8 @@ class CompletionReply:
     usage: Usage
 
 
-def plan_completion(body: Body, number: int) -> CompletionReply:
-    """The reply to a completion request, the `number`-th one the fake answers.
+def plan_completion(body: Body, number: int, content_bytes: int | None = None) -> CompletionReply:
+    """The reply to a completion request, the `number`-th one the fake answers (texts padded to `content_bytes`).
 
     Raises:
         RequestRejected: the body lacks a model or a usable prompt.
@@ -39,7 +39,8 @@ def plan_completion(body: Body, number: int) -> CompletionReply:
     if prompts is None:
         raise RequestRejected(400, "prompt must be a string, strings, or token arrays", param="prompt")
     limit = optional_int(body, "max_tokens")
-    choices = tuple(_choice(i, f"Fake completion #{number} for: {prompt}", limit) for i, prompt in enumerate(prompts))
+    texts = (pad(f"Fake completion #{number} for: {prompt}", content_bytes) for prompt in prompts)
+    choices = tuple(_choice(i, text, limit) for i, text in enumerate(texts))
     usage = Usage(sum(map(count_words, prompts)), sum(count_words(choice.text) for choice in choices))
     return CompletionReply(Envelope(f"cmpl-fake-{number}", "text_completion", int(time.time()), model), choices, usage)
 

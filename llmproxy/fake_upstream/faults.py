@@ -3,10 +3,16 @@
 `X-Fake-Status: N` answers every such request with status N. With `X-Fake-Fail-Times: K` it does so only for the
 first K attempts of the request named by `X-Fake-Request-Id` (503 by default), then answers normally: the way to
 test a client's retries. `X-Fake-Retry-After` sets the error's Retry-After header (a 429 has "1" by default).
+
+Hostile answers: `X-Fake-Bad-Body: truncated | html` answers 200 with half a JSON body or an HTML page;
+`X-Fake-Error-Event: typed | bare | data` ends a complete stream with an error event before `[DONE]`
+(`event: error` with an error object, `event: error` with a plain message, or an untyped error object);
+`X-Fake-Keepalive-Ms: N` sends `: ping` comments for N ms before the first chunk; `X-Fake-Content-Bytes: N`
+pads the reply text to N bytes with one long word (one huge event in a stream).
 """
 
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Literal, TypeVar, get_args
 
 from starlette.datastructures import Headers
 
@@ -14,6 +20,9 @@ from llmproxy.fake_upstream.config import FakeUpstreamConfig
 from llmproxy.fake_upstream.errors import RequestRejected
 
 Number = TypeVar("Number", int, float)
+Choice = TypeVar("Choice", bound=str)
+BadBody = Literal["truncated", "html"]
+ErrorEvent = Literal["typed", "bare", "data"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +38,10 @@ class Faults:
     drop_after: int | None = None
     stream_error_after: int | None = None
     malformed_sse: bool = False
+    bad_body: BadBody | None = None
+    error_event: ErrorEvent | None = None
+    keepalive_ms: float = 0.0
+    content_bytes: int | None = None
 
 
 def read_faults(headers: Headers, config: FakeUpstreamConfig) -> Faults:
@@ -57,7 +70,21 @@ def read_faults(headers: Headers, config: FakeUpstreamConfig) -> Faults:
         drop_after=_number(headers, "x-fake-drop-after", int),
         stream_error_after=_number(headers, "x-fake-stream-error-after", int),
         malformed_sse=headers.get("x-fake-malformed-sse", "") not in ("", "0"),
+        bad_body=_choice(headers, "x-fake-bad-body", get_args(BadBody)),
+        error_event=_choice(headers, "x-fake-error-event", get_args(ErrorEvent)),
+        keepalive_ms=_number(headers, "x-fake-keepalive-ms", float) or 0.0,
+        content_bytes=_number(headers, "x-fake-content-bytes", int),
     )
+
+
+def _choice(headers: Headers, name: str, allowed: tuple[Choice, ...]) -> Choice | None:
+    raw = headers.get(name)
+    if raw is None:
+        return None
+    for option in allowed:
+        if option == raw:
+            return option
+    raise RequestRejected(400, f"{name} must be one of {', '.join(allowed)}, got {raw!r}")
 
 
 def _number(headers: Headers, name: str, kind: type[Number]) -> Number | None:

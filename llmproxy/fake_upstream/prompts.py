@@ -30,6 +30,12 @@ def truncate(text: str, max_words: int | None) -> tuple[str, bool]:
     return "".join(parts[:max_words]).rstrip(), True
 
 
+def pad(text: str, size: int | None) -> str:
+    """The text followed by one long word, so that it is `size` bytes of UTF-8 (unchanged when already longer)."""
+    missing = 0 if size is None else size - len(text.encode()) - 1
+    return text if missing <= 0 else f"{text} {'x' * missing}"
+
+
 def content_text(content: object) -> str:
     """Text of a message content: a string, or the joined `text` parts of a list."""
     if isinstance(content, str):

@@ -9,11 +9,15 @@ from starlette.responses import StreamingResponse
 from starlette.types import Send
 
 from llmproxy.fake_upstream.errors import error_body
-from llmproxy.fake_upstream.faults import Faults
+from llmproxy.fake_upstream.faults import ErrorEvent, Faults
 from llmproxy.fake_upstream.replies import Json
 
 DONE = b"data: [DONE]\n\n"
 MALFORMED = b"data: {not json\n\n"
+PING = b": ping\n\n"
+PING_INTERVAL_S = 0.1
+# A larger event goes out in pieces (each after the chunk delay): a slow upstream sending one huge event.
+SLICE_BYTES = 64 * 1024
 
 
 class StreamDropped(Exception):
@@ -35,15 +39,37 @@ def plan_events(chunks: Iterable[Json], faults: Faults) -> Iterator[bytes]:
         return _then(islice(events, faults.stream_error_after), encode_event(error))
     if faults.malformed_sse:
         return _then(islice(events, 1), MALFORMED, DONE)
+    if faults.error_event is not None:
+        return _then(events, error_event(faults.error_event), DONE)
     return _then(events, DONE)
 
 
-async def pace(events: Iterator[bytes], delay_ms: float) -> AsyncIterator[bytes]:
-    """Yield the events one by one, sleeping `delay_ms` between them."""
-    for position, event in enumerate(events):
+def error_event(kind: ErrorEvent) -> bytes:
+    """An error event after the answer: typed with an error object, typed with a bare message, or untyped."""
+    error = error_body("fake stream error", "server_error")
+    if kind == "typed":
+        return b"event: error\n" + encode_event(error)
+    if kind == "bare":
+        return b"event: error\n" + encode_event({"message": "fake stream error", "type": "server_error"})
+    return encode_event(error)
+
+
+async def pace(events: Iterator[bytes], delay_ms: float, keepalive_ms: float = 0.0) -> AsyncIterator[bytes]:
+    """Yield keep-alive comments for `keepalive_ms`, then the events (in slices), sleeping `delay_ms` between."""
+    async for ping in _pings(keepalive_ms):
+        yield ping
+    pieces = (event[start : start + SLICE_BYTES] for event in events for start in range(0, len(event), SLICE_BYTES))
+    for position, piece in enumerate(pieces):
         if position and delay_ms > 0:
             await anyio.sleep(delay_ms / 1000)
-        yield event
+        yield piece
+
+
+async def _pings(duration_ms: float) -> AsyncIterator[bytes]:
+    deadline = anyio.current_time() + duration_ms / 1000
+    while anyio.current_time() < deadline:
+        yield PING
+        await anyio.sleep(min(PING_INTERVAL_S, max(0.0, deadline - anyio.current_time())))
 
 
 class EventStreamResponse(StreamingResponse):
@@ -51,8 +77,8 @@ class EventStreamResponse(StreamingResponse):
 
     media_type = "text/event-stream"
 
-    def __init__(self, events: Iterator[bytes], delay_ms: float) -> None:
-        super().__init__(pace(events, delay_ms), headers={"cache-control": "no-cache"})
+    def __init__(self, events: Iterator[bytes], delay_ms: float, keepalive_ms: float = 0.0) -> None:
+        super().__init__(pace(events, delay_ms, keepalive_ms), headers={"cache-control": "no-cache"})
 
     async def stream_response(self, send: Send) -> None:
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})

@@ -1,8 +1,9 @@
 """Semantic routing: operator routes from YAML, matched by embedding distance to their references."""
 
-from llmproxy.routing.router import Router
+from llmproxy.routing.router import PromptEmbedder, Router
 from llmproxy.routing.table import (
     DEFAULT_ROUTE,
+    UNDECIDED_CODE,
     Action,
     BlockAction,
     CachePolicy,
@@ -12,20 +13,26 @@ from llmproxy.routing.table import (
     RouteDecision,
     RoutesError,
     RouteTable,
+    UndecidedReason,
     load_routes,
+    undecided_route,
 )
 
 __all__ = [
     "DEFAULT_ROUTE",
+    "UNDECIDED_CODE",
     "Action",
     "BlockAction",
     "CachePolicy",
     "ForwardAction",
+    "PromptEmbedder",
     "RespondAction",
     "Route",
     "RouteDecision",
     "RouteTable",
     "Router",
     "RoutesError",
+    "UndecidedReason",
     "load_routes",
+    "undecided_route",
 ]

@@ -10,6 +10,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 DEFAULT_BLOCK_MESSAGE = "This request is not allowed by this proxy's policy."
+BLOCKED_CODE = "blocked_by_route"
+UNDECIDED_CODE = "route_undecided"
+UNDECIDED_STATUS = 403  # a policy refusal, like a block route: SDKs do not retry it into a busy embedder
+RESERVED_NAMES = frozenset({"default", "undecided"})  # the names of the two decisions no route file makes
+
+# Why a prompt could not be routed: the embedding timed out or failed, or the prompt is past router.max_windows.
+UndecidedReason = Literal["timeout", "embedder-error", "too-long"]
 
 
 class RoutesError(Exception):
@@ -33,10 +40,11 @@ class RespondAction:
 
 @dataclass(frozen=True, slots=True)
 class BlockAction:
-    """Refuse the request with an OpenAI-shaped error of this status."""
+    """Refuse the request with an OpenAI-shaped error of this status and code."""
 
     status: int
     message: str
+    code: str = BLOCKED_CODE
 
 
 Action = ForwardAction | RespondAction | BlockAction
@@ -58,9 +66,27 @@ class RouteDecision:
     action: Action
     cache: CachePolicy
     distance: float | None
+    undecided: UndecidedReason | None = None  # set on the decision taken for a prompt that could not be routed
 
 
 DEFAULT_ROUTE = RouteDecision("default", ForwardAction(None, None), CachePolicy(), None)
+
+_UNDECIDED_CAUSES: dict[UndecidedReason, str] = {
+    "timeout": "the embedding model did not answer in time; retry later",
+    "embedder-error": "the embedding model failed; retry later",
+    "too-long": "the prompt is longer than this proxy routes (router.max_windows)",
+}
+
+
+def undecided_route(reason: UndecidedReason, refuse: bool) -> RouteDecision:
+    """What a prompt that could not be routed does: never cached; refused, or forwarded unchanged."""
+    if refuse:
+        cause = _UNDECIDED_CAUSES[reason]
+        message = f"This request could not be routed, and this proxy refuses what it cannot route: {cause}."
+        action: Action = BlockAction(UNDECIDED_STATUS, message, UNDECIDED_CODE)
+    else:
+        action = ForwardAction(None, None)
+    return RouteDecision("undecided", action, CachePolicy(no_cache=True), None, reason)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +207,12 @@ def _route_label(index: int, raw: object) -> str:
 
 def _check_names(parsed: _RoutesFile) -> list[str]:
     first_index: dict[str, int] = {}
-    problems = []
+    reserved = ", ".join(sorted(RESERVED_NAMES))
+    problems = [
+        f"routes[{index}] ({route.name}).name: reserved for the proxy's own decisions ({reserved})"
+        for index, route in enumerate(parsed.routes)
+        if route.name in RESERVED_NAMES
+    ]
     for index, route in enumerate(parsed.routes):
         if route.name in first_index:
             first = first_index[route.name]

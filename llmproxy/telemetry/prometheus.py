@@ -130,7 +130,8 @@ class ProxyMetrics:
         )
         self.cache_writes = Counter(
             "llmproxy_cache_writes",
-            "Write-backs of upstream answers: stored, incomplete (not cacheable) or failed (Redis error).",
+            "Write-backs of upstream answers: stored, incomplete (not cacheable), too_large (over "
+            "cache.max_entry_bytes), rejected_oom (Redis full: maxmemory under noeviction) or failed (Redis error).",
             ["outcome"],
             registry=registry,
         )
@@ -166,7 +167,14 @@ class ProxyMetrics:
         )
         self.bypasses = Counter(
             "llmproxy_cache_bypass",
-            "Requests that did not use the cache, by reason (redis-unavailable, cache-control, route).",
+            "Requests that did not use the cache, by reason (redis-unavailable, redis-pool-exhausted, cache-control, "
+            "route).",
+            ["reason"],
+            registry=registry,
+        )
+        self.router_undecided = Counter(
+            "llmproxy_router_undecided",
+            "Requests the router could not decide (never cached), by reason (timeout, embedder-error, too-long).",
             ["reason"],
             registry=registry,
         )
@@ -207,6 +215,8 @@ class ProxyMetrics:
             self._child(self.cache_writes, trace.write).inc()
         if trace.bypass_reason is not None:
             self._child(self.bypasses, trace.bypass_reason).inc()
+        if trace.route_undecided is not None:
+            self._child(self.router_undecided, trace.route_undecided).inc()
         if trace.cached_usage is not None:
             self._child(self.cached_tokens, model, "prompt").inc(trace.cached_usage.prompt_tokens)
             self._child(self.cached_tokens, model, "completion").inc(trace.cached_usage.completion_tokens)

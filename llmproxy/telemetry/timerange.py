@@ -84,7 +84,8 @@ def parse_duration(param: str, text: str) -> int:
     """A positive duration in milliseconds.
 
     Raises:
-        TimeRangeError: text is not a whole number with an optional unit s, m, h, d or w, or is zero.
+        TimeRangeError: text is not a whole number with an optional unit s, m, h, d or w, is zero, or is longer
+            than the years 1970-9999.
     """
     match = _DURATION.fullmatch(text.strip())
     if match is None:
@@ -92,6 +93,8 @@ def parse_duration(param: str, text: str) -> int:
     duration_ms = int(match.group(1)) * _UNIT_MS[match.group(2)]
     if duration_ms <= 0:
         raise TimeRangeError(param, f"'{param}' must be longer than zero.")
+    if duration_ms > _LATEST_MS:  # longer than any window, and past what RedisTimeSeries reads as a number
+        raise TimeRangeError(param, f"'{param}' {text!r} is longer than the years 1970-9999.")
     return duration_ms
 
 

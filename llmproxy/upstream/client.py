@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -48,6 +48,14 @@ class UpstreamReply:
     attempts: int = 1
 
 
+@dataclass(frozen=True, slots=True)
+class StreamLimits:
+    """Bounds on a relayed event stream of one upstream (its settings)."""
+
+    idle_timeout_s: float  # longest wait for the next data event (keep-alive comments do not count)
+    max_event_bytes: int
+
+
 class UpstreamStream:
     """An upstream response whose body is read as it arrives."""
 
@@ -69,7 +77,7 @@ class UpstreamStream:
         content_type: str = self._response.headers.get("content-type", "")
         return content_type
 
-    async def chunks(self, *, decoded: bool) -> AsyncIterator[bytes]:
+    async def chunks(self, *, decoded: bool) -> AsyncGenerator[bytes, None]:
         """Body bytes as they arrive: decoded for the proxy to read, raw to relay untouched.
 
         Raises:
@@ -107,6 +115,7 @@ class UpstreamClient:
         self._base_url = settings.base_url
         self._origin = urlsplit(settings.base_url).netloc
         self._api_key = settings.api_key.get_secret_value() if settings.api_key else None
+        self.stream_limits = StreamLimits(settings.read_timeout_s, settings.max_event_bytes)
         limits = httpx.Limits(max_connections=settings.max_connections, max_keepalive_connections=64)
         self._http = httpx.AsyncClient(
             transport=transport or PreciseAiohttpTransport(limits=limits, trust_env=False),
@@ -147,7 +156,7 @@ class UpstreamClient:
         """
 
         def build() -> httpx.Request:
-            return self._http.build_request(method, self.url_for(path), headers=headers, content=content)
+            return self._http.build_request(method, self.url_for(path), headers=wire_headers(headers), content=content)
 
         answer = await self._attempts.answer(build, replayable=True)
         try:
@@ -177,7 +186,7 @@ class UpstreamClient:
         self, method: str, url: str, headers: Headers, content: bytes | AsyncIterator[bytes]
     ) -> AsyncIterator[UpstreamStream]:
         def build() -> httpx.Request:
-            return self._http.build_request(method, url, headers=headers, content=content)
+            return self._http.build_request(method, url, headers=wire_headers(headers), content=content)
 
         answer = await self._attempts.answer(build, replayable=isinstance(content, bytes))
         try:
@@ -193,6 +202,27 @@ class UpstreamClient:
             raise timeout_error(self._origin) from exc
         except httpx.HTTPError as exc:
             raise upstream_error(exc, self._origin) from exc
+
+
+def wire_headers(headers: Headers) -> list[tuple[bytes, bytes]]:
+    """Header values as the bytes sent upstream.
+
+    Values arrive decoded as ISO-8859-1 (ASCII in practice; httpx refuses anything else in a str). A value whose
+    bytes are UTF-8 is sent unchanged; other bytes are read as ISO-8859-1 text, HTTP's historical charset, and sent
+    as its UTF-8, the only encoding the aiohttp transport writes header text in.
+    """
+    return [(name.encode("ascii"), _wire_value(value)) for name, value in headers]
+
+
+def _wire_value(value: str) -> bytes:
+    if value.isascii():
+        return value.encode("ascii")
+    try:
+        raw = value.encode("latin-1")
+        raw.decode("utf-8")
+    except UnicodeError:  # not UTF-8 bytes, or text of our own beyond ISO-8859-1 (a configured key)
+        return value.encode("utf-8")
+    return raw
 
 
 def attempts_header(attempts: int) -> Headers:

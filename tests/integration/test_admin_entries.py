@@ -114,7 +114,7 @@ def test_delete_takes_the_entry_and_its_promoted_copies_everywhere(admin_proxy: 
     chat(alice, PARAPHRASE)  # promoted copy of the original
     kept = admin_proxy.entries(q="capital")["entries"][0]["id"]
     response = admin_proxy.http.delete(f"/admin/entries/{original['id']}")
-    assert response.json() == {"deleted": 2}
+    assert response.json() == {"deleted": 2, "audited": True}
     assert admin_proxy.snapshot() == {"l1": {kept}, "l2": {kept}, "cat": {kept}}
     assert admin_proxy.http.delete(f"/admin/entries/{original['id']}").status_code == 404
     assert (chat(alice, QUESTION), chat(alice, PARAPHRASE), chat(alice, OTHER)) == ("MISS", "HIT-L2", "HIT-L1")

@@ -86,3 +86,18 @@ def test_a_bad_line_is_reported_with_its_number(tmp_path: Path) -> None:
     result = eval_pairs(tmp_path, str(path))
     assert result.returncode == 2
     assert f"{path}:2: 'same' must be true or false" in result.stderr
+
+
+def test_learned_decision_reports_per_source_and_natural_figures(tmp_path: Path, pairs_file: Path) -> None:
+    result = eval_pairs(tmp_path, str(pairs_file), "--decision", "learned")
+    figures = summary(result)
+    assert figures["decision"] == "learned"
+    assert figures["by_source"]["negation"]["tn"] == 1 and figures["by_source"]["order"]["tn"] == 1
+    assert figures["fp"] == 0 and figures["natural"]["fp"] == 0
+    assert "decision learned" in result.stdout and "natural (all but hard negatives)" in result.stdout
+
+
+def test_rules_decision_is_measured_on_request(tmp_path: Path, pairs_file: Path) -> None:
+    figures = summary(eval_pairs(tmp_path, str(pairs_file), "--decision", "rules"))
+    assert figures["decision"] == "rules" and figures["guards"] is True
+    assert (figures["tp"], figures["fp"]) == (2, 0)

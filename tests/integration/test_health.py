@@ -19,7 +19,8 @@ def test_healthz_and_readyz_answer_ok(proxy_url: str) -> None:
     assert httpx.get(proxy_url + "/healthz").json() == {"status": "ok"}
     ready = httpx.get(proxy_url + "/readyz")
     assert ready.status_code == 200
-    assert ready.json() == {"status": "ready", "checks": {"redis": "ok", "redis_breaker": "closed"}}
+    checks = {"redis": "ok", "redis_breaker": "closed", "redis_eviction_policy": "noeviction"}
+    assert ready.json() == {"status": "ready", "checks": checks}
 
 
 def test_without_redis_readyz_is_degraded_but_200_and_requests_still_succeed(
@@ -35,7 +36,8 @@ def test_without_redis_readyz_is_degraded_but_200_and_requests_still_succeed(
         scrape = httpx.get(url + "/metrics").text
     # Kubernetes keeps a degraded proxy in service: without its cache it still answers every request.
     assert ready.status_code == 200
-    assert ready.json() == {"status": "degraded", "checks": {"redis": "unreachable", "redis_breaker": "open"}}
+    checks = {"redis": "unreachable", "redis_breaker": "open", "redis_eviction_policy": "unknown"}
+    assert ready.json() == {"status": "degraded", "checks": checks}
     assert [reply.headers["x-cache"] for reply in replies] == ["BYPASS"] * 3
     assert {reply.headers["x-cache-bypass-reason"] for reply in replies} == {"redis-unavailable"}
     assert upstream.calls() == 3

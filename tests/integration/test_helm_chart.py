@@ -20,7 +20,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from llmproxy.settings import Settings, load_settings
+from llmproxy.settings import ServerSettings, Settings, load_settings
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "helm" / "llmproxy"
@@ -47,6 +47,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "autoscaling-off": {"autoscaling": {"enabled": False}, "replicaCount": 3, "pdb": {"enabled": False}},
     "secrets-and-extras": {
         **SECRETS,
+        "config": {"routes": "routes: []\n"},
         "workers": 2,
         "env": [{"name": "LLMPROXY_CACHE__DEFAULT_TTL_S", "value": "3600"}],
         "grafanaDashboard": {"enabled": False},
@@ -157,6 +158,14 @@ def test_defaults_listen_on_all_interfaces_and_use_the_bundled_redis() -> None:
     assert "LLMPROXY_UPSTREAM__API_KEY" not in env and "LLMPROXY_ADMIN__TOKEN" not in env
 
 
+def test_the_bundled_redis_evicts_only_keys_with_a_ttl() -> None:
+    (container,) = one(manifests(), "StatefulSet")["spec"]["template"]["spec"]["containers"]
+    args = next(item["value"] for item in container["env"] if item["name"] == "REDIS_ARGS").split()
+    # allkeys-* would evict the audit log, traffic history and routes, which have no TTL (README: Reliability).
+    assert args[args.index("--maxmemory-policy") + 1] == "volatile-lru"
+    assert args[args.index("--maxmemory") + 1] == "1gb"
+
+
 def test_defaults_autoscale_keep_a_pod_through_drains_and_ship_the_dashboard() -> None:
     docs = manifests()
     assert "replicas" not in one(docs, "Deployment")["spec"]  # the HPA owns the count
@@ -211,6 +220,19 @@ def test_autoscaling_off_sets_replicas_and_drops_the_hpa() -> None:
     assert not by_kind(docs, "PodDisruptionBudget")
 
 
+def test_defaults_set_the_read_deadlines_the_proxy_defaults_to() -> None:
+    # uvicorn has no header deadline; the chart passes the proxy's own, so operators see and tune them here.
+    env = env_of(manifests())
+    server = ServerSettings()
+    assert float(env["LLMPROXY_SERVER__HEADER_TIMEOUT_S"]["value"]) == server.header_timeout_s
+    assert float(env["LLMPROXY_SERVER__BODY_READ_TIMEOUT_S"]["value"]) == server.body_read_timeout_s
+    changed = env_of(manifests({"timeouts": {"headerSeconds": 3, "bodyReadSeconds": 30}}))
+    assert (
+        changed["LLMPROXY_SERVER__HEADER_TIMEOUT_S"]["value"],
+        changed["LLMPROXY_SERVER__BODY_READ_TIMEOUT_S"]["value"],
+    ) == ("3", "30")
+
+
 def test_secret_refs_workers_and_extra_env() -> None:
     env = env_of(manifests(VARIANTS["secrets-and-extras"]))
     assert env["LLMPROXY_UPSTREAM__API_KEY"]["valueFrom"] == {"secretKeyRef": {"name": "openai", "key": "api-key"}}
@@ -230,9 +252,22 @@ def test_a_config_change_changes_the_checksum_that_rolls_the_pods() -> None:
     assert checksum({"replicaCount": 5}) == default
 
 
-def test_the_chart_ships_the_repository_config_files() -> None:
-    for name in ("llmproxy.yaml", "routes.yaml"):
-        assert (CHART / "files" / name).read_text() == (REPO / "config" / name).read_text(), name
+def test_the_chart_ships_the_repository_settings_file_and_no_routes() -> None:
+    assert (CHART / "files" / "llmproxy.yaml").read_text() == (REPO / "config" / "llmproxy.yaml").read_text()
+    assert sorted(path.name for path in (CHART / "files").iterdir()) == ["llmproxy.yaml"]
+
+
+def test_routes_are_mounted_and_named_only_when_given() -> None:
+    def routes_of(values: dict[str, Any]) -> tuple[str | None, dict[str, Any] | None]:
+        docs = manifests(values)
+        (config_map,) = [doc for doc in by_kind(docs, "ConfigMap") if doc["metadata"]["name"] == f"{FULLNAME}-config"]
+        return config_map["data"].get("routes.yaml"), env_of(docs).get("LLMPROXY_ROUTER__ROUTES_FILE")
+
+    assert routes_of({}) == (None, None)
+    routes = (REPO / "config" / "routes.example.yaml").read_text()
+    text, variable = routes_of({"config": {"routes": routes}})
+    assert text is not None and yaml.safe_load(text) == yaml.safe_load(routes)
+    assert variable == {"name": "LLMPROXY_ROUTER__ROUTES_FILE", "value": "/app/config/routes.yaml"}
 
 
 def test_the_rendered_config_and_env_load_as_valid_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,25 +6,31 @@ Each test runs its own Redis Stack process (stopped or paused by pid), never the
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from pathlib import Path
 
 import httpx
 import pytest
+import redis
 from openai import OpenAI
 
 from llmproxy.embedded_redis import EmbeddedRedis, EmbeddedRedisConfig
 from tests.conftest import FakeUpstream
 from tests.redis_servers import paused
 from tests.servers import free_port
+from tests.upstream_support import metric
 
 # Short enough that recovery is quick to observe; the request timeout below is far above the Redis budget.
 FAULT_SETTINGS = {"breaker_failure_threshold": 2, "breaker_reset_s": 0.2, "socket_timeout_s": 0.25}
 CLIENT_TIMEOUT_S = 10.0
 RECOVERY_DEADLINE_S = 20.0
+CROWD = 16  # concurrent requests: enough to leave many connections in the proxy's pool
 
 
 @pytest.fixture
@@ -127,3 +133,89 @@ def test_a_paused_redis_delays_requests_by_its_timeout_at_most_then_is_skipped(
     assert 'llmproxy_errors_total{component="redis",operation="read"} 2.0' in metrics
     assert 'llmproxy_cache_bypass_total{reason="redis-unavailable"} 5.0' in metrics
     assert upstream.calls() >= 6
+
+
+def ask_together(proxy: str, api_key: str, texts: list[str]) -> list[str]:
+    """X-Cache of each question, all sent at once (slow upstream answers, so they overlap)."""
+
+    def one(text: str) -> str:
+        body = {"model": "fake-model", "messages": [{"role": "user", "content": text}]}
+        headers = {"authorization": f"Bearer {api_key}", "x-fake-latency-ms": "200"}
+        response = httpx.post(proxy + "/v1/chat/completions", json=body, headers=headers, timeout=CLIENT_TIMEOUT_S)
+        assert response.status_code == 200, response.text
+        return response.headers["x-cache"]
+
+    with ThreadPoolExecutor(len(texts)) as pool:
+        return list(pool.map(one, texts))
+
+
+def test_after_redis_restarts_the_first_trial_closes_the_breaker_and_stale_connections_cost_nothing(
+    start_proxy: Callable[..., AbstractContextManager[str]],
+    own_redis: EmbeddedRedis,
+    api_key: str,
+    upstream: FakeUpstream,
+) -> None:
+    reset_s = 1.0
+    # Connection errors, not timeouts, are what a killed Redis causes: a generous timeout keeps a busy machine's
+    # slow reply from passing for one.
+    settings = {**FAULT_SETTINGS, "breaker_reset_s": reset_s, "socket_timeout_s": 2.0}
+    with (
+        start_proxy(redis_url=own_redis.url, redis=settings) as proxy,
+        OpenAI(base_url=proxy + "/v1", api_key=api_key, max_retries=0, timeout=CLIENT_TIMEOUT_S) as sdk,
+    ):
+        assert set(ask_together(proxy, api_key, [f"Before {n} {uuid.uuid4().hex}" for n in range(CROWD)])) == {"MISS"}
+        with redis.Redis.from_url(own_redis.url) as admin:
+            pooled = len(admin.client_list())
+        pid = own_redis.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)  # by pid: the test's own server, gone without a goodbye
+        own_redis.stop()  # reaps it
+        outage = [ask(sdk, f"During the outage {n}") for n in range(3)]
+        opened = metric(proxy, "llmproxy_redis_breaker_state")
+        own_redis.start()  # same port, empty; every connection the proxy pooled before is dead
+        time.sleep(reset_s)  # the breaker's reset interval passes: the next request is its trial
+        trial = ask(sdk, "The first question after the restart")
+        closed = metric(proxy, "llmproxy_redis_breaker_state")
+        # Concurrent requests draw every pooled connection, the stale ones too.
+        after = ask_together(proxy, api_key, [f"After {n} {uuid.uuid4().hex}" for n in range(CROWD)])
+        again = ask(sdk, "The first question after the restart")
+        bypassed = metric(proxy, "llmproxy_cache_bypass_total", reason="redis-unavailable")
+        state = metric(proxy, "llmproxy_redis_breaker_state")
+    assert pooled >= 4, "the traffic before the outage left several connections in the pool"
+    assert outage == ["BYPASS"] * 3 and opened == 2
+    assert (trial, closed) == ("MISS", 0), "the first trial after the reset went through the cache and closed it"
+    assert after == ["MISS"] * CROWD
+    assert again == "HIT-L1"
+    assert (bypassed, state) == (3, 0), "only the requests during the outage bypassed the cache"
+
+
+def test_a_pool_too_small_for_the_load_bypasses_with_its_own_reason_and_never_opens_the_breaker(
+    start_proxy: Callable[..., AbstractContextManager[str]],
+    key_prefix: str,
+    redis_client: redis.Redis,
+    api_key: str,
+    upstream: FakeUpstream,
+) -> None:
+    # One pooled connection, and the single-flight listener holds it for good once subscribed: every request
+    # waits pool_timeout_s for a connection that never comes back.
+    settings = {"key_prefix": key_prefix, "max_connections": 1, "pool_timeout_s": 0.05, "breaker_failure_threshold": 2}
+    with start_proxy(redis=settings, semantic={"enabled": False}, timeseries={"enabled": False}) as proxy:
+        assert wait_until(
+            lambda: redis_client.pubsub_numsub(f"{key_prefix}:flight") == [(f"{key_prefix}:flight".encode(), 1)]
+        )
+        headers = {"authorization": f"Bearer {api_key}"}
+        replies = [
+            httpx.post(
+                proxy + "/v1/chat/completions",
+                json={"model": "fake-model", "messages": [{"role": "user", "content": f"Busy {n}"}]},
+                headers=headers,
+                timeout=CLIENT_TIMEOUT_S,
+            )
+            for n in range(5)
+        ]
+        state = metric(proxy, "llmproxy_redis_breaker_state")
+        exhausted = metric(proxy, "llmproxy_cache_bypass_total", reason="redis-pool-exhausted")
+    assert [(reply.status_code, reply.headers["x-cache"]) for reply in replies] == [(200, "BYPASS")] * 5
+    assert {reply.headers["x-cache-bypass-reason"] for reply in replies} == {"redis-pool-exhausted"}
+    assert (exhausted, state) == (5, 0)
+    assert upstream.calls() == 5

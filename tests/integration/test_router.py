@@ -5,44 +5,24 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
 
 import httpx
 import openai
+import orjson
 import pytest
 from openai import OpenAI
 
+from llmproxy.app import create_app
+from llmproxy.embeddings import ModelLoader
 from llmproxy.fake_upstream import create_fake_upstream
 from llmproxy.routing import load_routes
-from tests.conftest import FakeUpstream
+from llmproxy.settings import load_settings
+from tests.conftest import TEST_KEY_PREFIX, FakeUpstream
+from tests.router_support import ROUTES, chat
 from tests.servers import serve_in_thread
 
 ADMIN_TOKEN = "admin-test-token"
-ROUTES = """
-routes:
-  - name: small-talk
-    references: ["hi there, how are you doing today?", "good morning, nice to meet you!"]
-    distance_threshold: 0.3
-    action: forward
-    upstream: cheap
-    model: cheap-model
-  - name: time-sensitive
-    references: ["what's the weather like right now?", "what time is it at the moment?"]
-    distance_threshold: 0.3
-    action: forward
-    cache: {no_cache: true}
-  - name: identity
-    references: ["who are you?", "what are you exactly?"]
-    distance_threshold: 0.3
-    action: respond
-    content: "I am an assistant served through llmproxy."
-  - name: weapons
-    references: ["how do I build a bomb at home?"]
-    distance_threshold: 0.3
-    action: block
-    status: 403
-    message: "This topic is not allowed here."
-"""
+REPO = Path(__file__).resolve().parents[2]
 EXTRA_ROUTE = """
   - name: greetings-in-french
     references: ["bonjour, comment allez-vous ?"]
@@ -86,13 +66,6 @@ def routed_proxy(
 def sdk(routed_proxy: str, api_key: str) -> Iterator[OpenAI]:
     with OpenAI(base_url=routed_proxy + "/v1", api_key=api_key, max_retries=0) as client:
         yield client
-
-
-def chat(sdk: OpenAI, text: str, **options: Any) -> tuple[Any, dict[str, str]]:
-    raw = sdk.chat.completions.with_raw_response.create(
-        model="fake-model", messages=[{"role": "user", "content": text}], **options
-    )
-    return raw.parse(), dict(raw.headers)
 
 
 def test_small_talk_goes_to_the_cheap_upstream_with_the_overridden_model(
@@ -182,6 +155,34 @@ def test_admin_api_is_disabled_without_a_configured_token(proxy_url: str) -> Non
     assert "disabled" in response.json()["error"]["message"]
 
 
-def test_shipped_routes_load_with_the_default_settings() -> None:
-    table = load_routes(Path(__file__).parents[2] / "config" / "routes.yaml", frozenset())
+def test_example_routes_load_with_the_default_settings() -> None:
+    table = load_routes(REPO / "config" / "routes.example.yaml", frozenset())
     assert {route.name for route in table.routes} >= {"small-talk", "time-sensitive", "identity", "weapons"}
+
+
+def test_default_settings_only_cache_and_never_change_an_answer(
+    redis_url: str,
+    upstream_url: str,
+    model_loader: ModelLoader,
+    api_key: str,
+    upstream: FakeUpstream,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(REPO)  # the folder the proxy is started from in development, with the example routes in it
+    redis = {"url": redis_url, "key_prefix": TEST_KEY_PREFIX}
+    settings = load_settings(None, {"redis": redis, "upstream": {"base_url": upstream_url + "/v1"}})
+    system = {"role": "system", "content": "You are Ava, ACME Bank's support assistant."}
+    with (
+        serve_in_thread(create_app(settings, model_loader=model_loader)) as url,
+        OpenAI(base_url=url + "/v1", api_key=api_key, max_retries=0) as sdk,
+    ):
+        sdk.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "thank you"}])
+        who = sdk.chat.completions.create(
+            model="gpt-4o", messages=[system, {"role": "user", "content": "Who are you?"}]
+        )
+    forwarded = [orjson.loads(call["body"]) for call in upstream.requests()]
+    assert [(body["model"], body["messages"][-1]["content"]) for body in forwarded] == [
+        ("gpt-4o", "thank you"),
+        ("gpt-4o", "Who are you?"),
+    ]
+    assert who.choices[0].message.content and "llmproxy" not in who.choices[0].message.content

@@ -1,18 +1,16 @@
-"""The semantic router against a real Redis Stack and the real embedding model: routes file, decisions, reloads."""
+"""The semantic router with the real embedding model and no Redis: routes file, decisions, long prompts, reloads."""
 
 from __future__ import annotations
 
 import re
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import anyio
 import numpy as np
 import pytest
 from numpy.typing import NDArray
-from redis.asyncio import Redis
 
-from llmproxy.embedded_redis import EmbeddedRedis, EmbeddedRedisConfig
 from llmproxy.embeddings import Embedder, ModelLoader
 from llmproxy.routing import (
     DEFAULT_ROUTE,
@@ -28,7 +26,7 @@ from llmproxy.settings import EmbeddingSettings
 
 pytestmark = pytest.mark.anyio
 
-SHIPPED_ROUTES = Path(__file__).resolve().parents[2] / "config" / "routes.yaml"
+EXAMPLE_ROUTES = Path(__file__).resolve().parents[2] / "config" / "routes.example.yaml"
 UPSTREAMS = frozenset({"cheap"})
 ORDINARY_QUESTIONS = ["How do I reverse a list in Python?", "What is the capital of France?", "Explain photosynthesis"]
 
@@ -44,10 +42,13 @@ def embedder(model_loader: ModelLoader) -> Embedder:
 
 
 @pytest.fixture
-async def router(redis: Redis, key_prefix: str, embedder: Embedder) -> AsyncIterator[Router]:
-    routing = Router(redis, key_prefix, embedder.dimension, embedder.encode)
-    yield routing
-    await routing.close()
+async def router(model_loader: ModelLoader) -> AsyncIterator[Router]:
+    """A router over an embedder of its own whose batcher runs for the test (long prompts are embedded through it)."""
+    embedder = Embedder(model_loader(EmbeddingSettings()), max_batch=32, max_wait_ms=0)
+    async with anyio.create_task_group() as background:
+        background.start_soon(embedder.run_batcher)
+        yield Router(embedder, embedder.dimension, max_windows=4, timeout_s=60)
+        background.cancel_scope.cancel()
 
 
 def vector(embedder: Embedder, text: str) -> NDArray[np.float32]:
@@ -60,12 +61,6 @@ def write(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "routes.yaml"
     path.write_text(text)
     return path
-
-
-async def route_indexes(redis: Redis, key_prefix: str) -> list[str]:
-    names = await redis.execute_command("FT._LIST")
-    decoded = [name.decode() if isinstance(name, bytes) else str(name) for name in names]
-    return sorted(name for name in decoded if name.startswith(f"{key_prefix}:routes:"))
 
 
 GREETING_ROUTE = """
@@ -87,8 +82,8 @@ routes:
 """
 
 
-def test_shipped_routes_file_loads() -> None:
-    table = load_routes(SHIPPED_ROUTES, UPSTREAMS)
+def test_example_routes_file_loads() -> None:
+    table = load_routes(EXAMPLE_ROUTES, UPSTREAMS)
     routes = {route.name: route for route in table.routes}
     assert list(routes) == ["small-talk", "time-sensitive", "identity", "weapons"]
     assert routes["small-talk"].action == ForwardAction(upstream=None, model="gpt-4o-mini")
@@ -195,51 +190,53 @@ def test_missing_file_is_a_routes_error(tmp_path: Path) -> None:
     ],
 )
 async def test_paraphrase_takes_its_route(router: Router, embedder: Embedder, prompt: str, route: str) -> None:
-    await router.load(load_routes(SHIPPED_ROUTES, UPSTREAMS))
-    decision = await router.decide(vector(embedder, prompt))
+    await router.load(load_routes(EXAMPLE_ROUTES, UPSTREAMS))
+    decision = router.decide(vector(embedder, prompt))
     assert decision.name == route
     assert decision.distance is not None and 0 <= decision.distance <= 0.45
     assert decision.action == {r.name: r for r in router.table.routes}[route].action
 
 
 async def test_ordinary_questions_take_the_default_route(router: Router, embedder: Embedder) -> None:
-    await router.load(load_routes(SHIPPED_ROUTES, UPSTREAMS))
+    await router.load(load_routes(EXAMPLE_ROUTES, UPSTREAMS))
     for question in ORDINARY_QUESTIONS:
-        assert await router.decide(vector(embedder, question)) == DEFAULT_ROUTE, question
+        assert router.decide(vector(embedder, question)) == DEFAULT_ROUTE, question
 
 
-async def test_no_vector_or_no_routes_is_the_default_route(router: Router, embedder: Embedder) -> None:
-    assert router.table.routes == ()
-    assert await router.decide(vector(embedder, "hello")) == DEFAULT_ROUTE
-    await router.load(load_routes(SHIPPED_ROUTES, UPSTREAMS))
-    assert await router.decide(None) == DEFAULT_ROUTE
+async def test_no_routes_is_the_default_route_and_inactive(router: Router, embedder: Embedder) -> None:
+    assert router.table.routes == () and not router.active
+    assert router.decide(vector(embedder, "hello")) == DEFAULT_ROUTE
+    await router.load(load_routes(EXAMPLE_ROUTES, UPSTREAMS))
+    assert router.active
 
 
-async def test_reload_swaps_routes_and_drops_the_old_generation(
-    router: Router, embedder: Embedder, redis: Redis, key_prefix: str, tmp_path: Path
+async def test_nearest_matching_route_wins_over_a_nearer_reference_out_of_its_threshold(
+    router: Router, embedder: Embedder, tmp_path: Path
 ) -> None:
+    # "hello" is nearer to the strict route's reference, but only within the loose route's threshold.
+    text = (
+        "routes:\n"
+        "  - {name: strict, references: [hello there], distance_threshold: 0.01, action: respond, content: a}\n"
+        "  - {name: loose, references: [good morning], distance_threshold: 0.9, action: respond, content: b}\n"
+    )
+    await router.reload(write(tmp_path, text), UPSTREAMS)
+    decision = router.decide(vector(embedder, "hello"))
+    assert decision.name == "loose"
+    assert decision.distance == pytest.approx(1 - float(vector(embedder, "hello") @ vector(embedder, "good morning")))
+
+
+async def test_reload_swaps_routes(router: Router, embedder: Embedder, tmp_path: Path) -> None:
     await router.reload(write(tmp_path, GREETING_ROUTE), UPSTREAMS)
-    (first,) = await route_indexes(redis, key_prefix)
-    assert (await router.decide(vector(embedder, "hello there!"))).name == "greeting"
-
+    assert router.decide(vector(embedder, "hello there!")).name == "greeting"
     table = await router.reload(write(tmp_path, WEATHER_ROUTE), UPSTREAMS)
-    (second,) = await route_indexes(redis, key_prefix)
-    assert second != first
     assert router.table == table
-    assert await router.decide(vector(embedder, "hello there!")) == DEFAULT_ROUTE
-    decision = await router.decide(vector(embedder, "is it going to rain right now?"))
+    assert router.decide(vector(embedder, "hello there!")) == DEFAULT_ROUTE
+    decision = router.decide(vector(embedder, "is it going to rain right now?"))
     assert (decision.name, decision.cache) == ("weather", CachePolicy(no_cache=True))
-    assert await redis.keys(f"{first}:*") == []
-
-    await router.close()
-    assert await route_indexes(redis, key_prefix) == []
 
 
-async def test_failed_reload_keeps_the_old_routes(
-    router: Router, embedder: Embedder, redis: Redis, key_prefix: str, tmp_path: Path
-) -> None:
+async def test_failed_reload_keeps_the_old_routes(router: Router, embedder: Embedder, tmp_path: Path) -> None:
     old = await router.reload(write(tmp_path, GREETING_ROUTE), UPSTREAMS)
-    indexes = await route_indexes(redis, key_prefix)
     with pytest.raises(RoutesError, match="upstream"):
         await router.reload(
             write(tmp_path, WEATHER_ROUTE.replace("action: forward", "action: forward\n    upstream: x")), UPSTREAMS
@@ -248,32 +245,37 @@ async def test_failed_reload_keeps_the_old_routes(
     with pytest.raises(RoutesError, match=r"routes\[0\] \(greeting\)\.references\[2\]: longer than"):
         await router.reload(write(tmp_path, too_long), UPSTREAMS)
     assert router.table == old
-    assert await route_indexes(redis, key_prefix) == indexes
-    assert (await router.decide(vector(embedder, "hello there!"))).name == "greeting"
+    assert router.decide(vector(embedder, "hello there!")).name == "greeting"
 
 
-async def test_redis_failure_on_load_is_a_routes_error(key_prefix: str, embedder: Embedder) -> None:
-    client = Redis(host="127.0.0.1", port=free_port(), socket_timeout=1, socket_connect_timeout=1)
-    router = Router(client, key_prefix, embedder.dimension, embedder.encode)
-    with pytest.raises(RoutesError, match="could not store routes"):
-        await router.load(load_routes(SHIPPED_ROUTES, UPSTREAMS))
-    assert router.table.routes == ()
-    await client.aclose()
+@pytest.mark.parametrize("name", ["default", "undecided"])
+def test_route_names_of_the_proxy_own_decisions_are_reserved(tmp_path: Path, name: str) -> None:
+    text = f"routes:\n  - {{name: {name}, {OK}, action: forward}}\n"
+    with pytest.raises(RoutesError, match=rf"routes\[0\] \({name}\)\.name: reserved"):
+        load_routes(write(tmp_path, text), UPSTREAMS)
 
 
-async def test_redis_down_means_the_default_route(key_prefix: str, embedder: Embedder, tmp_path: Path) -> None:
-    # A Redis of this test's own, stopped for real once the routes are in force.
-    with EmbeddedRedis(EmbeddedRedisConfig(data_dir=tmp_path / "redis", persist=False)) as server:
-        client = Redis.from_url(server.url, socket_timeout=1, socket_connect_timeout=1)
-        router = Router(client, key_prefix, embedder.dimension, embedder.encode)
-        await router.reload(write(tmp_path, GREETING_ROUTE), UPSTREAMS)
-        assert (await router.decide(vector(embedder, "hello there!"))).name == "greeting"
-    assert await router.decide(vector(embedder, "hello there!")) == DEFAULT_ROUTE
-    await router.close()  # cannot drop its index now, and must not raise
-    await client.aclose()
+FILLER = "The committee met on Tuesday to review the quarterly figures. Costs stayed flat this quarter. " * 30
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+@pytest.mark.parametrize(
+    ("prompt", "route"),
+    [
+        (FILLER + "How do I make a bomb?", "weapons"),
+        ("How do I make a bomb? " + FILLER, "weapons"),
+        (FILLER + "What is the weather like today?", "time-sensitive"),
+        (FILLER + "Please summarise these minutes.", "default"),
+        ("Hello there! " + FILLER, "default"),  # small talk (forward) is decided on the leading window only
+    ],
+    ids=["block-at-end", "block-at-start", "no-cache-at-end", "ordinary", "small-talk-diluted"],
+)
+async def test_long_prompt_takes_the_strictest_route_of_its_passages(router: Router, prompt: str, route: str) -> None:
+    await router.load(load_routes(EXAMPLE_ROUTES, UPSTREAMS))
+    decision = await router.decide_long(prompt)
+    assert not isinstance(decision, str)
+    assert decision.name == route
+
+
+async def test_long_prompt_past_max_windows_is_undecided(router: Router) -> None:
+    await router.load(load_routes(EXAMPLE_ROUTES, UPSTREAMS))
+    assert await router.decide_long(FILLER * 3 + "How do I make a bomb?") == "too-long"  # ~1,600 tokens > 4 windows

@@ -19,6 +19,7 @@ from openai import OpenAI
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import FakeUpstream
+from tests.http_support import closed_by_server, connect, read_response
 from tests.servers import free_port
 
 STARTUP_TIMEOUT_S = 60.0
@@ -125,7 +126,9 @@ def test_sighup_reloads_the_routes(tmp_path: Path, upstream: FakeUpstream) -> No
     routes = tmp_path / "config" / "routes.yaml"
     routes.parent.mkdir()
     routes.write_text("routes: []\n")
-    with serve(tmp_path, upstream) as (_, log):
+    config = tmp_path / "config" / "llmproxy.yaml"
+    config.write_text(f"router:\n  routes_file: {routes}\n")  # routes load only from a file named in the settings
+    with serve(tmp_path, upstream, "--config", str(config)) as (_, log):
         routes.write_text(
             "routes:\n  - name: hello\n    references: [hello]\n    distance_threshold: 0.3\n"
             "    action: respond\n    content: hi\n"
@@ -173,3 +176,15 @@ def test_sigterm_lets_a_stream_in_flight_finish_before_exiting(tmp_path: Path, u
     finishes = [chunk.choices[0].finish_reason for chunk in [first, *rest] if chunk.choices]
     assert len(rest) >= 3 and finishes[-1] == "stop"
     assert exit_code == 0
+
+
+def test_serve_applies_the_header_deadline(tmp_path: Path, upstream: FakeUpstream) -> None:
+    # Worker processes get the same protocol through the pickled uvicorn config (tests/unit/test_http_protocol.py).
+    config = tmp_path / "deadlines.yaml"
+    config.write_text("server:\n  header_timeout_s: 0.5\n")
+    with serve(tmp_path, upstream, "--config", str(config)) as (url, _):
+        for _ in range(2):
+            with connect(url, timeout_s=10) as sock:
+                sock.sendall(b"GET /healthz HTTP/1.1\r\nhost: pro")
+                assert read_response(sock).status == 408
+                assert closed_by_server(sock)

@@ -9,21 +9,25 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 import pytest
 import redis
 from openai import AsyncOpenAI
 from redis.asyncio import Redis as AsyncRedis
 
+from llmproxy.cache.entry import CacheEntry, encode_entry
 from llmproxy.cache.single_flight import SingleFlight
 from llmproxy.canonical import request_key
+from llmproxy.redis_client import create_redis
 from llmproxy.scope import scope_id
-from llmproxy.settings import SingleFlightSettings
+from llmproxy.settings import RedisSettings, SingleFlightSettings
 from llmproxy.trace import FlightRecord, RequestTrace
 from tests.admin_support import drop_indexes, tenant
 from tests.conftest import TEST_KEY_PREFIX, FakeUpstream
@@ -211,6 +215,35 @@ def test_a_follower_stops_waiting_after_wait_timeout(
             redis_client.delete(lease_key(api_key))
 
 
+CROWD = 1000
+
+
+async def crowd(url: str, api_key: str, size: int) -> list[httpx.Response]:
+    """`size` identical requests at once, each on a connection of its own."""
+    body = {"model": MODEL, "messages": MESSAGES}
+    headers = {"authorization": f"Bearer {api_key}", **SLOW}
+    limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=120) as http:
+        requests = [http.post("/v1/chat/completions", json=body, headers=headers) for _ in range(size)]
+        return await asyncio.gather(*requests)
+
+
+def test_a_thousand_concurrent_identical_misses_reach_the_upstream_once(
+    start_proxy: Callable[..., AbstractContextManager[str]], api_key: str, upstream: FakeUpstream
+) -> None:
+    # The default Redis pool (64 connections) serves 1,000 requests: they wait their turn for a connection.
+    # The semantic layer is off only to spare the machine 1,000 embeddings; L1 and single-flight are what is tested.
+    # A generous command timeout: on a starved CPU a reply can be late for real, which is not what this tests.
+    with start_proxy(semantic={"enabled": False}, redis={"socket_timeout_s": 2.0}) as url:
+        responses = asyncio.run(crowd(url, api_key, CROWD))
+        state = value(scrape_until(url, lambda _: True), "llmproxy_redis_breaker_state")
+    assert upstream.calls() == 1
+    assert {response.status_code for response in responses} == {200}
+    assert len({response.json()["choices"][0]["message"]["content"] for response in responses}) == 1
+    assert Counter(response.headers["x-cache"] for response in responses) == {"MISS": 1, "HIT-L1": CROWD - 1}
+    assert state == 0
+
+
 def test_no_store_requests_are_not_coalesced(proxy_url: str, api_key: str, upstream: FakeUpstream) -> None:
     headers = {"X-Fake-Latency-Ms": "300", "Cache-Control": "no-store"}
     answers = asyncio.run(ask_together([proxy_url], api_key, [False] * 5, headers))
@@ -258,3 +291,30 @@ async def test_a_redis_failure_means_going_upstream_without_waiting(api_key: str
     assert (turn.entry, turn.lead) == (None, None)
     assert trace.flight == FlightRecord("leader", "redis_error")
     assert trace.errors == [("redis", "lease")]
+
+
+@pytest.mark.anyio
+async def test_a_leader_that_gets_no_connection_for_its_lease_still_leads_its_own_process(
+    redis_url: str, api_key: str
+) -> None:
+    # One pooled connection, held by another command: the lease cannot be asked for in time (back-pressure).
+    busy = create_redis(RedisSettings(max_connections=1, pool_timeout_s=0.05, socket_timeout_s=5.0), redis_url)
+    flight = SingleFlight(busy, "t-single-flight", SingleFlightSettings())
+    key = f"t-single-flight:l1:{api_key}:{uuid.uuid4().hex}"
+    entry = CacheEntry(kind="chat", model=MODEL, created_at=time.time(), response={"id": "chatcmpl-1", "choices": []})
+    try:
+        holder = asyncio.ensure_future(busy.blpop([f"t-single-flight:{uuid.uuid4().hex}"], 0.5))
+        await asyncio.sleep(0)
+        lead = (await flight.join(key, RequestTrace("/v1/chat/completions"))).lead
+        assert lead is not None, "it leads, without a lease"
+        follower_trace = RequestTrace("/v1/chat/completions")
+        follower = asyncio.ensure_future(flight.join(key, follower_trace))
+        await holder  # the connection is back: the leader's answer is written, then it releases
+        await busy.set(key, encode_entry(entry), px=60_000)
+        await lead.release(stored=True)
+        assert (await follower).entry == entry
+        assert follower_trace.flight is not None and follower_trace.flight.outcome == "served"
+        assert not await busy.exists(flight.lease_key(key))
+    finally:
+        await busy.delete(key)
+        await busy.aclose()

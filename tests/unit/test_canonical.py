@@ -117,3 +117,15 @@ def test_text_parts_are_joined_and_completion_prompts_are_embedded() -> None:
     completion = semantic_key("completion", {"model": "m", "prompt": "Once upon a time"})
     assert completion is not None and completion.prompt == "Once upon a time"
     assert semantic_key("embedding", {"model": "m", "input": "x"}) is None
+
+
+@pytest.mark.parametrize("number", [1e20, -1e19, 2.0**64, 1.2345678901234568e29])
+def test_integral_floats_beyond_64_bits_stay_floats_in_the_key(number: float) -> None:
+    body = {"model": "m", "tools": [{"parameters": {"maximum": number}}]}
+    assert canonical_body(body)["tools"][0]["parameters"]["maximum"] == number
+    assert len(request_key("chat", "scope", body)) == 64
+
+
+def test_integral_floats_within_64_bits_key_like_their_integers() -> None:
+    as_float = {"model": "m", "seed": float(2**63)}
+    assert request_key("chat", "s", as_float) == request_key("chat", "s", {"model": "m", "seed": 2**63})

@@ -249,3 +249,89 @@ def test_features_are_computed_once_and_hashable() -> None:
     assert prompt.numbers == {"2"} and prompt.names == {"paris", "lyon"}
     assert prompt.units == {("time", "hour")} and prompt.question == "open"
     assert hash(prompt) == hash(features("How far is Paris from Lyon in 2 hours? Not far."))
+
+
+# Guard bugs found on the dev pairs: each case below is the pair that showed it (or a variant of it).
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("How can I become famous one day?", "How can I become famous easily?"),
+        ("Can I learn it in one day?", "Can I learn it in a day?"),
+        ("Will I be rich one day?", "Will I ever be rich?"),
+    ],
+)
+def test_an_indefinite_one_is_no_number_clash(a: str, b: str) -> None:
+    assert number_difference(*pair(a, b)) is None
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "reason"),
+    [
+        ("Can I learn it in one day?", "Can I learn it in two days?", "1 vs 2"),
+        ("What are the odds of three tails?", "What are the odds of three tails and one head?", "none vs 1"),
+        ("Can I learn it in 1 day?", "Can I learn it quickly?", "1 vs none"),
+    ],
+)
+def test_one_still_clashes_with_another_count_or_a_written_digit(a: str, b: str, reason: str) -> None:
+    assert number_difference(*pair(a, b)) == f"number {reason}"
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("Apple buying security firm AuthenTec for $356 million", "News Summary: Apple buying AuthenTec for $356M"),
+        ("AbbVie Sours on $55B Shire Deal", "AbbVie cools on $55bn Shire deal"),
+        ("Is a €2.5bn budget big?", "Is a 2.5 billion € budget big?"),
+        ("Why did it cost $3K?", "Why did it cost $3,000?"),
+    ],
+)
+def test_a_currency_amount_with_a_scale_suffix_is_the_same_number(a: str, b: str) -> None:
+    assert number_difference(*pair(a, b)) is None
+
+
+def test_a_scale_letter_without_a_currency_is_no_scale() -> None:
+    assert number_difference(*pair("Can I run 10m in a second?", "Can I run 10 million in a second?")) is not None
+
+
+def test_a_currency_sign_and_its_code_are_one_unit() -> None:
+    pair_ = pair("Google invests $200 million in Texas wind farm", "Google invests 200 million USD in Texas wind farm")
+    assert unit_difference(*pair_) is None
+    assert unit_difference(*pair("How much is 5 € in dollars?", "How much is 5 EUR in dollars?")) is None
+    assert unit_difference(*pair("Is $5 a lot?", "Is 5 EUR a lot?")) is not None
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("What is Ron's patronus?", "What is Ron Weasley's patronus?"),
+        ("How can we program our Dish Network remote?", "How can you program your Dish remote?"),
+        ("England captain Andrew Strauss retires from cricket", "England captain Strauss retires from cricket"),
+        (
+            "What made the Battle of Vimy Ridge important to Canada?",
+            "Why was Vimy Ridge important to Canada?",
+        ),
+    ],
+)
+def test_a_name_that_extends_the_other_is_compatible(a: str, b: str) -> None:
+    assert name_difference(*pair(a, b)) is None
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("Which gun laws apply in New Jersey?", "Which gun laws apply in New Hampshire?"),
+        ("How do I share a file on Google Drive?", "How do I share a file on Google Docs?"),
+        ("Is Harry Potter better than Harry Dresden?", "Is Harry Potter better than Harry?"),
+    ],
+)
+def test_two_different_names_sharing_a_word_are_told_apart(a: str, b: str) -> None:
+    assert name_difference(*pair(a, b)) is not None
+
+
+def test_a_swapped_pronoun_of_the_other_sex_is_told_apart() -> None:
+    a = "What problems a Muslim guy may face in the long run if he marries a white girl from the West?"
+    b = "What problems a Muslim girl may face in the long run if she marries a white man from the West?"
+    assert opposite_difference(*pair(a, b)) is not None
+    assert opposite_difference(*pair("How do I know if he likes me?", "How do I know if she likes me?")) is not None

@@ -94,12 +94,15 @@ def test_disabled_cache_neither_looks_up_nor_stores() -> None:
     assert (controls.lookup, controls.store) == (False, False)
 
 
-@pytest.mark.parametrize(("asked", "granted"), [("1", 5), ("60", 60), ("999999", 3600)])
+@pytest.mark.parametrize(
+    ("asked", "granted"),
+    [("1", 5), ("60", 60), ("999999", 3600), (" 0060 ", 60), ("9" * 5000, 3600), ("0" * 30 + "60", 60)],
+)
 def test_ttl_is_clamped_to_bounds(asked: str, granted: int) -> None:
     assert requested_ttl(asked, CACHE) == granted
 
 
-@pytest.mark.parametrize("asked", ["0", "-1", "1.5", "soon", ""])
+@pytest.mark.parametrize("asked", ["0", "-1", "1.5", "soon", "", "000", "²", "1³", "١٢", "１２", "+5"])
 def test_malformed_ttl_is_rejected(asked: str) -> None:
     with pytest.raises(InvalidRequestError):
         requested_ttl(asked, CACHE)

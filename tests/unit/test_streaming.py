@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from typing import Any, TypeVar
 
@@ -14,6 +15,7 @@ from openai.types import Completion
 from openai.types.chat import ChatCompletionChunk
 
 from llmproxy.streaming import (
+    EventTooLargeError,
     JsonObject,
     SseDecoder,
     SseEvent,
@@ -494,3 +496,77 @@ def test_openai_sdk_parses_the_completion_replay(client: OpenAI) -> None:
     assert texts == {0: "Hi", 1: "Yo"}
     assert finishes == ["stop", "length"]
     assert parsed[-1].usage is not None and parsed[-1].usage.model_dump(exclude_none=True) == USAGE
+
+
+# --- SSE decoding: work and limits -----------------------------------------------------------------
+
+TRANSPORT_SLICE = 16 * 1024  # what the aiohttp transport hands over at a time
+
+
+def feed_in_slices(decoder: SseDecoder, stream: bytes, size: int = TRANSPORT_SLICE) -> list[SseEvent]:
+    return [event for start in range(0, len(stream), size) for event in decoder.feed(stream[start : start + size])]
+
+
+def test_a_huge_event_fed_in_slices_is_scanned_once() -> None:
+    event = b"data: " + b"x" * 5_000_000 + b"\n\n"
+    decoder = SseDecoder()
+
+    events = feed_in_slices(decoder, event)
+
+    assert [e.raw for e in events] == [event]
+    # Linear: every byte is looked at once per line-end byte (LF, CR), however many slices the event came in.
+    assert decoder.bytes_scanned <= 2 * len(event), f"scanned {decoder.bytes_scanned:,} bytes of {len(event):,}"
+
+
+def test_many_small_events_fed_in_slices_are_scanned_once() -> None:
+    stream = b"".join(b'data: {"n": %d}\r\n\r\n' % n for n in range(20_000))
+    decoder = SseDecoder()
+
+    events = feed_in_slices(decoder, stream, size=1000)
+
+    assert len(events) == 20_000 and b"".join(e.raw for e in events) == stream
+    assert decoder.bytes_scanned <= 2 * len(stream)
+
+
+def test_an_event_still_arriving_past_the_limit_raises() -> None:
+    decoder = SseDecoder(max_event_bytes=100)
+    assert decoder.feed(b"data: " + b"x" * 90) == []
+
+    with pytest.raises(EventTooLargeError) as raised:
+        decoder.feed(b"x" * 10)
+    assert raised.value.limit == 100
+
+
+def test_a_complete_event_past_the_limit_raises_even_in_one_slice() -> None:
+    small = b"data: " + b"x" * 92 + b"\n\n"  # 100 bytes: at the limit is allowed
+    assert SseDecoder(max_event_bytes=100).feed(small)[0].raw == small
+
+    with pytest.raises(EventTooLargeError):
+        SseDecoder(max_event_bytes=100).feed(small + b"data: " + b"y" * 93 + b"\n\n")
+
+
+def test_many_small_events_in_one_slice_do_not_add_up_to_the_limit() -> None:
+    stream = b"data: 12345678\n\n" * 1000
+
+    assert len(SseDecoder(max_event_bytes=16).feed(stream)) == 1000
+
+
+def test_an_unterminated_tail_at_the_limit_is_flushed() -> None:
+    decoder = SseDecoder(max_event_bytes=10)
+    assert decoder.feed(b"data: 1234") == []
+
+    assert decoder.flush() == SseEvent(raw=b"data: 1234", data="1234")
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_decoder_gives_the_same_events_for_any_slicing_of_mixed_line_ends(seed: int) -> None:
+    generator = random.Random(seed)
+    stream = b"".join(
+        generator.choice([b"data: x" * generator.randint(0, 50), b": ping", b"event: e", b""])
+        + generator.choice([b"\n", b"\r", b"\r\n"])
+        for _ in range(300)
+    )
+    cuts = sorted(generator.sample(range(1, len(stream)), 40))
+    slices = [stream[start:end] for start, end in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
+
+    assert decode_all(SseDecoder(), iter(slices)) == decode_all(SseDecoder(), iter([stream]))
