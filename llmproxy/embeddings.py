@@ -39,6 +39,10 @@ class EncoderBackend(Protocol):
         """Tokens of text without the special tokens, untruncated."""
         ...
 
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        """(start, end) character offsets of each token of text, without the special tokens, untruncated."""
+        ...
+
 
 def load_model(settings: EmbeddingSettings) -> EncoderBackend:
     """The configured backend with its model loaded from local files only (nothing is downloaded at run time).
@@ -90,8 +94,7 @@ class Embedder:
 
     def token_spans(self, text: str) -> list[tuple[int, int]]:
         """Where each token of text lies in it, as (start, end) character offsets; runs the tokenizer only."""
-        encoded = self._model.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
-        return [(int(start), int(end)) for start, end in encoded["offset_mapping"]]
+        return self._model.token_spans(text)
 
     def fits_window(self, text: str) -> bool:
         """Whether the model sees the whole text (no truncation)."""

@@ -56,6 +56,10 @@ class OnnxBackend:
         """Tokens of text without the special tokens, untruncated."""
         return len(self._counter.encode(text, add_special_tokens=False).ids)
 
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        """(start, end) character offsets of each token of text, without the special tokens, untruncated."""
+        return [(int(start), int(end)) for start, end in self._counter.encode(text, add_special_tokens=False).offsets]
+
     def _feed(self, encodings: list[Encoding]) -> dict[str, NDArray[np.int64]]:
         longest = max(len(encoding.ids) for encoding in encodings)
         shape = (len(encodings), longest)

@@ -38,6 +38,11 @@ class TorchBackend:
         """Tokens of text without the special tokens, untruncated."""
         return len(self._model.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
 
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        """(start, end) character offsets of each token of text, without the special tokens, untruncated."""
+        encoded = self._model.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+        return [(int(start), int(end)) for start, end in encoded["offset_mapping"]]
+
 
 def load_torch_backend(settings: EmbeddingSettings) -> TorchBackend:
     """Load the model from local files only: nothing is downloaded at run time."""

@@ -97,11 +97,12 @@ def test_onnx_vectors_match_torch_in_a_batch_of_mixed_lengths(
     assert worst_distance(onnx, alone) < MAX_COSINE_DISTANCE
 
 
-def test_fits_window_and_token_counts_agree(torch_backend: EncoderBackend, onnx_backend: EncoderBackend) -> None:
+def test_fits_window_token_counts_and_spans_agree(torch_backend: EncoderBackend, onnx_backend: EncoderBackend) -> None:
     on_torch, on_onnx = Embedder(torch_backend, 32, 0), Embedder(onnx_backend, 32, 0)
     texts = [*SHORT, *UNICODE, *near_window(torch_backend), "x" * 5000, "日本語" * 200]
     assert [on_onnx.fits_window(text) for text in texts] == [on_torch.fits_window(text) for text in texts]
     assert [onnx_backend.count_tokens(text) for text in texts] == [torch_backend.count_tokens(text) for text in texts]
+    assert [onnx_backend.token_spans(text) for text in texts] == [torch_backend.token_spans(text) for text in texts]
     limit = torch_backend.window_tokens - 2
     at_limit, beyond = text_of_tokens(torch_backend, limit), text_of_tokens(torch_backend, limit + 1)
     assert [on_onnx.fits_window(at_limit), on_onnx.fits_window(beyond)] == [True, False]
