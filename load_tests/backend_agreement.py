@@ -1,8 +1,8 @@
 """Do the ONNX and torch backends make the same L2 decisions? Distances and decisions on labelled pairs, side by side.
 
 Embeds every prompt of the pairs file with both backends (as `llmproxy eval-pairs` does), then compares the
-cosine distance of each pair and the production hit decision at the configured threshold, with and without the
-guards, plus a sweep of thresholds.
+cosine distance of each pair and the hit decision: the configured production decision (the learned model by
+default), and the rules with and without guards over a sweep of thresholds.
 
     .venv/bin/python load_tests/backend_agreement.py ../shared/data/semcache_pairs_dev.jsonl
 """
@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from llmproxy.cache.decision import Policy
+from llmproxy.cache.decision import Policy, load_policy_model
 from llmproxy.embeddings import Embedder, load_model
 from llmproxy.evaluation import BATCH_SIZE, EmbeddedPairs, decide_all, embed_pairs, read_pairs, score
 from llmproxy.settings import EmbeddingSettings, load_settings
@@ -43,8 +43,8 @@ def compare(runs: dict[str, EmbeddedPairs], policy: Policy) -> str:
     for backend in BACKENDS:
         scores = score(decisions[backend], labels)
         cells.append(f"{scores.precision:.3f} / {scores.recall:.3f} ({scores.tp} tp, {scores.fp} fp)")
-    guards = "on" if policy.guards else "off"
-    return f"| {policy.threshold:g} | {guards} | {cells[0]} | {cells[1]} | {differing} |"
+    kind = "learned" if policy.learned is not None else "rules, guards" if policy.guards else "raw cosine"
+    return f"| {kind} | {policy.threshold:g} | {cells[0]} | {cells[1]} | {differing} |"
 
 
 def main() -> None:
@@ -56,11 +56,11 @@ def main() -> None:
     gap, one_sided = distance_gap(runs)
     print(f"{len(runs['onnx'].pairs)} pairs; largest |cosine distance difference| {gap:.2e}; ", end="")
     print(f"pairs embeddable by one backend only: {one_sided}\n")
-    print("| threshold | guards | onnx precision / recall | torch precision / recall | decisions that differ |")
-    print("|---:|---|---|---|---:|")
-    policies = [Policy(configured.threshold, guards=True), Policy(configured.threshold, guards=False)]
-    sweep = [threshold for threshold in SWEEP if threshold != configured.threshold]
-    policies += [Policy(threshold, guards) for threshold in sweep for guards in (True, False)]
+    print("| decision | threshold | onnx precision / recall | torch precision / recall | decisions that differ |")
+    print("|---|---:|---|---|---:|")
+    learned = load_policy_model(configured.decision, configured.decision_model)
+    policies = [Policy(configured.threshold, configured.guards, learned)]  # what the proxy serves
+    policies += [Policy(threshold, guards) for threshold in SWEEP for guards in (True, False)]
     for policy in policies:
         print(compare(runs, policy))
 
