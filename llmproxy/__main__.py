@@ -1,5 +1,5 @@
 """`python -m llmproxy` is the `llmproxy` command."""
 
-from llmproxy.cli import main
+from llmproxy.commands.cli import main
 
 raise SystemExit(main())

@@ -8,17 +8,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from llmproxy.api.admin import reload_routes
-from llmproxy.api.admin_audit import audit_log
-from llmproxy.api.admin_config import show_config
-from llmproxy.api.admin_entries import delete_entry, list_entries, show_entry
-from llmproxy.api.admin_invalidation import flush, invalidate
-from llmproxy.api.admin_stats import traffic_stats
+from llmproxy.api.admin.audit import audit_log
+from llmproxy.api.admin.config import show_config
+from llmproxy.api.admin.entries import delete_entry, list_entries, show_entry
+from llmproxy.api.admin.invalidation import flush, invalidate
+from llmproxy.api.admin.routes import reload_routes
+from llmproxy.api.admin.stats import traffic_stats
 from llmproxy.api.cacheable import cached_endpoint
 from llmproxy.api.health import healthz, readyz
 from llmproxy.api.metrics import metrics
 from llmproxy.api.passthrough import passthrough
-from llmproxy.embeddings import ModelLoader, load_model
+from llmproxy.embeddings.embedder import ModelLoader, load_model
 from llmproxy.errors import (
     MethodNotAllowedError,
     NotFoundError,
@@ -28,9 +28,7 @@ from llmproxy.errors import (
     handle_unexpected_error,
 )
 from llmproxy.lifespan import lifespan_for
-from llmproxy.logs import configure_logging
 from llmproxy.settings import Settings
-from llmproxy.worker_settings import imported_settings
 
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
@@ -64,13 +62,6 @@ def create_app(settings: Settings, *, model_loader: ModelLoader = load_model) ->
             Exception: handle_unexpected_error,
         },
     )
-
-
-def app_from_environment() -> Starlette:
-    """The app of one uvicorn worker process (`llmproxy serve` with server.workers > 1 exported the settings)."""
-    settings = imported_settings()
-    configure_logging(settings.server.log_level)
-    return create_app(settings)
 
 
 async def _handle_http_exception(request: Request, exc: Exception) -> Response:

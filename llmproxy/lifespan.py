@@ -18,24 +18,24 @@ from anyio.abc import TaskGroup
 from starlette.applications import Starlette
 
 from llmproxy.breaker import BreakerState, CircuitBreaker
-from llmproxy.cache.audit import AuditLog
-from llmproxy.cache.catalog import Catalog
-from llmproxy.cache.entry_view import EntryReader
-from llmproxy.cache.errors import CacheUnavailableError
-from llmproxy.cache.eviction import check_eviction_policy
+from llmproxy.cache.catalog.audit import AuditLog
+from llmproxy.cache.catalog.entry_view import EntryReader
+from llmproxy.cache.catalog.index import Catalog
+from llmproxy.cache.catalog.invalidation import Invalidator
 from llmproxy.cache.exact import ExactCache
-from llmproxy.cache.invalidation import Invalidator
+from llmproxy.cache.paraphrase import ParaphraseFinder
 from llmproxy.cache.semantic import SemanticIndex, SemanticIndexError
 from llmproxy.cache.single_flight import SingleFlight
 from llmproxy.cache.writeback import WriteBack
-from llmproxy.embeddings import Embedder, ModelLoader
-from llmproxy.paraphrase import ParaphraseFinder
-from llmproxy.pipeline import Pipeline
-from llmproxy.redis_client import RedisClient, create_redis, is_reachable
-from llmproxy.redis_health import RedisHealth
+from llmproxy.embeddings.embedder import Embedder, ModelLoader
+from llmproxy.proxy.pipeline import Pipeline
 from llmproxy.routing import Router, RoutesError, load_routes
 from llmproxy.settings import Settings, UpstreamSettings
-from llmproxy.state import AdminTools, AppState
+from llmproxy.state import STATE_KEY, AdminTools, AppState
+from llmproxy.store.errors import CacheUnavailableError
+from llmproxy.store.eviction import check_eviction_policy
+from llmproxy.store.health import RedisHealth
+from llmproxy.store.redis_client import RedisClient, create_redis, is_reachable
 from llmproxy.telemetry.history import History, HistoryWriter
 from llmproxy.telemetry.labels import BoundedLabels
 from llmproxy.telemetry.pricing import PriceList
@@ -48,7 +48,6 @@ from llmproxy.upstream.client import UpstreamClient
 
 logger = logging.getLogger(__name__)
 
-STATE_KEY = "app_state"
 DEFAULT_UPSTREAM = "default"  # the metric label of the unnamed upstream
 
 
@@ -313,7 +312,7 @@ async def open_router(router: Router, settings: Settings) -> Router | None:
     if path is None:
         logger.info("no routes file (router.routes_file): requests are only cached, never routed")
         return None
-    await router.load(load_routes(path, upstream_names(settings)))
+    await router.load(load_routes(path, settings.upstream_names()))
     logger.info("semantic router loaded %d routes from %s", len(router.table.routes), path)
     return router
 
@@ -322,16 +321,11 @@ async def reload_routes(router: Router, settings: Settings) -> None:
     """Reload the routes file; a bad file keeps the routes in force (logged)."""
     assert settings.router.routes_file is not None
     try:
-        table = await router.reload(settings.router.routes_file, upstream_names(settings))
+        table = await router.reload(settings.router.routes_file, settings.upstream_names())
     except RoutesError as exc:
         logger.error("routes not reloaded, the previous routes stay in force: %s", exc)
         return
     logger.info("routes reloaded: %s", ", ".join(route.name for route in table.routes) or "(none)")
-
-
-def upstream_names(settings: Settings) -> frozenset[str]:
-    """The named upstreams routes may forward to."""
-    return frozenset(settings.upstreams)
 
 
 def reload_on_sighup(requests: asyncio.Queue[None]) -> None:

@@ -475,6 +475,10 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, YamlConfigSettingsSource(settings_cls))
 
+    def upstream_names(self) -> frozenset[str]:
+        """The named upstreams routes may forward to."""
+        return frozenset(self.upstreams)
+
 
 def load_settings(config_file: Path | None = None, overrides: Mapping[str, Any] | None = None) -> Settings:
     """Build Settings from overrides (e.g. CLI flags), the environment, a YAML file and defaults.

@@ -5,19 +5,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
-
-from llmproxy.cache.audit import AuditLog
-from llmproxy.cache.catalog import Catalog
-from llmproxy.cache.entry_view import EntryReader
-from llmproxy.cache.invalidation import Invalidator
-from llmproxy.pipeline import Pipeline
-from llmproxy.redis_health import RedisHealth
+from llmproxy.cache.catalog.audit import AuditLog
+from llmproxy.cache.catalog.entry_view import EntryReader
+from llmproxy.cache.catalog.index import Catalog
+from llmproxy.cache.catalog.invalidation import Invalidator
+from llmproxy.proxy.pipeline import Pipeline
 from llmproxy.routing import Router
 from llmproxy.settings import Settings
+from llmproxy.store.health import RedisHealth
+from llmproxy.store.redis_client import RedisClient
 from llmproxy.telemetry.history import History
 from llmproxy.telemetry.recorder import Telemetry
 from llmproxy.upstream.client import UpstreamClient
+
+STATE_KEY = "app_state"  # where the lifespan puts AppState in the request state
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +34,7 @@ class AdminTools:
 @dataclass(frozen=True, slots=True)
 class AppState:
     settings: Settings
-    redis: Redis
+    redis: RedisClient
     upstream: UpstreamClient
     pipeline: Pipeline
     clock: Callable[[], float]

@@ -29,7 +29,7 @@ import machine
 import services
 import wrk
 from compare_report import document
-from llmproxy.embedded_redis import EmbeddedRedis, EmbeddedRedisConfig
+from llmproxy.store.embedded_redis import EmbeddedRedis, EmbeddedRedisConfig
 
 TITLE = "llmproxy side by side: proxy paths vs a bare baseline and the upstream called directly"
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import statistics
 import time
 
-from llmproxy.cache.decision import Policy, decide_features, load_policy_model
-from llmproxy.cache.guards import features
+from llmproxy.cache.decision.guards import features
+from llmproxy.cache.decision.policy import Policy, decide_features, load_policy_model
 
 LOOKUPS = 2000
 QUERY = "What is the best way to learn to play the guitar as an adult beginner?"

@@ -15,7 +15,7 @@ import statistics
 import time
 from collections.abc import Callable
 
-from llmproxy.embeddings import Embedder, EncoderBackend, load_model
+from llmproxy.embeddings.embedder import Embedder, EncoderBackend, load_model
 from llmproxy.settings import EmbeddingSettings
 
 PROMPTS = [

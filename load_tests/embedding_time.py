@@ -18,7 +18,7 @@ class EmbeddingTime:
 def single_prompt_ms(prompt_sets: dict[str, list[str]], samples: int = 200) -> dict[str, EmbeddingTime]:
     """Per named set: embed its prompts one at a time, round-robin, with the proxy's Embedder (1 torch thread)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from llmproxy.embeddings import Embedder, load_model  # torch loads only when this runs
+    from llmproxy.embeddings.embedder import Embedder, load_model  # torch loads only when this runs
     from llmproxy.settings import EmbeddingSettings
 
     embedder = Embedder(load_model(EmbeddingSettings()), 32, 0)

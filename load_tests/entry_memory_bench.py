@@ -31,12 +31,12 @@ from redis.asyncio import Redis
 
 import machine
 from l2_index_bench import Matrix, embed_prompts, make_dataset, unique_prompts
-from llmproxy.cache.catalog import Catalog, catalog_record, entry_id
+from llmproxy.cache.catalog.index import Catalog, catalog_record, entry_id
 from llmproxy.cache.exact import ExactCache
 from llmproxy.cache.semantic import Partition, SemanticIndex, SemanticRecord
 from llmproxy.cache.writeback import WriteBack
-from llmproxy.embedded_redis import EmbeddedRedis, EmbeddedRedisConfig
 from llmproxy.settings import HnswSettings, RedisSettings
+from llmproxy.store.embedded_redis import EmbeddedRedis, EmbeddedRedisConfig
 from memory_report import FT_FIELDS, Measurement, markdown
 
 DIMENSION = 384  # all-MiniLM-L6-v2

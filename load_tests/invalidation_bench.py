@@ -28,12 +28,12 @@ from redis.asyncio import Redis
 
 import machine
 from entry_memory_bench import MODEL, PREFIX, Loader, Options, sizes, vectors_for
-from llmproxy.cache.catalog import entry_id
-from llmproxy.cache.catalog_query import EntryFilter
-from llmproxy.cache.errors import CacheUnavailableError
-from llmproxy.cache.invalidation import Invalidator
-from llmproxy.embedded_redis import EmbeddedRedis, EmbeddedRedisConfig
+from llmproxy.cache.catalog.index import entry_id
+from llmproxy.cache.catalog.invalidation import Invalidator
+from llmproxy.cache.catalog.query import EntryFilter
 from llmproxy.settings import RedisSettings
+from llmproxy.store.embedded_redis import EmbeddedRedis, EmbeddedRedisConfig
+from llmproxy.store.errors import CacheUnavailableError
 
 Row = tuple[str, int, float, str]  # (what, matched, ms, the slowest Redis command)
 

@@ -20,7 +20,7 @@ import httpx
 import services
 import wrk
 from embedding_time import single_prompt_ms
-from llmproxy.embedded_redis import EmbeddedRedis, EmbeddedRedisConfig
+from llmproxy.store.embedded_redis import EmbeddedRedis, EmbeddedRedisConfig
 from workload import chat_body, questions
 
 ROUTES = services.REPO / "config" / "routes.example.yaml"  # named explicitly: no routes by default

@@ -43,8 +43,8 @@ from llmproxy.cache.semantic import (
     partition_filter,
     partition_tags,
 )
-from llmproxy.embedded_redis import EmbeddedRedis, EmbeddedRedisConfig
 from llmproxy.settings import EmbeddingSettings, HnswSettings
+from llmproxy.store.embedded_redis import EmbeddedRedis, EmbeddedRedisConfig
 
 Matrix = NDArray[np.float32]
 
@@ -176,7 +176,7 @@ def embed_prompts(prompts: list[str], cache: Path | None) -> tuple[Matrix, list[
         saved = np.load(cache)
         return np.asarray(saved["vectors"], dtype=np.float32), [prompts[i] for i in saved["kept"]]
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from llmproxy.embeddings import Embedder, load_model  # the model loads only when embedding is needed
+    from llmproxy.embeddings.embedder import Embedder, load_model  # the model loads only when embedding is needed
 
     threads = os.cpu_count() or 1
     embedder = Embedder(load_model(EmbeddingSettings(torch_threads=threads, onnx_threads=threads)), 64, 0)

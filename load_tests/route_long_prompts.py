@@ -44,7 +44,7 @@ def prompt_of(sentences: list[str], tokens: int, count_tokens: object) -> str:
 
 async def measure(repeats: int) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from llmproxy.embeddings import Embedder, load_model
+    from llmproxy.embeddings.embedder import Embedder, load_model
     from llmproxy.routing import Router, load_routes
     from llmproxy.routing.passages import cut_passages
     from llmproxy.settings import EmbeddingSettings

@@ -24,7 +24,7 @@ from pathlib import Path
 import aiohttp
 
 import services
-from llmproxy.embedded_redis import EmbeddedRedis, EmbeddedRedisConfig
+from llmproxy.store.embedded_redis import EmbeddedRedis, EmbeddedRedisConfig
 
 CHAT = "/v1/chat/completions"
 

@@ -25,7 +25,7 @@ import httpx
 
 import machine
 import services
-from llmproxy.embedded_redis import EmbeddedRedis, EmbeddedRedisConfig
+from llmproxy.store.embedded_redis import EmbeddedRedis, EmbeddedRedisConfig
 
 GIVE_UP_S = 60.0
 CHAT = b'{"model": "fake-model", "messages": [{"role": "user", "content": "Still answering?"}]}'

@@ -28,8 +28,8 @@ import orjson
 
 import services
 from llmproxy.cache.entry import CacheEntry, decode_entry, encode_entry
-from llmproxy.embedded_redis import EmbeddedRedis, EmbeddedRedisConfig
 from llmproxy.settings import UpstreamSettings
+from llmproxy.store.embedded_redis import EmbeddedRedis, EmbeddedRedisConfig
 from llmproxy.streaming import SseDecoder
 
 SLICE = 16 * 1024

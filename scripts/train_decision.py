@@ -31,11 +31,11 @@ from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from llmproxy.cache.guards import features
-from llmproxy.cache.learned import DEFAULT_MODEL_FILE, FORMAT
-from llmproxy.cache.pair_features import FEATURE_NAMES, pair_features
-from llmproxy.embeddings import Embedder, load_model
-from llmproxy.evaluation import BATCH_SIZE, LabelledPair, embed_pairs, read_pairs
+from llmproxy.cache.decision.evaluation import BATCH_SIZE, LabelledPair, embed_pairs, read_pairs
+from llmproxy.cache.decision.guards import features
+from llmproxy.cache.decision.learned import DEFAULT_MODEL_FILE, FORMAT
+from llmproxy.cache.decision.pair_features import FEATURE_NAMES, pair_features
+from llmproxy.embeddings.embedder import Embedder, load_model
 from llmproxy.settings import EmbeddingSettings
 
 SEED = 20240601
@@ -221,7 +221,7 @@ def _point(data: Dataset, hits: NDArray[np.bool_], threshold: float) -> Operatin
 
 
 def export(data: Dataset, kind: str, hardneg_weight: float, point: OperatingPoint) -> dict[str, object]:
-    """The model trained on every dev pair, as the JSON that `llmproxy.cache.learned` reads."""
+    """The model trained on every dev pair, as the JSON that `llmproxy.cache.decision.learned` reads."""
     model = fit(data, np.arange(len(data.pairs)), kind, hardneg_weight)
     bias, weights, trees = 0.0, [0.0] * len(FEATURE_NAMES), []
     if isinstance(model, lgb.Booster):

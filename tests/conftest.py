@@ -21,13 +21,13 @@ from openai import AsyncOpenAI, OpenAI
 from redis.asyncio import Redis as AsyncRedis
 
 from llmproxy.app import create_app
-from llmproxy.embedded_redis import EmbeddedRedis, EmbeddedRedisConfig
-from llmproxy.embeddings import ModelLoader, load_model
+from llmproxy.commands.http_protocol import server_options
+from llmproxy.embeddings.embedder import ModelLoader, load_model
 from llmproxy.fake_upstream import FakeUpstreamConfig, create_fake_upstream
-from llmproxy.http_protocol import server_options
 from llmproxy.settings import EmbeddingSettings, Settings, load_settings
-from tests.admin_support import ADMIN_TOKEN, AdminProxy, drop_indexes
-from tests.servers import serve_in_thread
+from llmproxy.store.embedded_redis import EmbeddedRedis, EmbeddedRedisConfig
+from tests.support.admin import ADMIN_TOKEN, AdminProxy, drop_indexes
+from tests.support.servers import serve_in_thread
 
 # Fuzz tests (test_fuzz.py): `ci` runs by default, the same examples every time and well under a minute;
 # `--hypothesis-profile=fuzz` is the long run by hand (BENCHMARKS.md, Robustness). Real HTTP: no deadline.

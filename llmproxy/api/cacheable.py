@@ -11,13 +11,13 @@ from llmproxy.api.body import read_body
 from llmproxy.api.context import app_state
 from llmproxy.api.render import render
 from llmproxy.api.traced import finish_after
-from llmproxy.controls import read_controls, without_cache
 from llmproxy.errors import ProxyError
-from llmproxy.exchange import CacheRequest
-from llmproxy.scope import ANONYMOUS_TENANT, caller_credentials, scope_id, tenant_id
+from llmproxy.protocols.wire import ENDPOINT_PATHS, EndpointKind, parse_request
+from llmproxy.proxy.controls import read_controls, without_cache
+from llmproxy.proxy.exchange import CacheRequest
+from llmproxy.proxy.scope import ANONYMOUS_TENANT, caller_credentials, scope_id, tenant_id
 from llmproxy.settings import CacheSettings
 from llmproxy.trace import RequestTrace
-from llmproxy.wire import ENDPOINT_PATHS, EndpointKind, parse_request
 
 NO_CREDENTIAL = "no-credential"  # the bypass reason of a request without credentials (cache.anonymous_scope off)
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-from llmproxy.lifespan import STATE_KEY
-from llmproxy.state import AppState
+from llmproxy.state import STATE_KEY, AppState
 
 
 def app_state(request: Request) -> AppState:

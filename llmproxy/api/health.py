@@ -8,8 +8,8 @@ from starlette.responses import Response
 
 from llmproxy.api.context import app_state
 from llmproxy.breaker import BreakerState
-from llmproxy.cache.eviction import UNKNOWN, eviction_policy, policy_warning
-from llmproxy.redis_client import is_reachable
+from llmproxy.store.eviction import UNKNOWN, eviction_policy, policy_warning
+from llmproxy.store.redis_client import is_reachable
 
 
 async def healthz(request: Request) -> Response:

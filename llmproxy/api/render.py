@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from llmproxy.exchange import Reply
+from llmproxy.proxy.exchange import Reply
 from llmproxy.upstream.client import Headers
 
 

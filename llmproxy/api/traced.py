@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from llmproxy.exchange import Reply
+from llmproxy.proxy.exchange import Reply
 from llmproxy.telemetry.recorder import Telemetry
 from llmproxy.trace import RequestTrace
 

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import orjson
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from llmproxy.wire import EndpointKind, JsonObject
+from llmproxy.jsontypes import JsonObject
+from llmproxy.protocols.wire import EndpointKind
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
 from llmproxy.cache.entry import CacheEntry, decode_entry, encode_entry
-from llmproxy.cache.errors import CacheUnavailableError
+from llmproxy.store.errors import CacheUnavailableError
 
 logger = logging.getLogger(__name__)
 

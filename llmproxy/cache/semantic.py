@@ -21,12 +21,12 @@ from redisvl.query import VectorQuery, VectorRangeQuery
 from redisvl.query.filter import FilterExpression, Tag
 from redisvl.schema import IndexSchema
 
-from llmproxy.cache.errors import CacheUnavailableError
-from llmproxy.cache.search_index import already_exists, index_missing
 from llmproxy.cache.tags import tag_field, tag_value
-from llmproxy.search_results import as_text, result_rows
+from llmproxy.protocols.wire import EndpointKind
 from llmproxy.settings import HnswSettings
-from llmproxy.wire import EndpointKind
+from llmproxy.store.errors import CacheUnavailableError
+from llmproxy.store.search_index import already_exists, index_missing
+from llmproxy.store.search_results import as_text, result_rows
 
 __all__ = ["Neighbour", "Partition", "SemanticIndex", "SemanticIndexError", "SemanticRecord", "document_key"]
 

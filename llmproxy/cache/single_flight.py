@@ -27,8 +27,8 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from llmproxy.cache.entry import CacheEntry, decode_entry
-from llmproxy.redis_health import Fault, classify
 from llmproxy.settings import SingleFlightSettings
+from llmproxy.store.health import Fault, classify
 from llmproxy.trace import FlightOutcome, FlightRecord, FlightRole, RequestTrace
 
 logger = logging.getLogger(__name__)

@@ -14,13 +14,14 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
-from llmproxy.cache.catalog import Catalog, CatalogRecord
+from llmproxy.cache.catalog.index import Catalog, CatalogRecord
 from llmproxy.cache.entry import CacheEntry, encode_entry
 from llmproxy.cache.exact import ExactCache
 from llmproxy.cache.semantic import SemanticIndex, SemanticRecord
-from llmproxy.redis_health import Fault, RedisHealth, classify
+from llmproxy.jsontypes import JsonObject
+from llmproxy.protocols.wire import EndpointKind, is_complete_answer
+from llmproxy.store.health import Fault, RedisHealth, classify
 from llmproxy.trace import WriteOutcome
-from llmproxy.wire import EndpointKind, JsonObject, is_complete_answer
 
 logger = logging.getLogger(__name__)
 

@@ -3,11 +3,11 @@
 Pure code, no I/O: the pipeline feeds upstream bytes in and writes the returned bytes out.
 """
 
+from llmproxy.jsontypes import JsonObject
 from llmproxy.streaming.assembly import StreamAssembler
 from llmproxy.streaming.chunks import StreamKind, is_usage_only_chunk
 from llmproxy.streaming.replay import replay_chunks, replay_sse
 from llmproxy.streaming.sse import EventTooLargeError, SseDecoder, SseEvent, done_event, encode_event
-from llmproxy.wire import JsonObject
 
 __all__ = [
     "EventTooLargeError",

@@ -9,13 +9,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from llmproxy.jsontypes import JsonObject
 from llmproxy.streaming.chunks import (
     OPTIONAL_ENVELOPE_KEYS,
     REQUIRED_ENVELOPE_KEYS,
     RESPONSE_OBJECT,
     StreamKind,
 )
-from llmproxy.wire import JsonObject
 
 _CHAT_LOGPROB_KEYS = ("content", "refusal")
 _COMPLETION_LOGPROB_KEYS = ("tokens", "token_logprobs", "top_logprobs", "text_offset")

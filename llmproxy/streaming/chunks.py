@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from llmproxy.wire import JsonObject
+from llmproxy.jsontypes import JsonObject
 
 StreamKind = Literal["chat", "completion"]
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from llmproxy.jsontypes import JsonObject
 from llmproxy.streaming.chunks import CHUNK_OBJECT, OPTIONAL_ENVELOPE_KEYS, StreamKind
 from llmproxy.streaming.sse import done_event, encode_event
-from llmproxy.wire import JsonObject
 
 
 def replay_chunks(kind: StreamKind, response: JsonObject, include_usage: bool) -> list[JsonObject]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from llmproxy.wire import JsonObject
+from llmproxy.jsontypes import JsonObject
 
 _TEXT_LINE_END = re.compile(r"\r\n|\r|\n")
 _BOM = "\ufeff"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import orjson
 
 from llmproxy.errors import UpstreamError
-from llmproxy.wire import JsonObject
+from llmproxy.jsontypes import JsonObject
 
 _MESSAGE_CHARS = 300  # of an upstream's error message quoted back
 

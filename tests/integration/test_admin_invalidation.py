@@ -18,16 +18,16 @@ import numpy as np
 import pytest
 from redis.asyncio import Redis as AsyncRedis
 
-from llmproxy.cache.catalog import Catalog, catalog_record
-from llmproxy.cache.catalog_query import EntryFilter
+from llmproxy.cache.catalog.index import Catalog, catalog_record
+from llmproxy.cache.catalog.invalidation import Invalidation, Invalidator
+from llmproxy.cache.catalog.query import EntryFilter
 from llmproxy.cache.exact import ExactCache
-from llmproxy.cache.invalidation import Invalidation, Invalidator
+from llmproxy.cache.keys import request_key
 from llmproxy.cache.semantic import Partition, SemanticIndex, SemanticRecord
 from llmproxy.cache.writeback import WriteBack
-from llmproxy.canonical import request_key
 from llmproxy.settings import HnswSettings
-from tests.admin_support import ADMIN_TOKEN, AdminProxy, Snapshot, chat, drop_indexes, embed, tenant
 from tests.conftest import FakeUpstream
+from tests.support.admin import ADMIN_TOKEN, AdminProxy, Snapshot, chat, drop_indexes, embed, tenant
 
 CAPITAL = "What is the capital of France?"
 REVERSE = "How do I reverse a list in Python?"

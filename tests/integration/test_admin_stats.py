@@ -22,7 +22,7 @@ from llmproxy.telemetry.history import HistoryWriter
 from llmproxy.telemetry.prometheus import ProxyMetrics
 from llmproxy.telemetry.sample import Sample
 from llmproxy.telemetry.timeseries import HistoryStore
-from tests.redis_servers import plain_redis
+from tests.support.redis_servers import plain_redis
 
 pytestmark = pytest.mark.anyio
 

@@ -14,10 +14,10 @@ import httpx
 import pytest
 
 from llmproxy.app import create_app
-from llmproxy.embeddings import ModelLoader
+from llmproxy.embeddings.embedder import ModelLoader
 from llmproxy.settings import Settings, SettingsError, load_settings
-from tests.admin_support import ADMIN_TOKEN
-from tests.servers import serve_in_thread
+from tests.support.admin import ADMIN_TOKEN
+from tests.support.servers import serve_in_thread
 
 BLANK_TOKENS = ["", "   ", "\t\n"]
 SHORT_TOKEN = "fifteen-chars-x"  # one short of the 16-character minimum

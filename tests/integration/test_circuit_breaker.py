@@ -15,8 +15,8 @@ import pytest
 from openai import OpenAI
 
 from tests.conftest import FakeUpstream
-from tests.servers import free_port
-from tests.upstream_support import metric
+from tests.support.servers import free_port
+from tests.support.upstream import metric
 
 THRESHOLD = 2
 SHORT_RESET_S = 0.3  # tests of the trial poll until it is admitted

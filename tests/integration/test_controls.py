@@ -10,9 +10,9 @@ import pytest
 import redis
 from openai import OpenAI
 
-from llmproxy.scope import scope_id
-from tests.admin_support import tenant
+from llmproxy.proxy.scope import scope_id
 from tests.conftest import TEST_KEY_PREFIX, FakeUpstream
+from tests.support.admin import tenant
 
 MESSAGES: list[Any] = [{"role": "user", "content": "How long do cached answers live?"}]
 

@@ -20,9 +20,9 @@ import pytest
 import redis
 from openai import Omit, OpenAI, omit
 
-from tests.admin_support import ADMIN_TOKEN, AdminProxy, drop_indexes
 from tests.conftest import FakeUpstream
 from tests.integration.test_tenancy import stored_values
+from tests.support.admin import ADMIN_TOKEN, AdminProxy, drop_indexes
 
 QUESTION = "Summarise my private notes"
 PROXY_KEY = "sk-the-proxys-own-upstream-key"

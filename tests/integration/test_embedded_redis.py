@@ -16,7 +16,7 @@ import pytest
 import redis
 from redis.commands.search.query import Query
 
-from llmproxy.embedded_redis import EmbeddedRedis, EmbeddedRedisConfig, EmbeddedRedisError
+from llmproxy.store.embedded_redis import EmbeddedRedis, EmbeddedRedisConfig, EmbeddedRedisError
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -197,7 +197,7 @@ def test_server_dies_with_a_crashed_parent(tmp_path: Path) -> None:
     script = (
         "import sys, time\n"
         "from pathlib import Path\n"
-        "from llmproxy.embedded_redis import EmbeddedRedis, EmbeddedRedisConfig\n"
+        "from llmproxy.store.embedded_redis import EmbeddedRedis, EmbeddedRedisConfig\n"
         "embedded = EmbeddedRedis(EmbeddedRedisConfig(data_dir=Path(sys.argv[1])))\n"
         "embedded.start()\n"
         "print(embedded.pid, flush=True)\n"

@@ -12,7 +12,7 @@ import pytest
 from openai import OpenAI
 
 from tests.conftest import TEST_MAX_BODY_BYTES, FakeUpstream
-from tests.servers import free_port
+from tests.support.servers import free_port
 
 MESSAGES: list[Any] = [{"role": "user", "content": "Is this going to fail?"}]
 

@@ -1,6 +1,6 @@
 """Redis eviction policies: what the proxy warns about, which keys carry a TTL, and invalidation under real eviction.
 
-Each test that needs a server setting runs a Redis Stack of its own (tests/redis_servers.py): the session Redis
+Each test that needs a server setting runs a Redis Stack of its own (tests/support/redis_servers.py): the session Redis
 keeps its defaults (noeviction, no maxmemory).
 """
 
@@ -21,13 +21,13 @@ import redis
 from openai import OpenAI
 from redis.asyncio import Redis as AsyncRedis
 
-from llmproxy.cache.catalog import Catalog
-from llmproxy.cache.catalog_query import EntryFilter
-from llmproxy.cache.invalidation import Invalidation, Invalidator
-from llmproxy.canonical import request_key
-from tests.admin_support import ADMIN_TOKEN, AdminProxy, chat, embed, tenant
+from llmproxy.cache.catalog.index import Catalog
+from llmproxy.cache.catalog.invalidation import Invalidation, Invalidator
+from llmproxy.cache.catalog.query import EntryFilter
+from llmproxy.cache.keys import request_key
 from tests.conftest import FakeUpstream
-from tests.redis_servers import redis_stack
+from tests.support.admin import ADMIN_TOKEN, AdminProxy, chat, embed, tenant
+from tests.support.redis_servers import redis_stack
 
 StartProxy = Callable[..., AbstractContextManager[str]]
 ALLKEYS_WARNING = "can evict keys without a TTL"

@@ -18,12 +18,12 @@ import redis
 from openai import OpenAI
 
 from llmproxy.app import create_app
-from llmproxy.embeddings import ModelLoader
+from llmproxy.embeddings.embedder import ModelLoader
 from llmproxy.settings import EmbeddingSettings
-from tests.admin_support import drop_indexes
 from tests.conftest import FakeUpstream, proxy_settings
 from tests.integration.test_metrics import scrape, value
-from tests.servers import serve_in_thread
+from tests.support.admin import drop_indexes
+from tests.support.servers import serve_in_thread
 
 QUESTION = "How do I reverse a list in Python?"
 CHAT = "/v1/chat/completions"

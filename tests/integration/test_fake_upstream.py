@@ -17,7 +17,7 @@ from openai.types.chat import (
 )
 
 from llmproxy.fake_upstream import FakeUpstreamConfig, create_fake_upstream
-from tests.servers import serve_in_thread
+from tests.support.servers import serve_in_thread
 
 MODEL = "fake-model"
 AUTH = {"Authorization": "Bearer sk-test"}

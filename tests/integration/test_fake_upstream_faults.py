@@ -9,7 +9,7 @@ from openai import OpenAI
 
 from llmproxy.fake_upstream import create_fake_upstream
 from tests.integration.test_fake_upstream import AUTH, MODEL, ask, sdk
-from tests.servers import serve_in_thread
+from tests.support.servers import serve_in_thread
 
 
 @pytest.fixture(scope="module")

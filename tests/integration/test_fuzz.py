@@ -19,8 +19,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.fuzz_strategies import VALID_BODIES, encoded, headers, mutated_bodies, raw_bodies
-from tests.http_support import OneConnection, RawHeaders, assert_error_shape
+from tests.support.fuzz_strategies import VALID_BODIES, encoded, headers, mutated_bodies, raw_bodies
+from tests.support.keepalive import OneConnection, RawHeaders, assert_error_shape
 
 PATHS = list(VALID_BODIES)
 

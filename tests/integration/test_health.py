@@ -10,7 +10,7 @@ import httpx
 from openai import OpenAI
 
 from tests.conftest import FakeUpstream
-from tests.servers import free_port
+from tests.support.servers import free_port
 
 MESSAGES: list[Any] = [{"role": "user", "content": "Are you there?"}]
 

@@ -17,10 +17,10 @@ from redis.asyncio import Redis
 from redis.commands.timeseries.info import TSInfo
 from starlette.applications import Starlette
 
-from llmproxy.embedded_redis import EmbeddedRedis, EmbeddedRedisConfig
-from llmproxy.embeddings import load_model
+from llmproxy.embeddings.embedder import load_model
 from llmproxy.lifespan import STATE_KEY, lifespan_for
 from llmproxy.settings import TimeSeriesSettings
+from llmproxy.store.embedded_redis import EmbeddedRedis, EmbeddedRedisConfig
 from llmproxy.telemetry.history import HistoryWriter
 from llmproxy.telemetry.prometheus import ProxyMetrics
 from llmproxy.telemetry.sample import Sample
@@ -29,8 +29,8 @@ from llmproxy.telemetry.stats import plan_query, summarize
 from llmproxy.telemetry.timerange import StatsWindow
 from llmproxy.telemetry.timeseries import HistoryStore, TimeSeriesUnsupportedError
 from tests.conftest import proxy_settings
-from tests.redis_servers import paused, plain_redis
-from tests.servers import free_port
+from tests.support.redis_servers import paused, plain_redis
+from tests.support.servers import free_port
 
 pytestmark = pytest.mark.anyio
 

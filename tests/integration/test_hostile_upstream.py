@@ -14,10 +14,10 @@ import pytest
 import redis
 from openai import OpenAI
 
-from llmproxy.scope import scope_id
-from tests.admin_support import tenant
+from llmproxy.proxy.scope import scope_id
 from tests.conftest import TEST_KEY_PREFIX, FakeUpstream
 from tests.integration.test_metrics import scrape, value
+from tests.support.admin import tenant
 
 MESSAGES: list[Any] = [{"role": "user", "content": "Tell me something hostile"}]
 StartProxy = Callable[..., AbstractContextManager[str]]

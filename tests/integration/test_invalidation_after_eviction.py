@@ -19,14 +19,14 @@ import pytest
 import redis
 from redis.asyncio import Redis as AsyncRedis
 
-from llmproxy.cache.catalog import Catalog, catalog_record
+from llmproxy.cache.catalog.index import Catalog, catalog_record
 from llmproxy.cache.exact import ExactCache
+from llmproxy.cache.keys import request_key
 from llmproxy.cache.semantic import Partition, SemanticIndex, SemanticRecord
 from llmproxy.cache.writeback import WriteBack
-from llmproxy.canonical import request_key
 from llmproxy.settings import HnswSettings
-from tests.admin_support import AdminProxy, Snapshot, chat, embed, tenant
 from tests.conftest import FakeUpstream
+from tests.support.admin import AdminProxy, Snapshot, chat, embed, tenant
 
 CAPITAL = "What is the capital of France?"
 REVERSE = "How do I reverse a list in Python?"

@@ -13,9 +13,16 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.admin_support import AdminProxy
 from tests.conftest import FakeUpstream
-from tests.http_support import OneConnection, RawHeaders, assert_error_shape, closed_by_server, connect, read_response
+from tests.support.admin import AdminProxy
+from tests.support.keepalive import (
+    OneConnection,
+    RawHeaders,
+    assert_error_shape,
+    closed_by_server,
+    connect,
+    read_response,
+)
 
 CHAT = "/v1/chat/completions"
 

@@ -21,12 +21,12 @@ import numpy as np
 import pytest
 from openai import OpenAI
 
-from llmproxy.embeddings import EncoderBackend, ModelLoader, load_model
-from llmproxy.onnx_embedding import OnnxBackend
-from llmproxy.onnx_store import MANIFEST_FILE, MODEL_FILE, TOKENIZER_FILE, OnnxExportError, prepare_for
+from llmproxy.embeddings.embedder import EncoderBackend, ModelLoader, load_model
+from llmproxy.embeddings.onnx_backend import OnnxBackend
+from llmproxy.embeddings.onnx_store import MANIFEST_FILE, MODEL_FILE, TOKENIZER_FILE, OnnxExportError, prepare_for
 from llmproxy.settings import EmbeddingSettings
 from tests.conftest import FakeUpstream
-from tests.servers import free_port
+from tests.support.servers import free_port
 
 QUESTION = "How do I reverse a list in Python?"
 PARAPHRASE = "What is the way to reverse a Python list?"

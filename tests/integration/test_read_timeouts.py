@@ -16,8 +16,8 @@ import httpx
 import orjson
 import pytest
 
-from tests.admin_support import ADMIN_TOKEN
-from tests.http_support import RawResponse, closed_by_server, connect, read_response
+from tests.support.admin import ADMIN_TOKEN
+from tests.support.keepalive import RawResponse, closed_by_server, connect, read_response
 
 DEADLINE_S = 0.5
 SOCKET_TIMEOUT_S = 20 * DEADLINE_S

@@ -16,11 +16,11 @@ import redis
 from redis.asyncio import Redis
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from llmproxy.embedded_redis import EmbeddedRedis, EmbeddedRedisConfig
-from llmproxy.redis_client import create_redis
-from llmproxy.redis_health import Fault, PoolExhaustedError, classify
 from llmproxy.settings import RedisSettings
-from tests.servers import free_port
+from llmproxy.store.embedded_redis import EmbeddedRedis, EmbeddedRedisConfig
+from llmproxy.store.health import Fault, PoolExhaustedError, classify
+from llmproxy.store.redis_client import create_redis
+from tests.support.servers import free_port
 
 REPLY_TIMEOUT_S = 0.25
 STALLED_REPLY_TIMEOUT_S = 0.5

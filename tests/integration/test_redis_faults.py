@@ -20,11 +20,11 @@ import pytest
 import redis
 from openai import OpenAI
 
-from llmproxy.embedded_redis import EmbeddedRedis, EmbeddedRedisConfig
+from llmproxy.store.embedded_redis import EmbeddedRedis, EmbeddedRedisConfig
 from tests.conftest import FakeUpstream
-from tests.redis_servers import paused
-from tests.servers import free_port
-from tests.upstream_support import metric
+from tests.support.redis_servers import paused
+from tests.support.servers import free_port
+from tests.support.upstream import metric
 
 # Short enough that recovery is quick to observe; the request timeout below is far above the Redis budget.
 FAULT_SETTINGS = {"breaker_failure_threshold": 2, "breaker_reset_s": 0.2, "socket_timeout_s": 0.25}

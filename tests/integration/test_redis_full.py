@@ -18,10 +18,10 @@ import pytest
 import redis
 from openai import OpenAI
 
-from llmproxy.embedded_redis import EmbeddedRedis, EmbeddedRedisConfig
-from tests.admin_support import ADMIN_TOKEN, chat
+from llmproxy.store.embedded_redis import EmbeddedRedis, EmbeddedRedisConfig
 from tests.conftest import FakeUpstream
-from tests.upstream_support import metric
+from tests.support.admin import ADMIN_TOKEN, chat
+from tests.support.upstream import metric
 
 HEADROOM_BYTES = 2 * 1024 * 1024  # maxmemory above what the proxy's first entries use
 FILLER = b"x" * 64 * 1024

@@ -13,13 +13,13 @@ import pytest
 from openai import OpenAI
 
 from llmproxy.app import create_app
-from llmproxy.embeddings import ModelLoader
+from llmproxy.embeddings.embedder import ModelLoader
 from llmproxy.fake_upstream import create_fake_upstream
 from llmproxy.routing import load_routes
 from llmproxy.settings import load_settings
 from tests.conftest import TEST_KEY_PREFIX, FakeUpstream
-from tests.router_support import ROUTES, chat
-from tests.servers import serve_in_thread
+from tests.support.router import ROUTES, chat
+from tests.support.servers import serve_in_thread
 
 ADMIN_TOKEN = "admin-test-token"
 REPO = Path(__file__).resolve().parents[2]

@@ -19,13 +19,13 @@ import redis
 from openai import OpenAI
 
 from llmproxy.app import create_app
-from llmproxy.embedded_redis import EmbeddedRedis, EmbeddedRedisConfig
-from llmproxy.embeddings import ModelLoader
+from llmproxy.embeddings.embedder import ModelLoader
 from llmproxy.settings import EmbeddingSettings
+from llmproxy.store.embedded_redis import EmbeddedRedis, EmbeddedRedisConfig
 from tests.conftest import FakeUpstream, proxy_settings
 from tests.integration.test_metrics import scrape, value
-from tests.router_support import BLOCKED_PROMPT, NO_CACHE_PROMPT, ROUTES, chat
-from tests.servers import free_port, serve_in_thread
+from tests.support.router import BLOCKED_PROMPT, NO_CACHE_PROMPT, ROUTES, chat
+from tests.support.servers import free_port, serve_in_thread
 
 LOREM = (
     "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt ut labore et dolore. "

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from llmproxy.embeddings import Embedder, ModelLoader
+from llmproxy.embeddings.embedder import Embedder, ModelLoader
 from llmproxy.routing import (
     DEFAULT_ROUTE,
     BlockAction,

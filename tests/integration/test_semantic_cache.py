@@ -11,9 +11,9 @@ import pytest
 import redis
 from openai import OpenAI
 
-from llmproxy.scope import scope_id
-from tests.admin_support import tenant
+from llmproxy.proxy.scope import scope_id
 from tests.conftest import TEST_KEY_PREFIX, FakeUpstream
+from tests.support.admin import tenant
 
 QUESTION = "How do I reverse a list in Python?"
 PARAPHRASE = "What is the way to reverse a Python list?"

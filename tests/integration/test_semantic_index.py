@@ -16,9 +16,9 @@ from redisvl.index import AsyncSearchIndex
 from redisvl.query import FilterQuery
 from redisvl.query.filter import FilterExpression, Tag
 
-from llmproxy.cache.errors import CacheUnavailableError
 from llmproxy.cache.semantic import Neighbour, Partition, SemanticIndex, SemanticIndexError, SemanticRecord
 from llmproxy.settings import HnswSettings
+from llmproxy.store.errors import CacheUnavailableError
 
 pytestmark = pytest.mark.anyio
 

@@ -19,8 +19,8 @@ from openai import OpenAI
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import FakeUpstream
-from tests.http_support import closed_by_server, connect, read_response
-from tests.servers import free_port
+from tests.support.keepalive import closed_by_server, connect, read_response
+from tests.support.servers import free_port
 
 STARTUP_TIMEOUT_S = 60.0
 

@@ -23,17 +23,17 @@ from openai import AsyncOpenAI
 from redis.asyncio import Redis as AsyncRedis
 
 from llmproxy.cache.entry import CacheEntry, encode_entry
+from llmproxy.cache.keys import request_key
 from llmproxy.cache.single_flight import SingleFlight
-from llmproxy.canonical import request_key
-from llmproxy.redis_client import create_redis
-from llmproxy.scope import scope_id
+from llmproxy.proxy.scope import scope_id
 from llmproxy.settings import RedisSettings, SingleFlightSettings
+from llmproxy.store.redis_client import create_redis
 from llmproxy.trace import FlightRecord, RequestTrace
-from tests.admin_support import drop_indexes, tenant
 from tests.conftest import TEST_KEY_PREFIX, FakeUpstream
 from tests.integration.test_metrics import scrape_until, value
 from tests.integration.test_serve_command import serve
-from tests.servers import free_port
+from tests.support.admin import drop_indexes, tenant
+from tests.support.servers import free_port
 
 MODEL = "fake-model"
 MESSAGES: list[Any] = [{"role": "user", "content": "What do twenty identical questions cost?"}]

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from openai import OpenAI
 
-from llmproxy.embeddings import Embedder, EncoderBackend, ModelLoader
-from llmproxy.onnx_embedding import OnnxBackend
+from llmproxy.embeddings.embedder import Embedder, EncoderBackend, ModelLoader
+from llmproxy.embeddings.onnx_backend import OnnxBackend
+from llmproxy.embeddings.torch_backend import TorchBackend
 from llmproxy.settings import EmbeddingSettings
-from llmproxy.torch_embedding import TorchBackend
 from tests.conftest import FakeUpstream
 
 MAX_COSINE_DISTANCE = 1e-5

@@ -15,8 +15,8 @@ import pytest
 from openai import OpenAI
 
 from tests.conftest import FakeUpstream
-from tests.servers import free_port
-from tests.upstream_support import failing, metric
+from tests.support.servers import free_port
+from tests.support.upstream import failing, metric
 
 MODEL = "fake-model"
 ATTEMPTS = "x-llmproxy-upstream-attempts"

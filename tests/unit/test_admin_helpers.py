@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
-from llmproxy.cache.catalog_query import EntryFilter, any_of, filter_expression, search_terms
-from llmproxy.duration import parse_duration
-from llmproxy.prompt_text import display_prompt
-from llmproxy.redaction import REDACTED, redact_url, redacted_settings
+from llmproxy.api.admin.redaction import REDACTED, redact_url, redacted_settings
+from llmproxy.cache.catalog.display import display_prompt
+from llmproxy.cache.catalog.query import EntryFilter, any_of, filter_expression, search_terms
 from llmproxy.settings import load_settings
+from llmproxy.telemetry.duration import parse_duration
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from llmproxy.cache_commands import table
+from llmproxy.commands.cache_cli import table
 
 
 def test_table_pads_columns_to_the_widest_cell() -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from llmproxy.canonical import canonical_body, request_key, semantic_key
+from llmproxy.cache.keys import canonical_body, request_key, semantic_key
 
 BODY: dict[str, Any] = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "temperature": 0.5}
 

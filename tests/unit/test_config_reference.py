@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from llmproxy.config_reference import REGENERATE_COMMAND, env_name, render_reference
+from llmproxy.commands.config_reference import REGENERATE_COMMAND, env_name, render_reference
 from llmproxy.settings import Settings, load_settings
 
 EXAMPLE = Path(__file__).parents[2] / "config" / "llmproxy.example.yaml"
@@ -80,7 +80,7 @@ def test_constraints_and_secrets_are_described() -> None:
 
 
 def test_cli_prints_the_reference(capsys: pytest.CaptureFixture[str]) -> None:
-    from llmproxy.cli import main
+    from llmproxy.commands.cli import main
 
     assert main(["config-reference"]) == 0
     assert capsys.readouterr().out == render_reference()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from llmproxy.cache.decision import NEAR_IDENTICAL_SHARE, Policy, Verdict, decide, decide_features
-from llmproxy.cache.guards import features
+from llmproxy.cache.decision.guards import features
+from llmproxy.cache.decision.policy import NEAR_IDENTICAL_SHARE, Policy, Verdict, decide, decide_features
 
 GUARDED = Policy(threshold=0.16, guards=True)
 RAW = Policy(threshold=0.16, guards=False)

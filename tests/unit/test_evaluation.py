@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from llmproxy.evaluation import (
+from llmproxy.cache.decision.evaluation import (
     LabelledPair,
     PairFileError,
     Scores,

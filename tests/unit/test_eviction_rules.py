@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from llmproxy.cache.catalog_query import EntryFacts, EntryFilter, matches
+from llmproxy.cache.catalog.query import EntryFacts, EntryFilter, matches
 from llmproxy.cache.entry import HEADER_BYTES, CacheEntry, decode_header, encode_entry
-from llmproxy.cache.eviction import UNKNOWN, policy_warning
+from llmproxy.store.eviction import UNKNOWN, policy_warning
 
 ANSWER = {"id": "x", "object": "chat.completion", "choices": [{"message": {"content": '"response": tricky'}}]}
 TENANT = "0123456789abcdef0123456789abcdef"

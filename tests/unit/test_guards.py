@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from llmproxy.cache.guards import (
+from llmproxy.cache.decision.features import PromptFeatures, related, stem
+from llmproxy.cache.decision.guards import (
     changed_words,
     features,
     first_difference,
@@ -16,7 +17,6 @@ from llmproxy.cache.guards import (
     question_difference,
     unit_difference,
 )
-from llmproxy.cache.prompt import PromptFeatures, related, stem
 
 
 def pair(a: str, b: str) -> tuple[PromptFeatures, PromptFeatures]:

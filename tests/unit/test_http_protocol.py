@@ -6,7 +6,7 @@ import pickle
 
 import uvicorn
 
-from llmproxy.http_protocol import DeadlineHttpProtocol, server_options
+from llmproxy.commands.http_protocol import DeadlineHttpProtocol, server_options
 from llmproxy.settings import ServerSettings
 
 
@@ -18,7 +18,8 @@ def test_options_install_the_deadline_protocol_with_the_configured_deadlines() -
 
 def test_the_config_survives_the_pickling_that_starts_worker_processes() -> None:
     # uvicorn spawns workers and hands them the Config by pickle: the protocol must travel with it.
-    config = uvicorn.Config("llmproxy.app:app_from_environment", factory=True, **server_options(ServerSettings()))
+    factory = "llmproxy.commands.serve:app_from_environment"
+    config = uvicorn.Config(factory, factory=True, **server_options(ServerSettings()))
     copied = pickle.loads(pickle.dumps(config))
     assert copied.http.func is DeadlineHttpProtocol
     assert copied.http.keywords == {"header_timeout_s": 10.0, "body_timeout_s": 10.0}

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from llmproxy.cache.decision import Policy, Verdict, decide, load_policy_model
-from llmproxy.cache.learned import DEFAULT_MODEL_FILE, FORMAT, LearnedModelError, Tree, load_learned_model
-from llmproxy.cache.pair_features import FEATURE_NAMES
+from llmproxy.cache.decision.learned import DEFAULT_MODEL_FILE, FORMAT, LearnedModelError, Tree, load_learned_model
+from llmproxy.cache.decision.pair_features import FEATURE_NAMES
+from llmproxy.cache.decision.policy import Policy, Verdict, decide, load_policy_model
 
 MODEL = load_learned_model()
 LEARNED = Policy(threshold=0.16, guards=True, learned=MODEL)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from llmproxy.model_files import ModelSource, model_digest, safe_name
-from llmproxy.onnx_store import (
+from llmproxy.embeddings.model_files import ModelSource, model_digest, safe_name
+from llmproxy.embeddings.onnx_store import (
     EXPORT_VERSION,
     MANIFEST_FILE,
     MODEL_FILE,

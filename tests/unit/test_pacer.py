@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from llmproxy.cache.answer_keys import FIRST_BATCH, MAX_BATCH, TARGET_S, Pacer
+from llmproxy.cache.catalog.answer_keys import FIRST_BATCH, MAX_BATCH, TARGET_S, Pacer
 
 
 def test_a_slow_call_halves_the_batch_down_to_one() -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from llmproxy.cache.guards import features
-from llmproxy.cache.pair_features import FEATURE_NAMES, pair_features, rarity
+from llmproxy.cache.decision.guards import features
+from llmproxy.cache.decision.pair_features import FEATURE_NAMES, pair_features, rarity
 
 
 def named(a: str, b: str, distance: float = 0.05) -> dict[str, float]:

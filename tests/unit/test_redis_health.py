@@ -10,8 +10,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redisvl.exceptions import RedisSearchError
 
 from llmproxy.breaker import BreakerState, CircuitBreaker, CircuitOpenError
-from llmproxy.cache.errors import CacheUnavailableError
-from llmproxy.redis_health import FULL_WARNING_INTERVAL_S, Fault, PoolExhaustedError, RedisHealth, classify
+from llmproxy.store.errors import CacheUnavailableError
+from llmproxy.store.health import FULL_WARNING_INTERVAL_S, Fault, PoolExhaustedError, RedisHealth, classify
 
 THRESHOLD = 2
 RESET_S = 5.0
@@ -118,7 +118,7 @@ def test_a_busy_pool_says_nothing_so_the_trial_passes_to_the_next_request(health
 def test_a_full_redis_is_reported_at_most_once_a_minute(
     health: RedisHealth, clock: Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="llmproxy.redis_health"):
+    with caplog.at_level(logging.WARNING, logger="llmproxy.store.health"):
         for _ in range(5):
             health.observe(Fault.OUT_OF_MEMORY)
             clock.now += FULL_WARNING_INTERVAL_S / 10

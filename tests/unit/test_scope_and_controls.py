@@ -6,9 +6,9 @@ import hashlib
 
 import pytest
 
-from llmproxy.controls import cache_control_directives, read_controls, requested_threshold, requested_ttl
 from llmproxy.errors import InvalidRequestError
-from llmproxy.scope import ANONYMOUS_TENANT, SHARED_TENANT, bearer_token, caller_credentials, scope_id, tenant_id
+from llmproxy.proxy.controls import cache_control_directives, read_controls, requested_threshold, requested_ttl
+from llmproxy.proxy.scope import ANONYMOUS_TENANT, SHARED_TENANT, bearer_token, caller_credentials, scope_id, tenant_id
 from llmproxy.settings import CacheSettings, SemanticSettings
 
 CACHE = CacheSettings(default_ttl_s=600, min_ttl_s=5, max_ttl_s=3600)

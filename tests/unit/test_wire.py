@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from llmproxy.errors import InvalidRequestError
-from llmproxy.wire import (
+from llmproxy.protocols.wire import (
     MAX_JSON_DEPTH,
     EndpointKind,
     JsonObject,

@@ -1,0 +1,253 @@
+"""The catalog: one small HASH per cached answer, indexed so the admin API can list, search and invalidate.
+
+L1 entries are plain strings (one GET on the hot path) and L2 documents exist only for prompts that can be
+embedded, so neither can be listed or filtered well. Every answer therefore also gets a catalog document at
+`{prefix}:cat:{request_hash}` (the hash includes the scope, so it is unique), written in the same MULTI as the
+answer and expiring with it. The index needs no embedding model: it works with the semantic layer off.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+from redis.exceptions import RedisError
+from redis.typing import EncodableT, FieldT
+from redisvl.exceptions import RedisVLError
+from redisvl.index import AsyncSearchIndex
+from redisvl.query import CountQuery, FilterQuery
+from redisvl.query.filter import FilterExpression
+from redisvl.schema import IndexSchema
+
+from llmproxy.cache.catalog.display import display_prompt
+from llmproxy.cache.catalog.query import NO_NAMESPACE
+from llmproxy.cache.semantic import schema_differences
+from llmproxy.cache.tags import tag_field, tag_value
+from llmproxy.jsontypes import JsonObject
+from llmproxy.protocols.wire import EndpointKind
+from llmproxy.store.errors import CacheUnavailableError
+from llmproxy.store.search_index import already_exists, index_missing
+from llmproxy.store.search_results import as_text, result_rows, result_total
+
+logger = logging.getLogger(__name__)
+
+_TAG_FIELDS = ("scope", "tenant", "namespace", "model", "kind", "entry_key", "origin")
+_RETURN_FIELDS = [*_TAG_FIELDS, "prompt", "created_at"]
+
+
+class CatalogIndexError(Exception):
+    """The catalog index exists with another schema (startup); the message says how to fix it."""
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogRecord:
+    """What the catalog records about one cached answer when it is written."""
+
+    scope: str
+    model: str
+    kind: EndpointKind
+    prompt: str  # for display and text search (see prompt_text)
+    entry_key: str  # the L1 key of the answer
+    origin: str  # the L1 key of the answer this one copies (an L2 hit promoted into L1); else entry_key
+
+
+def catalog_record(
+    kind: EndpointKind, body: JsonObject, scope: str, model: str, entry_key: str, origin: str | None = None
+) -> CatalogRecord:
+    """The record of a request's answer stored under entry_key (a copy of `origin`'s answer, when given)."""
+    return CatalogRecord(scope, model, kind, display_prompt(kind, body), entry_key, origin or entry_key)
+
+
+class CatalogItem(BaseModel):
+    """One catalog document as read back (validated: what is in Redis is outside our control)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    scope: str
+    tenant: str
+    namespace: str
+    model: str
+    kind: EndpointKind
+    prompt: str
+    created_at: float
+    entry_key: str
+    origin: str
+
+    @property
+    def id(self) -> str:
+        """The entry's id in the admin API: its request hash, the last part of its L1 key."""
+        return entry_id(self.entry_key)
+
+    @property
+    def namespace_name(self) -> str | None:
+        """The namespace, or None for a scope without one."""
+        return None if self.namespace == NO_NAMESPACE else self.namespace
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogPage:
+    """One page of a search: the number of all matches, and the items on this page."""
+
+    total: int
+    items: list[CatalogItem]
+
+
+def entry_id(entry_key: str) -> str:
+    """The request hash that ends an L1 key (`{prefix}:l1:{scope}:{hash}`; scopes hold no colon)."""
+    return entry_key.rpartition(":")[2]
+
+
+class Catalog:
+    """The catalog index: staging documents with their answers, and filtered, sorted searches over them."""
+
+    def __init__(self, redis: Redis, key_prefix: str) -> None:
+        self._redis = redis
+        self._schema = build_schema(key_prefix)
+        # The client belongs to the caller (the lifespan closes it): the index must never close it.
+        self._index = AsyncSearchIndex(self._schema, redis_client=redis, owns_client=False)
+        self._ready = False  # set by ensure(); cleared when a query finds the index gone
+
+    @property
+    def name(self) -> str:
+        """The RediSearch index name."""
+        return str(self._schema.index.name)
+
+    def key(self, entry_id: str) -> str:
+        """The catalog document key of an entry id."""
+        return f"{self._schema.index.prefix}{entry_id}"
+
+    async def ensure(self) -> None:
+        """Create the index unless it exists (losing a creation race to another replica is fine), then check it.
+
+        Raises:
+            CatalogIndexError: the index exists with another schema.
+            CacheUnavailableError: Redis failed or timed out.
+        """
+        try:
+            await self._index.create(overwrite=False)
+        except (RedisVLError, RedisError, OSError) as exc:
+            if not already_exists(exc):
+                raise _unavailable(exc) from exc
+        try:
+            existing = await AsyncSearchIndex.from_existing(self.name, redis_client=self._redis, owns_client=False)
+        except (RedisVLError, RedisError, OSError) as exc:
+            raise _unavailable(exc) from exc
+        differences = schema_differences(existing.schema, self._schema)
+        if differences:
+            raise CatalogIndexError(
+                f"The catalog index {self.name!r} already exists with another schema: {'; '.join(differences)}. "
+                f"Drop it (FT.DROPINDEX {self.name}; its documents stay and are indexed again) and restart."
+            )
+        self._ready = True
+
+    def stage(self, pipe: Pipeline, record: CatalogRecord, created_at: float, ttl_ms: int) -> None:
+        """Queue the document's HSET and PEXPIRE on pipe, inside the caller's MULTI that writes the answer."""
+        key = self.key(entry_id(record.entry_key))
+        pipe.hset(key, mapping=_document(record, created_at))
+        pipe.pexpire(key, ttl_ms)
+
+    async def search(self, where: FilterExpression, limit: int, offset: int = 0) -> CatalogPage:
+        """Matching items, newest first, and how many match in all.
+
+        Raises:
+            CacheUnavailableError: Redis failed, timed out, or the index cannot be created.
+        """
+        query = FilterQuery(where, return_fields=_RETURN_FIELDS, num_results=limit, sort_by=("created_at", "DESC"))
+        query.paging(offset, limit)
+        raw = await self._search(query)
+        items = [item for item in map(_item, result_rows(raw)) if item is not None]
+        return CatalogPage(result_total(raw), items)
+
+    async def count(self, where: FilterExpression) -> int:
+        """How many items match.
+
+        Raises:
+            CacheUnavailableError: Redis failed, timed out, or the index cannot be created.
+        """
+        return result_total(await self._search(CountQuery(where)))
+
+    async def size(self) -> int:
+        """How many cached answers the catalog lists.
+
+        Raises:
+            CacheUnavailableError: Redis failed, timed out, or the index cannot be created.
+        """
+        return await self.count(FilterExpression("*"))
+
+    async def get(self, entry_id: str) -> CatalogItem | None:
+        """The item of one entry id, or None.
+
+        Raises:
+            CacheUnavailableError: Redis failed or timed out.
+        """
+        try:
+            fields = await self._redis.hgetall(self.key(entry_id))
+        except (RedisError, OSError) as exc:
+            raise _unavailable(exc) from exc
+        return _item({as_text(name): value for name, value in fields.items()}) if fields else None
+
+    async def _search(self, query: FilterQuery | CountQuery) -> object:
+        if not self._ready:
+            await self._recreate()
+        try:
+            return await self._index.search(query.query, query_params=query.params)
+        except (RedisVLError, RedisError, OSError) as exc:
+            self._ready = not index_missing(exc)
+            raise _unavailable(exc) from exc
+
+    async def _recreate(self) -> None:
+        """Create the index that Redis lacked at startup or lost since (documents still there are indexed again).
+
+        Raises:
+            CacheUnavailableError: Redis failed, or an index of another schema took the name (logged).
+        """
+        try:
+            await self.ensure()
+        except CatalogIndexError as exc:
+            logger.error("catalog index unusable: %s", exc)
+            raise CacheUnavailableError(str(exc)) from exc
+
+
+def build_schema(key_prefix: str) -> IndexSchema:
+    """The index definition: readable tags, the prompt as text (no stopwords: every word is searchable), time."""
+    index = {"name": f"{key_prefix}:catalog", "prefix": f"{key_prefix}:cat:", "storage_type": "hash", "stopwords": []}
+    fields: list[dict[str, object]] = [tag_field(name) for name in _TAG_FIELDS]
+    fields += [
+        {"name": "prompt", "type": "text"},
+        {"name": "created_at", "type": "numeric", "attrs": {"sortable": True}},
+    ]
+    return IndexSchema.from_dict({"index": index, "fields": fields})
+
+
+def _document(record: CatalogRecord, created_at: float) -> dict[FieldT, EncodableT]:
+    tenant, _, namespace = record.scope.partition("/")
+    tags = {
+        "scope": record.scope,
+        "tenant": tenant,
+        "namespace": namespace or NO_NAMESPACE,
+        "model": record.model,
+        "kind": record.kind,
+        "entry_key": record.entry_key,
+        "origin": record.origin,
+    }
+    document: dict[FieldT, EncodableT] = {name: tag_value(value) for name, value in tags.items()}
+    # RediSearch returns numbers with 12 significant digits: at 10 ms precision, a search and HGETALL agree.
+    document.update({"prompt": record.prompt, "created_at": round(created_at, 2)})
+    return document
+
+
+def _item(fields: dict[str, object]) -> CatalogItem | None:
+    """The item, or None when its fields are gone or unreadable (it expired while the query ran)."""
+    try:
+        return CatalogItem.model_validate({name: as_text(value) for name, value in fields.items()})
+    except ValidationError:
+        return None
+
+
+def _unavailable(exc: Exception) -> CacheUnavailableError:
+    cause = exc.__cause__ if isinstance(exc, RedisVLError) and exc.__cause__ else exc
+    logger.warning("catalog query failed: %s", cause.__class__.__name__)
+    return CacheUnavailableError(f"catalog failed: {cause.__class__.__name__}")

@@ -1,0 +1,134 @@
+"""The L2 step: embed the prompt once, find cached paraphrases in its partition, decide, fetch the answer.
+
+The vector computed here is reused for the write-back on a miss, so each request is embedded at most
+once. Embedding or Redis failures skip L2 for that request (fail open); they never fail the request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Literal
+
+from llmproxy.cache.decision.guards import features
+from llmproxy.cache.decision.policy import Policy, decide_features, load_policy_model
+from llmproxy.cache.entry import CacheEntry
+from llmproxy.cache.exact import ExactCache
+from llmproxy.cache.keys import SemanticKey, semantic_key
+from llmproxy.cache.semantic import Partition, SemanticIndex, SemanticRecord
+from llmproxy.embeddings.embedder import Embedder
+from llmproxy.protocols.wire import ParsedRequest
+from llmproxy.settings import SemanticSettings
+from llmproxy.trace import RequestTrace
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ParaphraseHit:
+    entry: CacheEntry
+    ttl_ms: int  # what is left of the cached answer's lifetime
+    similarity: float
+    entry_key: str  # the L1 key of the cached answer (a promoted copy names it as its origin)
+
+    def is_exact(self, key: str) -> bool:
+        """Whether the answer is under the request's own L1 key: an exact hit that L1 missed by a moment."""
+        return self.entry_key == key
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A request's L2 view with its vector: used for the lookup, the router and the write-back."""
+
+    key: SemanticKey
+    record: SemanticRecord
+
+
+# Why a request has no vector: no plain-text prompt, a prompt past the model's window, or the model's trouble.
+UnembeddedReason = Literal["no-text", "too-long", "timeout", "embedder-error"]
+
+
+@dataclass(frozen=True, slots=True)
+class Unembedded:
+    """A request whose prompt was not embedded, and why; the router decides long prompts on its own."""
+
+    reason: UnembeddedReason
+    prompt: str | None = None  # the text that was not embedded (None: there is none)
+
+
+class ParaphraseFinder:
+    """Looks up earlier prompts with the same meaning in the same partition."""
+
+    def __init__(
+        self,
+        embedder: Embedder,
+        index: SemanticIndex,
+        exact: ExactCache,
+        settings: SemanticSettings,
+        embed_timeout_s: float,
+    ) -> None:
+        self._embedder = embedder
+        self._embed_timeout_s = embed_timeout_s
+        self._index = index
+        self._exact = exact
+        self._settings = settings
+        self._model = load_policy_model(settings.decision, settings.decision_model)  # read once, at startup
+
+    async def prepare(
+        self, parsed: ParsedRequest, scope: str, entry_key: str, trace: RequestTrace
+    ) -> Prepared | Unembedded:
+        """Embed the request's prompt once; Unembedded when it has no L2 view, is too long or the model failed."""
+        key = semantic_key(parsed.kind, parsed.body)
+        if key is None:
+            return Unembedded("no-text")
+        try:
+            vector = await asyncio.wait_for(self._embedder.embed(key.prompt), self._embed_timeout_s)
+        except TimeoutError:  # a busy or stuck model must cost the cache, not the request
+            logger.warning("embedding took over %.0f ms; skipping the semantic cache", self._embed_timeout_s * 1000)
+            trace.failed("embedder", "timeout")
+            return Unembedded("timeout", key.prompt)
+        except Exception:  # the model failing must cost the cache, not the request
+            logger.exception("embedding failed; skipping the semantic cache for this request")
+            trace.failed("embedder", "embed")
+            return Unembedded("embedder-error", key.prompt)
+        if vector is None:
+            return Unembedded("too-long", key.prompt)
+        partition = Partition(scope, parsed.model, key.params_hash, key.context_hash)
+        return Prepared(key, SemanticRecord(partition, key.prompt, entry_key, vector))
+
+    async def find(self, prepared: Prepared, threshold: float | None) -> ParaphraseHit | None:
+        """The first cached paraphrase the decision accepts, nearest first, or None.
+
+        Raises:
+            CacheUnavailableError: Redis failed or timed out (the caller bypasses L2 and tells the breaker).
+        """
+        policy = self.policy(prepared.record.partition.model, threshold)
+        return await self._find(prepared.key, prepared.record, policy)
+
+    def policy(self, model: str, threshold: float | None) -> Policy:
+        """The request's header threshold, else the model's, else the default; guards per settings."""
+        if threshold is None:
+            threshold = self._settings.model_thresholds.get(model, self._settings.threshold)
+        return Policy(threshold=threshold, guards=self._settings.guards, learned=self._model)
+
+    async def _find(self, key: SemanticKey, record: SemanticRecord, policy: Policy) -> ParaphraseHit | None:
+        """The first accepted neighbour whose answer is still cached.
+
+        Raises:
+            CacheUnavailableError: Redis failed or timed out.
+        """
+        neighbours = await self._index.nearest(record.vector, record.partition, self._settings.top_k)
+        # The request's own key: an identical request stored it after this one's L1 lookup. No decision needed.
+        if any(neighbour.entry_key == record.entry_key for neighbour in neighbours):
+            found = await self._exact.get_with_ttl(record.entry_key)
+            if found is not None:
+                return ParaphraseHit(found[0], found[1], 1.0, record.entry_key)
+        query = features(key.prompt)  # once per lookup, whatever the number of candidates
+        for neighbour in neighbours:
+            if not decide_features(query, features(neighbour.prompt), neighbour.distance, policy).hit:
+                continue
+            found = await self._exact.get_with_ttl(neighbour.entry_key)
+            if found is not None:
+                return ParaphraseHit(found[0], found[1], 1.0 - neighbour.distance, neighbour.entry_key)
+        return None

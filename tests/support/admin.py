@@ -1,0 +1,91 @@
+"""The admin API as tests use it: an httpx client with the token, SDK clients per tenant, Redis key snapshots."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import redis
+from openai import OpenAI
+
+from llmproxy.proxy.scope import caller_credentials, tenant_id
+
+ADMIN_TOKEN = "admin-test-token-0123456789"
+FAMILIES = ("l1", "l2", "cat")  # answers, L2 documents, catalog documents
+
+Snapshot = dict[str, frozenset[str]]  # family -> entry ids (request hashes) present in Redis
+
+
+@dataclass
+class AdminProxy:
+    """A proxy started with its own key prefix and an admin token."""
+
+    url: str
+    prefix: str
+    redis: redis.Redis
+    token: str = ADMIN_TOKEN
+    http: httpx.Client = field(init=False)
+    _sdks: list[OpenAI] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.http = httpx.Client(base_url=self.url, headers={"authorization": f"Bearer {self.token}"}, timeout=30)
+
+    def sdk(self, api_key: str) -> OpenAI:
+        """An SDK client of the tenant api_key (closed with the proxy)."""
+        self._sdks.append(OpenAI(base_url=self.url + "/v1", api_key=api_key, max_retries=0, timeout=30))
+        return self._sdks[-1]
+
+    def close(self) -> None:
+        for client in self._sdks:
+            client.close()
+        self.http.close()
+
+    def invalidate(self, **body: Any) -> httpx.Response:
+        return self.http.post("/admin/invalidate", json=body)
+
+    def entries(self, **params: Any) -> dict[str, Any]:
+        response = self.http.get("/admin/entries", params=params)
+        assert response.status_code == 200, response.text
+        listed: dict[str, Any] = response.json()
+        return listed
+
+    def audit(self) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = self.http.get("/admin/audit").json()["events"]
+        return events
+
+    def snapshot(self) -> Snapshot:
+        """Which entry ids have an L1 key, an L2 document and a catalog document right now."""
+        return {family: self.ids(family) for family in FAMILIES}
+
+    def ids(self, family: str) -> frozenset[str]:
+        keys = self.redis.scan_iter(match=f"{self.prefix}:{family}:*", count=1000)
+        return frozenset(key.decode().rpartition(":")[2] for key in keys)
+
+
+def tenant(api_key: str) -> str:
+    """The tenant id the proxy derives from a Bearer API key (what the admin API filters on)."""
+    found = tenant_id(caller_credentials([("authorization", f"Bearer {api_key}")]), shared=False, anonymous=False)
+    assert found is not None
+    return found
+
+
+def chat(sdk: OpenAI, text: str, model: str = "fake-model", namespace: str | None = None) -> str:
+    """Ask once; the X-Cache status."""
+    headers = {"X-LLMProxy-Namespace": namespace} if namespace else {}
+    raw = sdk.chat.completions.with_raw_response.create(
+        model=model, messages=[{"role": "user", "content": text}], extra_headers=headers
+    )
+    return raw.headers["x-cache"]
+
+
+def embed(sdk: OpenAI, text: str, model: str = "fake-embedding") -> str:
+    """Embed once; the X-Cache status."""
+    return sdk.embeddings.with_raw_response.create(model=model, input=text).headers["x-cache"]
+
+
+def drop_indexes(client: redis.Redis, names: list[str]) -> None:
+    """Drop those of the indexes that exist, with their documents."""
+    existing = {name.decode() for name in client.execute_command("FT._LIST")}  # type: ignore[no-untyped-call]
+    for name in set(names) & existing:
+        client.execute_command("FT.DROPINDEX", name, "DD")  # type: ignore[no-untyped-call]
