@@ -13,9 +13,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from llmproxy.cache.decision import Policy, load_policy_model
+from llmproxy.cache.decision.evaluation import BATCH_SIZE, EmbeddedPairs, decide_all, embed_pairs, read_pairs, score
+from llmproxy.cache.decision.policy import Policy, load_policy_model
 from llmproxy.embeddings.embedder import Embedder, load_model
-from llmproxy.evaluation import BATCH_SIZE, EmbeddedPairs, decide_all, embed_pairs, read_pairs, score
 from llmproxy.settings import EmbeddingSettings, load_settings
 
 BACKENDS = ("onnx", "torch")

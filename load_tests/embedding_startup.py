@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from llmproxy.embedded_redis import EmbeddedRedis, EmbeddedRedisConfig
+from llmproxy.store.embedded_redis import EmbeddedRedis, EmbeddedRedisConfig
 from services import cli, free_port, served
 
 BACKENDS = ("onnx", "torch")
