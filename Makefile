@@ -4,12 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint install clean
+.PHONY: run test lint install prepare clean
 
-run: $(STAMP)
+run: prepare
 	$(BIN)/llmproxy serve $(ARGS)
 
-test: $(STAMP) lint
+test: prepare lint
 	$(BIN)/pytest --cov=llmproxy --cov-report=term:skip-covered $(ARGS)
 
 lint: $(STAMP)
@@ -18,7 +18,11 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-install: $(STAMP)
+install: prepare
+
+# The embedding model exported to ONNX under .llmproxy/onnx (once: a no-op when it is already there).
+prepare: $(STAMP)
+	$(BIN)/llmproxy models prepare
 
 # torch first, pinned: the CPU wheel. Unpinned, sentence-transformers would pull several GB of CUDA packages.
 $(STAMP): pyproject.toml

@@ -101,13 +101,15 @@ def proxy_settings(redis_url: str, upstream_api_url: str, **sections: dict[str, 
 
 @pytest.fixture(scope="session")
 def model_loader() -> ModelLoader:
-    """Loads each embedding model once per session; every proxy the tests start shares it (read-only)."""
-    models: dict[str | None, Any] = {}
+    """Loads each embedding model once per session and backend (ONNX unless a test asks for torch); every proxy the
+    tests start shares it (read-only)."""
+    models: dict[tuple[str, str | None], Any] = {}
 
     def load(settings: EmbeddingSettings) -> Any:
-        if settings.model not in models:
-            models[settings.model] = load_model(settings)
-        return models[settings.model]
+        key = (settings.backend, settings.model)
+        if key not in models:
+            models[key] = load_model(settings)
+        return models[key]
 
     return load
 
