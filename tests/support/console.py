@@ -96,7 +96,7 @@ class ConsolePage:
         return [[cell.strip() for cell in rows.nth(i).locator("td, th").all_inner_texts()] for i in range(rows.count())]
 
     def assert_no_errors(self, *allowed: str) -> None:
-        """No console error and no uncaught exception, apart from the `allowed` lines (each at most once per kind)."""
+        """No console error and no uncaught exception, apart from lines starting with one of `allowed`."""
         unexpected = [error for error in self.errors if not any(error.startswith(line) for line in allowed)]
         assert unexpected == [], unexpected
 

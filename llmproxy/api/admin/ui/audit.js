@@ -18,7 +18,7 @@ export async function showAudit() {
     say("audit-message", error instanceof ApiError ? error.message : String(error), "error");
     return;
   }
-  say("audit-status", `${log.events.length} latest changes, newest first.`);
+  say("audit-status", `The latest ${f.plural(log.events.length, "change", "changes")}, newest first.`);
   const num = "num";
   fill(byId("audit-table"), table({
     caption: "Changes to the cache",

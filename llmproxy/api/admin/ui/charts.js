@@ -24,7 +24,7 @@ export function chart(spec) {
   const scale = spec.max === undefined ? niceScale(highest) : {top: spec.max, step: spec.max / 4};
   const graphic = svg(
     "svg",
-    {viewBox: `0 0 ${WIDTH} ${HEIGHT}`, class: "chart", role: "img", "aria-labelledby": `${id}-t ${id}-d`},
+    {viewBox: `0 0 ${WIDTH} ${HEIGHT}`, class: "chart", role: "img", "aria-labelledby": `${id}-t`, "aria-describedby": `${id}-d`},
     svg("title", {id: `${id}-t`}, spec.title),
     svg("desc", {id: `${id}-d`}, spec.description),
     yAxis(plot, scale, spec),

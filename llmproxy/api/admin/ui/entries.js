@@ -46,8 +46,7 @@ function render(entries) {
   const first = entries.length ? state.offset + 1 : 0;
   const last = state.offset + entries.length;
   const filtered = Object.keys(state.filters).length ? " matching the search" : "";
-  const noun = state.total === 1 ? "entry" : "entries";
-  say("entries-summary", `${f.count(state.total)} ${noun}${filtered}; showing ${first}–${last}.`);
+  say("entries-summary", `${f.plural(state.total, "entry", "entries")}${filtered}; showing ${first}–${last}.`);
   const pages = Math.max(1, Math.ceil(state.total / PAGE_SIZE));
   byId("entries-page").textContent = `Page ${Math.floor(state.offset / PAGE_SIZE) + 1} of ${pages}`;
   byId("entries-prev").disabled = state.offset === 0;

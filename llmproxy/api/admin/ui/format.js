@@ -12,6 +12,11 @@ export function count(value) {
   return value === null || value === undefined ? DASH : integer.format(value);
 }
 
+/** "1 entry", "2 entries". */
+export function plural(n, one, many) {
+  return `${count(n)} ${n === 1 ? one : many}`;
+}
+
 export function share(value) {
   return value === null || value === undefined ? DASH : percent.format(value);
 }

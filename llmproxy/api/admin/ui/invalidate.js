@@ -4,6 +4,7 @@
 import {call} from "./api.js";
 import {byId, confirmAction, say} from "./dom.js";
 import {showEntries} from "./entries.js";
+import {plural} from "./format.js";
 
 const FLUSH_WORD = "flush-all";
 const LABELS = {model: "model", namespace: "namespace", tenant: "tenant", older_than: "older than", prompt: "similar to", distance: "within distance"};
@@ -60,11 +61,11 @@ async function dryRun() {
     const body = conditions();
     const outcome = await call("invalidate", {method: "POST", body: {...body, dry_run: true}});
     counted = {body, matched: outcome.matched};
-    const noun = outcome.matched === 1 ? "entry matches" : "entries match";
-    say("invalidate-result", `Dry run: ${outcome.matched} ${noun} ${described(body)}. Nothing was deleted.`);
+    const matches = plural(outcome.matched, "entry matches", "entries match");
+    say("invalidate-result", `Dry run: ${matches} ${described(body)}. Nothing was deleted.`);
     const button = byId("invalidate-run");
     button.disabled = outcome.matched === 0;
-    button.textContent = `Delete ${outcome.matched} matching ${outcome.matched === 1 ? "entry" : "entries"}`;
+    button.textContent = `Delete ${plural(outcome.matched, "matching entry", "matching entries")}`;
   } catch (error) {
     say("invalidate-message", error.message, "error");
   }
@@ -75,14 +76,14 @@ async function run() {
   const {body, matched} = counted;
   const confirmed = await confirmAction({
     title: "Delete the matching entries?",
-    text: `The dry run counted ${matched} cached answers ${described(body)}. They are deleted from L1, L2 and the catalog, with their promoted copies.`,
-    action: `Delete ${matched} entries`,
+    text: `The dry run counted ${plural(matched, "cached answer", "cached answers")} ${described(body)}. They are deleted from L1, L2 and the catalog, with their promoted copies.`,
+    action: `Delete ${plural(matched, "entry", "entries")}`,
   });
   if (!confirmed) return;
   try {
     const outcome = await call("invalidate", {method: "POST", body});
     forgetCount();
-    say("invalidate-result", `Deleted ${outcome.deleted} ${outcome.deleted === 1 ? "entry" : "entries"} ${described(body)}.`);
+    say("invalidate-result", `Deleted ${plural(outcome.deleted, "entry", "entries")} ${described(body)}.`);
     await showEntries();
   } catch (error) {
     say("invalidate-message", error.message, "error");
@@ -97,7 +98,7 @@ async function flush() {
     const outcome = await call("flush", {method: "POST", body: {confirm: FLUSH_WORD}});
     typed.value = "";
     byId("flush-run").disabled = true;
-    say("flush-result", `Flushed: ${outcome.deleted} ${outcome.deleted === 1 ? "entry" : "entries"} deleted.`);
+    say("flush-result", `Flushed: ${plural(outcome.deleted, "entry", "entries")} deleted.`);
     await showEntries();
   } catch (error) {
     say("flush-message", error.message, "error");

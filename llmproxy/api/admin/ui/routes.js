@@ -30,7 +30,7 @@ export async function showRoutes() {
     fill(byId("routes-other"));
     return;
   }
-  say("routes-status", `${listed.routes.length} routes from ${listed.routes_file}. Requests and hits count since the proxy started.`);
+  say("routes-status", `${f.plural(listed.routes.length, "route", "routes")} from ${listed.routes_file}. Requests and hits count since the proxy started.`);
   const num = "num";
   fill(byId("routes-table"), table({
     caption: "Routes in force, in file order",
@@ -68,7 +68,8 @@ async function reload() {
   try {
     const outcome = await call("routes/reload", {method: "POST"});
     await showRoutes();
-    say("routes-status", `Reloaded: ${outcome.routes.length} routes in force (${outcome.routes.join(", ") || "none"}).`);
+    const names = outcome.routes.join(", ") || "none";
+    say("routes-status", `Reloaded: ${f.plural(outcome.routes.length, "route", "routes")} in force (${names}).`);
   } catch (error) {
     say("routes-status", "");
     say("routes-message", error.message, "error");
