@@ -89,9 +89,7 @@ def test_a_bad_routes_file_is_refused_with_its_error_and_a_good_one_reloads(
     console.assert_no_errors(REFUSED.format(status=400))
 
 
-def test_without_a_router_the_routes_page_says_how_to_configure_one(
-    browser: Browser, admin_proxy: AdminProxy
-) -> None:
+def test_without_a_router_the_routes_page_says_how_to_configure_one(browser: Browser, admin_proxy: AdminProxy) -> None:
     with console_page(browser, admin_proxy.url) as console:
         console.open("routes")
         console.sign_in(ADMIN_TOKEN)

@@ -5,6 +5,7 @@ import {h, svg} from "./dom.js";
 import {tick, when} from "./format.js";
 
 const WIDTH = 640;
+const WIDE = 1300; // a chart across the whole row: as tall, twice the points' room
 const HEIGHT = 240;
 const PAD = {top: 14, right: 14, bottom: 46, left: 66};
 const X_TICKS = 6;
@@ -14,17 +15,19 @@ let serial = 0;
 
 /**
  * A chart figure. spec: {title, description, times (bucket starts, epoch ms), spanMs, series: [{name, cls, values}],
- * kind: "bar" (stacked) or "line", format (value -> text), yLabel, max (fixed top of the scale, e.g. 1 for shares)}.
+ * kind: "bar" (stacked) or "line", format (value -> text), yLabel, max (fixed top of the scale, e.g. 1 for shares),
+ * wide (spans the row)}.
  */
 export function chart(spec) {
   serial += 1;
   const id = `chart-${serial}`;
-  const plot = {x: PAD.left, y: PAD.top, w: WIDTH - PAD.left - PAD.right, h: HEIGHT - PAD.top - PAD.bottom};
+  const width = spec.wide ? WIDE : WIDTH;
+  const plot = {x: PAD.left, y: PAD.top, w: width - PAD.left - PAD.right, h: HEIGHT - PAD.top - PAD.bottom};
   const highest = peak(spec);
   const scale = spec.max === undefined ? niceScale(highest) : {top: spec.max, step: spec.max / 4};
   const graphic = svg(
     "svg",
-    {viewBox: `0 0 ${WIDTH} ${HEIGHT}`, class: "chart", role: "img", "aria-labelledby": `${id}-t`, "aria-describedby": `${id}-d`},
+    {viewBox: `0 0 ${width} ${HEIGHT}`, class: "chart", role: "img", "aria-labelledby": `${id}-t`, "aria-describedby": `${id}-d`},
     svg("title", {id: `${id}-t`}, spec.title),
     svg("desc", {id: `${id}-d`}, spec.description),
     yAxis(plot, scale, spec),
@@ -34,7 +37,7 @@ export function chart(spec) {
   );
   return h(
     "figure",
-    {class: "chart-card", "aria-labelledby": `${id}-caption`},
+    {class: spec.wide ? "chart-card wide" : "chart-card", "aria-labelledby": `${id}-caption`},
     h("figcaption", {id: `${id}-caption`}, h("h3", {}, spec.title), legend(spec.series)),
     graphic,
     dataTable(spec),
@@ -78,7 +81,7 @@ function xAxis(plot, spec) {
   const n = spec.times.length;
   const width = plot.w / Math.max(1, n);
   const labels = [];
-  for (const i of tickIndexes(spec.times)) {
+  for (const i of tickIndexes(spec.times, spec.wide ? 2 * X_TICKS : X_TICKS)) {
     const x = plot.x + width * i; // a label names the instant a bucket starts: its left edge
     labels.push(
       svg("line", {x1: x, x2: x, y1: plot.y + plot.h, y2: plot.y + plot.h + 4, class: "axis"}),
@@ -89,16 +92,16 @@ function xAxis(plot, spec) {
   return svg("g", {"aria-hidden": "true"}, labels, label);
 }
 
-/** The buckets to label: those starting at a round local time (every 10 min, 3 h, a day...), at most X_TICKS. */
-function tickIndexes(times) {
+/** The buckets to label: those starting at a round local time (every 10 min, 3 h, a day...), at most `most`. */
+function tickIndexes(times, most) {
   const n = times.length;
   if (n < 2) return n ? [0] : [];
   const span = times[n - 1] - times[0];
-  const step = TICK_STEPS_MS.find((candidate) => span / candidate <= X_TICKS) ?? TICK_STEPS_MS.at(-1);
+  const step = TICK_STEPS_MS.find((candidate) => span / candidate <= most) ?? TICK_STEPS_MS.at(-1);
   const local = (time) => time - new Date(time).getTimezoneOffset() * 60_000;
   const round = times.flatMap((time, i) => (local(time) % step === 0 ? [i] : []));
   if (round.length >= 2) return round;
-  const every = Math.ceil(n / X_TICKS);
+  const every = Math.ceil(n / most);
   return times.flatMap((_, i) => (i % every === 0 ? [i] : []));
 }
 

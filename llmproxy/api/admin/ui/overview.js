@@ -85,7 +85,7 @@ function charts(stats, range) {
   const t = stats.totals;
   const base = {times, spanMs: range.spanMs};
   return [
-    chart({...base, kind: "bar", title: "Requests by cache result", yLabel: "requests", format: f.count,
+    chart({...base, kind: "bar", wide: true, title: "Requests by cache result", yLabel: "requests", format: f.count,
       description: `Requests ${every}, stacked by result: ${RESULTS.map((r) => `${r.name} ${f.count(t[r.key])}`).join(", ")}.`,
       series: RESULTS.map((r) => ({...r, values: column(r.key)}))}),
     chart({...base, kind: "line", title: "Hit rate by layer", yLabel: "share of lookups", format: f.share, max: 1,
@@ -131,6 +131,7 @@ function showHealth(health) {
     fact("Memory used", f.bytes(redis.used_memory_bytes), "memory"),
     fact("Eviction policy", redis.eviction_policy, "eviction-policy"),
     fact("Keys evicted", f.count(redis.evicted_keys), "evicted"),
+    fact("Keys expired", f.count(redis.expired_keys), "expired"),
     fact("Semantic cache", health.semantic.enabled ? `on, threshold ${health.semantic.threshold}` : "off", "semantic"),
   );
   fill(byId("redis-warnings"), redis.warnings.map((text) => h("p", {class: "notice warn"}, text)));
