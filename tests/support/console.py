@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 
 from tests.support.admin import AdminProxy
 
@@ -41,6 +41,7 @@ def chromium() -> Iterator[Browser]:
         AssertionError: /usr/bin/chromium is missing (install it; the tests must not pass without a browser).
     """
     assert CHROMIUM.exists(), f"{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does it)"
+    expect.set_options(timeout=TIMEOUT_MS)  # assertions wait as long as actions: the suite shares two cores
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
