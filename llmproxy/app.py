@@ -1,4 +1,5 @@
-"""create_app(settings) -> Starlette: routes and exception handlers. No I/O here."""
+"""create_app(settings) -> Starlette: routes and exception handlers. No network I/O here (the console's few static
+files are read from the package once)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ from starlette.routing import Route
 
 from llmproxy.api.admin.audit import audit_log
 from llmproxy.api.admin.config import show_config
+from llmproxy.api.admin.console import console_routes, load_assets
 from llmproxy.api.admin.entries import delete_entry, list_entries, show_entry
 from llmproxy.api.admin.invalidation import flush, invalidate
-from llmproxy.api.admin.routes import reload_routes
+from llmproxy.api.admin.overview import overview
+from llmproxy.api.admin.routes import list_routes, reload_routes
 from llmproxy.api.admin.stats import traffic_stats
 from llmproxy.api.cacheable import cached_endpoint
 from llmproxy.api.health import healthz, readyz
@@ -40,7 +43,9 @@ def create_app(settings: Settings, *, model_loader: ModelLoader = load_model) ->
         Route("/v1/completions", cached_endpoint("completion"), methods=["POST"]),
         Route("/v1/embeddings", cached_endpoint("embedding"), methods=["POST"]),
         Route("/v1/{path:path}", passthrough, methods=ALL_METHODS),
+        Route("/admin/routes", list_routes, methods=["GET"]),
         Route("/admin/routes/reload", reload_routes, methods=["POST"]),
+        Route("/admin/overview", overview, methods=["GET"]),
         Route("/admin/stats", traffic_stats, methods=["GET"]),
         Route("/admin/entries", list_entries, methods=["GET"]),
         Route("/admin/entries/{id}", show_entry, methods=["GET"]),
@@ -52,6 +57,7 @@ def create_app(settings: Settings, *, model_loader: ModelLoader = load_model) ->
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
+        *console_routes(load_assets()),
     ]
     return Starlette(
         routes=routes,
