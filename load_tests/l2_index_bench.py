@@ -176,9 +176,10 @@ def embed_prompts(prompts: list[str], cache: Path | None) -> tuple[Matrix, list[
         saved = np.load(cache)
         return np.asarray(saved["vectors"], dtype=np.float32), [prompts[i] for i in saved["kept"]]
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from llmproxy.embeddings.embedder import Embedder, load_model  # torch loads only when embedding is needed
+    from llmproxy.embeddings.embedder import Embedder, load_model  # the model loads only when embedding is needed
 
-    embedder = Embedder(load_model(EmbeddingSettings(torch_threads=os.cpu_count() or 1)), 64, 0)
+    threads = os.cpu_count() or 1
+    embedder = Embedder(load_model(EmbeddingSettings(torch_threads=threads, onnx_threads=threads)), 64, 0)
     encoded = [
         vector for start in range(0, len(prompts), 64) for vector in embedder.encode(prompts[start : start + 64])
     ]

@@ -19,6 +19,7 @@ import pytest
 import redis
 from hypothesis import HealthCheck, settings
 from openai import AsyncOpenAI, OpenAI
+from playwright.sync_api import Browser
 from redis.asyncio import Redis as AsyncRedis
 
 from llmproxy.app import create_app
@@ -28,7 +29,8 @@ from llmproxy.fake_upstream import FakeUpstreamConfig, create_fake_upstream
 from llmproxy.fake_upstream.recorder import RECORDER_HEADER
 from llmproxy.settings import EmbeddingSettings, Settings, load_settings
 from llmproxy.store.embedded_redis import EmbeddedRedis, EmbeddedRedisConfig
-from tests.support.admin import ADMIN_TOKEN, AdminProxy, drop_indexes
+from tests.support.admin import AdminProxy, running_admin_proxy
+from tests.support.console import chromium
 from tests.support.servers import serve_in_thread
 
 # Fuzz tests (test_fuzz.py): `ci` runs by default, the same examples every time and well under a minute;
@@ -116,13 +118,15 @@ def proxy_settings(redis_url: str, upstream_api_url: str, **sections: dict[str, 
 
 @pytest.fixture(scope="session")
 def model_loader() -> ModelLoader:
-    """Loads each embedding model once per session; every proxy the tests start shares it (read-only)."""
-    models: dict[str | None, Any] = {}
+    """Loads each embedding model once per session and backend (ONNX unless a test asks for torch); every proxy the
+    tests start shares it (read-only)."""
+    models: dict[tuple[str, str | None], Any] = {}
 
     def load(settings: EmbeddingSettings) -> Any:
-        if settings.model not in models:
-            models[settings.model] = load_model(settings)
-        return models[settings.model]
+        key = (settings.backend, settings.model)
+        if key not in models:
+            models[key] = load_model(settings)
+        return models[key]
 
     return load
 
@@ -195,9 +199,12 @@ def admin_proxy(
     start_proxy: Callable[..., AbstractContextManager[str]], key_prefix: str, redis_client: redis.Redis
 ) -> Iterator[AdminProxy]:
     """A proxy with an admin token and a key prefix of this test's own; its indexes are dropped afterwards."""
-    with start_proxy(redis={"key_prefix": key_prefix}, admin={"token": ADMIN_TOKEN}) as url:
-        proxy = AdminProxy(url, key_prefix, redis_client)
+    with running_admin_proxy(start_proxy, key_prefix, redis_client) as proxy:
         yield proxy
-        proxy.close()
-    drop_indexes(redis_client, [f"{key_prefix}:l2", f"{key_prefix}:catalog"])
-    redis_client.delete(f"{key_prefix}:audit")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Headless Debian Chromium, one per test module (tests/support/console.py)."""
+    with chromium() as launched:
+        yield launched

@@ -76,6 +76,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pairs.set_defaults(command=eval_pairs_command)
 
+    models = commands.add_parser("models", help="prepare the embedding model for serving")
+    model_actions = models.add_subparsers(required=True, metavar="ACTION")
+    prepare = model_actions.add_parser(
+        "prepare", help="export the configured model to ONNX under embeddings.onnx_dir (once; a no-op when done)"
+    )
+    prepare.add_argument(
+        "--config", type=Path, help=f"YAML settings file [LLMPROXY_CONFIG] (default {DEFAULT_CONFIG_FILE})"
+    )
+    prepare.set_defaults(command=models_prepare_command)
+
     reference = commands.add_parser(
         "config-reference", help="print every setting with its default and environment variable, as commented YAML"
     )
@@ -86,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def serve_command(args: argparse.Namespace) -> int:
-    # Imported here: the server and the evaluation load torch (seconds), which `llmproxy cache ...` never needs.
+    # Imported here: the server and the evaluation load the embedding engine, which `llmproxy cache ...` never needs.
     from llmproxy.commands.serve import run_proxy
 
     overrides = _nested_overrides(
@@ -137,6 +147,26 @@ def eval_pairs_command(args: argparse.Namespace) -> int:
         return 2
     policy = Policy(threshold=threshold, guards=settings.semantic.guards and not args.no_guards, learned=model)
     return run_eval_pairs(args.file, policy, settings.embeddings, sweep=sweep, limit=args.limit)
+
+
+def models_prepare_command(args: argparse.Namespace) -> int:
+    # Imported here: an export loads torch, which no other command needs.
+    from llmproxy.embeddings.model_files import ModelFilesError
+    from llmproxy.embeddings.onnx_store import OnnxExportError, prepare_for
+
+    try:
+        settings = load_settings(_config_file(args.config))
+    except SettingsError as exc:
+        print(f"llmproxy: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.server.log_level)
+    try:
+        prepared = prepare_for(settings.embeddings)
+    except (OnnxExportError, ModelFilesError) as exc:
+        print(f"llmproxy: {exc}", file=sys.stderr)
+        return 1
+    print(f"{'exported' if prepared.exported else 'already prepared'}: {prepared.folder}")
+    return 0
 
 
 def config_reference_command(args: argparse.Namespace) -> int:

