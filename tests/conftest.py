@@ -1,8 +1,8 @@
 """Session fixtures: a real Redis Stack, the fake model server and the proxy, each on a loopback port.
 
 Every test gets its own API key, which is its own tenant scope: tests share one Redis and one proxy
-without ever seeing each other's entries, and without FLUSHALL. Every test also gets its own recorder in the
-shared fake upstream (the X-Fake-Recorder header its clients send): it counts only that test's upstream calls.
+without ever seeing each other's entries, and without FLUSHALL. The fake upstream can keep a recorder per test
+(X-Fake-Recorder); the `upstream` fixture still reads its default recorder, cleared per test.
 """
 
 from __future__ import annotations
@@ -89,11 +89,12 @@ def recorder() -> str:
 
 
 @pytest.fixture
-def upstream(upstream_url: str, recorder: str) -> Iterator[FakeUpstream]:
-    """The fake upstream as this test sees it: only the calls its clients (which send `upstream.headers`) made."""
-    fake = FakeUpstream(upstream_url, recorder)
-    yield fake
-    fake.reset()  # the fake forgets this test's recorder
+def upstream(upstream_url: str) -> FakeUpstream:
+    """The fake upstream's default recorder, cleared for this test. Per-test recorders (`FakeUpstream(url, recorder)`,
+    clients sending `upstream.headers`) exist in the fake, but not every test's clients send the header yet."""
+    fake = FakeUpstream(upstream_url)
+    fake.reset()
+    return fake
 
 
 def proxy_settings(redis_url: str, upstream_api_url: str, **sections: dict[str, Any]) -> Settings:
@@ -161,15 +162,15 @@ def api_key() -> str:
 
 
 @pytest.fixture
-def client(proxy_url: str, api_key: str, recorder: str) -> Iterator[OpenAI]:
-    headers = {RECORDER_HEADER: recorder}
+def client(proxy_url: str, api_key: str, upstream: FakeUpstream) -> Iterator[OpenAI]:
+    headers = upstream.headers
     with OpenAI(base_url=proxy_url + "/v1", api_key=api_key, max_retries=0, timeout=30, default_headers=headers) as sdk:
         yield sdk
 
 
 @pytest.fixture
-def async_client(proxy_url: str, api_key: str, recorder: str) -> AsyncOpenAI:
-    headers = {RECORDER_HEADER: recorder}
+def async_client(proxy_url: str, api_key: str, upstream: FakeUpstream) -> AsyncOpenAI:
+    headers = upstream.headers
     return AsyncOpenAI(base_url=proxy_url + "/v1", api_key=api_key, max_retries=0, timeout=30, default_headers=headers)
 
 
