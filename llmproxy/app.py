@@ -7,7 +7,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from llmproxy.api.admin.audit import audit_log
 from llmproxy.api.admin.config import show_config
@@ -31,6 +31,7 @@ from llmproxy.errors import (
     handle_unexpected_error,
 )
 from llmproxy.lifespan import lifespan_for
+from llmproxy.protocols.registry import PROTOCOLS
 from llmproxy.settings import Settings
 
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
@@ -38,10 +39,11 @@ ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 def create_app(settings: Settings, *, model_loader: ModelLoader = load_model) -> Starlette:
     """The proxy as an ASGI app; its lifespan opens Redis, the upstream pool and the embedding model."""
-    routes = [
-        Route("/v1/chat/completions", cached_endpoint("chat"), methods=["POST"]),
-        Route("/v1/completions", cached_endpoint("completion"), methods=["POST"]),
-        Route("/v1/embeddings", cached_endpoint("embedding"), methods=["POST"]),
+    # One cached route per protocol; every other /v1 path (other methods on these included) is passed through.
+    routes: list[BaseRoute] = [
+        Route(protocol.path, cached_endpoint(protocol), methods=["POST"]) for protocol in PROTOCOLS
+    ]
+    routes += [
         Route("/v1/{path:path}", passthrough, methods=ALL_METHODS),
         Route("/admin/routes", list_routes, methods=["GET"]),
         Route("/admin/routes/reload", reload_routes, methods=["POST"]),

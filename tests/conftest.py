@@ -1,7 +1,8 @@
 """Session fixtures: a real Redis Stack, the fake model server and the proxy, each on a loopback port.
 
 Every test gets its own API key, which is its own tenant scope: tests share one Redis and one proxy
-without ever seeing each other's entries, and without FLUSHALL.
+without ever seeing each other's entries, and without FLUSHALL. The fake upstream can keep a recorder per test
+(X-Fake-Recorder); the `upstream` fixture still reads its default recorder, cleared per test.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from llmproxy.app import create_app
 from llmproxy.commands.http_protocol import server_options
 from llmproxy.embeddings.embedder import ModelLoader, load_model
 from llmproxy.fake_upstream import FakeUpstreamConfig, create_fake_upstream
+from llmproxy.fake_upstream.recorder import RECORDER_HEADER
 from llmproxy.settings import EmbeddingSettings, Settings, load_settings
 from llmproxy.store.embedded_redis import EmbeddedRedis, EmbeddedRedisConfig
 from tests.support.admin import AdminProxy, running_admin_proxy
@@ -43,21 +45,27 @@ TEST_MAX_BODY_BYTES = 64 * 1024
 
 
 class FakeUpstream:
-    """The fake model server's control endpoints: request counts and the call log."""
+    """The fake model server's control endpoints for one recorder: request counts and the call log.
 
-    def __init__(self, base_url: str) -> None:
+    Requests count here when they carry `headers` (the test's clients send them; None: the fake's default recorder).
+    """
+
+    def __init__(self, base_url: str, recorder: str | None = None) -> None:
         self.base_url = base_url
         self.api_url = base_url + "/v1"
+        self.headers: dict[str, str] = {} if recorder is None else {RECORDER_HEADER: recorder}
 
     def reset(self) -> None:
-        httpx.post(self.base_url + "/_reset").raise_for_status()
+        httpx.post(self.base_url + "/_reset", headers=self.headers).raise_for_status()
 
     def calls(self, path: str = "/v1/chat/completions") -> int:
-        counts: dict[str, int] = httpx.get(self.base_url + "/_stats").json()["requests"]
+        counts: dict[str, int] = httpx.get(self.base_url + "/_stats", headers=self.headers).json()["requests"]
         return counts.get(path, 0)
 
     def requests(self) -> list[dict[str, Any]]:
-        recorded: list[dict[str, Any]] = httpx.get(self.base_url + "/_requests").json()["requests"]
+        recorded: list[dict[str, Any]] = httpx.get(self.base_url + "/_requests", headers=self.headers).json()[
+            "requests"
+        ]
         return recorded
 
 
@@ -75,7 +83,15 @@ def upstream_url() -> Iterator[str]:
 
 
 @pytest.fixture
+def recorder() -> str:
+    """This test's recorder in the shared fake upstream."""
+    return f"test-{uuid.uuid4().hex}"
+
+
+@pytest.fixture
 def upstream(upstream_url: str) -> FakeUpstream:
+    """The fake upstream's default recorder, cleared for this test. Per-test recorders (`FakeUpstream(url, recorder)`,
+    clients sending `upstream.headers`) exist in the fake, but not every test's clients send the header yet."""
     fake = FakeUpstream(upstream_url)
     fake.reset()
     return fake
@@ -146,14 +162,16 @@ def api_key() -> str:
 
 
 @pytest.fixture
-def client(proxy_url: str, api_key: str) -> Iterator[OpenAI]:
-    with OpenAI(base_url=proxy_url + "/v1", api_key=api_key, max_retries=0, timeout=30) as sdk:
+def client(proxy_url: str, api_key: str, upstream: FakeUpstream) -> Iterator[OpenAI]:
+    headers = upstream.headers
+    with OpenAI(base_url=proxy_url + "/v1", api_key=api_key, max_retries=0, timeout=30, default_headers=headers) as sdk:
         yield sdk
 
 
 @pytest.fixture
-def async_client(proxy_url: str, api_key: str) -> AsyncOpenAI:
-    return AsyncOpenAI(base_url=proxy_url + "/v1", api_key=api_key, max_retries=0, timeout=30)
+def async_client(proxy_url: str, api_key: str, upstream: FakeUpstream) -> AsyncOpenAI:
+    headers = upstream.headers
+    return AsyncOpenAI(base_url=proxy_url + "/v1", api_key=api_key, max_retries=0, timeout=30, default_headers=headers)
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from llmproxy.settings import DEFAULT_UPSTREAM
 from llmproxy.trace import RequestTrace
 
 MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -219,7 +220,7 @@ class ProxyMetrics:
         if trace.first_byte_s is not None:
             self._child(self.first_byte, result).observe(trace.first_byte_s)
         if trace.upstream_status is not None:
-            self._child(self.upstream_responses, trace.upstream or "default", str(trace.upstream_status)).inc()
+            self._child(self.upstream_responses, trace.upstream or DEFAULT_UPSTREAM, str(trace.upstream_status)).inc()
         if trace.write is not None:
             self._child(self.cache_writes, trace.write).inc()
         if trace.bypass_reason is not None:
