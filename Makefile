@@ -4,12 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint install prepare clean
+.PHONY: run test lint install prepare chromium clean
 
 run: prepare
 	$(BIN)/llmproxy serve $(ARGS)
 
-test: prepare lint
+test: prepare chromium lint
 	$(BIN)/pytest --cov=llmproxy --cov-report=term:skip-covered $(ARGS)
 
 lint: $(STAMP)
@@ -23,6 +23,13 @@ install: prepare
 # The embedding model exported to ONNX under .llmproxy/onnx (once: a no-op when it is already there).
 prepare: $(STAMP)
 	$(BIN)/llmproxy models prepare
+
+# The browser the web console's tests drive: Debian's Chromium (Playwright's own download is never used), installed
+# with apt-get when missing (through sudo unless root). Without it those tests fail, they do not skip.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+chromium:
+	@test -x /usr/bin/chromium || { $(SUDO) apt-get update -q && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
 
 # torch first, pinned: the CPU wheel. Unpinned, sentence-transformers would pull several GB of CUDA packages.
 $(STAMP): pyproject.toml

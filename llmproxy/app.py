@@ -1,4 +1,5 @@
-"""create_app(settings) -> Starlette: routes and exception handlers. No I/O here."""
+"""create_app(settings) -> Starlette: routes and exception handlers. No network I/O here (the console's few static
+files are read from the package once)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,15 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from llmproxy.api.admin.audit import audit_log
 from llmproxy.api.admin.config import show_config
+from llmproxy.api.admin.console import console_routes, load_assets
 from llmproxy.api.admin.entries import delete_entry, list_entries, show_entry
 from llmproxy.api.admin.invalidation import flush, invalidate
-from llmproxy.api.admin.routes import reload_routes
+from llmproxy.api.admin.overview import overview
+from llmproxy.api.admin.routes import list_routes, reload_routes
 from llmproxy.api.admin.stats import traffic_stats
 from llmproxy.api.cacheable import cached_endpoint
 from llmproxy.api.health import healthz, readyz
@@ -28,6 +31,7 @@ from llmproxy.errors import (
     handle_unexpected_error,
 )
 from llmproxy.lifespan import lifespan_for
+from llmproxy.protocols.registry import PROTOCOLS
 from llmproxy.settings import Settings
 
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
@@ -35,12 +39,15 @@ ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 def create_app(settings: Settings, *, model_loader: ModelLoader = load_model) -> Starlette:
     """The proxy as an ASGI app; its lifespan opens Redis, the upstream pool and the embedding model."""
-    routes = [
-        Route("/v1/chat/completions", cached_endpoint("chat"), methods=["POST"]),
-        Route("/v1/completions", cached_endpoint("completion"), methods=["POST"]),
-        Route("/v1/embeddings", cached_endpoint("embedding"), methods=["POST"]),
+    # One cached route per protocol; every other /v1 path (other methods on these included) is passed through.
+    routes: list[BaseRoute] = [
+        Route(protocol.path, cached_endpoint(protocol), methods=["POST"]) for protocol in PROTOCOLS
+    ]
+    routes += [
         Route("/v1/{path:path}", passthrough, methods=ALL_METHODS),
+        Route("/admin/routes", list_routes, methods=["GET"]),
         Route("/admin/routes/reload", reload_routes, methods=["POST"]),
+        Route("/admin/overview", overview, methods=["GET"]),
         Route("/admin/stats", traffic_stats, methods=["GET"]),
         Route("/admin/entries", list_entries, methods=["GET"]),
         Route("/admin/entries/{id}", show_entry, methods=["GET"]),
@@ -52,6 +59,7 @@ def create_app(settings: Settings, *, model_loader: ModelLoader = load_model) ->
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
+        *console_routes(load_assets()),
     ]
     return Starlette(
         routes=routes,

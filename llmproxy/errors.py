@@ -1,4 +1,5 @@
-"""Errors the proxy itself produces, rendered in OpenAI's error JSON shape.
+"""Errors the proxy itself produces; OpenAI's error JSON shape is their default rendering (each cached protocol
+renders them in its own shape: protocols/base.py).
 
 Hierarchy:
 
@@ -12,7 +13,10 @@ Hierarchy:
     ├── RequestTooLargeError       413
     ├── RateLimitError             429
     ├── UpstreamError              502
-    │   └── UpstreamTimeoutError   504
+    │   ├── UpstreamTimeoutError   504
+    │   ├── InvalidUpstreamAnswerError   502 (a 200 that is not an answer: HTML, cut short, an error object)
+    │   ├── MalformedStreamError         502 (a stream event that is not JSON)
+    │   └── EventTooLargeStreamError     502 (a stream event past upstream.max_event_bytes)
     └── ServiceUnavailableError    503
         └── UpstreamUnavailableError   503 (circuit breaker open; with Retry-After)
 """
@@ -112,6 +116,18 @@ class UpstreamError(ProxyError):
 class UpstreamTimeoutError(UpstreamError):
     status_code = 504
     code = "upstream_timeout"
+
+
+class InvalidUpstreamAnswerError(UpstreamError):
+    code = "upstream_invalid_response"
+
+
+class MalformedStreamError(UpstreamError):
+    code = "upstream_malformed_stream"
+
+
+class EventTooLargeStreamError(UpstreamError):
+    code = "upstream_event_too_large"
 
 
 class ServiceUnavailableError(ProxyError):

@@ -28,9 +28,13 @@ from llmproxy.cache.semantic import SemanticIndex, SemanticIndexError
 from llmproxy.cache.single_flight import SingleFlight
 from llmproxy.cache.writeback import WriteBack
 from llmproxy.embeddings.embedder import Embedder, ModelLoader
+from llmproxy.proxy.cache_steps import CacheSteps
+from llmproxy.proxy.coalescing import Coalescer
+from llmproxy.proxy.forwarder import Forwarder, Upstreams
 from llmproxy.proxy.pipeline import Pipeline
+from llmproxy.proxy.replies import Replies
 from llmproxy.routing import Router, RoutesError, load_routes
-from llmproxy.settings import Settings, UpstreamSettings
+from llmproxy.settings import DEFAULT_UPSTREAM, Settings, UpstreamSettings
 from llmproxy.state import STATE_KEY, AdminTools, AppState
 from llmproxy.store.errors import CacheUnavailableError
 from llmproxy.store.eviction import check_eviction_policy
@@ -47,8 +51,6 @@ from llmproxy.upstream.attempts import UpstreamHooks
 from llmproxy.upstream.client import UpstreamClient
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_UPSTREAM = "default"  # the metric label of the unnamed upstream
 
 
 def lifespan_for(
@@ -87,34 +89,29 @@ def lifespan_for(
             # 5. The request pipeline over all of it.
             # One breaker for the request path's Redis: outages anywhere open it, so requests stop waiting on it.
             redis_health = RedisHealth(
-                CircuitBreaker(
-                    settings.redis.breaker_failure_threshold,
-                    settings.redis.breaker_reset_s,
-                    time.monotonic,
+                breaker=CircuitBreaker(
+                    failure_threshold=settings.redis.breaker_failure_threshold,
+                    reset_s=settings.redis.breaker_reset_s,
+                    clock=time.monotonic,
                     on_change=lambda state: metrics.set_redis_breaker_state(state.value),
                 ),
-                time.monotonic,
+                clock=time.monotonic,
             )
             write_back = WriteBack(
-                redis,
-                exact,
-                semantic.index,
-                time.time,
-                catalog,
-                redis_health,
+                redis=redis,
+                exact=exact,
+                index=semantic.index,
+                clock=time.time,
+                catalog=catalog,
+                health=redis_health,
                 max_entry_bytes=settings.cache.max_entry_bytes,
             )
-            pipeline = Pipeline(
-                exact,
-                write_back,
-                upstreams,
-                semantic.finder,
-                semantic.router,
-                time.time,
-                settings.upstream.request_stream_usage,
-                redis_health,
-                open_single_flight(settings, redis, background),
-                refuse_undecided=settings.router.on_undecided == "block",
+            pipeline = open_pipeline(
+                settings,
+                upstreams=Upstreams({"openai": upstreams}),  # issue 13 adds the Anthropic family's clients
+                cache=CacheSteps(exact=exact, finder=semantic.finder, write_back=write_back, health=redis_health),
+                router=semantic.router,
+                flight=open_single_flight(settings, redis, background),
             )
             # 6. Telemetry: the Prometheus metrics (made in step 2), Redis-wide figures sampled in the background,
             # and the traffic history written to RedisTimeSeries by a background task, off the request path.
@@ -123,16 +120,16 @@ def lifespan_for(
             # 7. The admin API's tools.
             admin = admin_tools(redis, settings.redis.key_prefix, catalog, semantic, metrics)
             state = AppState(
-                settings,
-                redis,
-                upstreams[None],
-                pipeline,
-                time.time,
-                semantic.router,
-                telemetry,
-                history,
-                admin,
-                redis_health,
+                settings=settings,
+                redis=redis,
+                upstream=upstreams[None],
+                pipeline=pipeline,
+                clock=time.time,
+                router=semantic.router,
+                telemetry=telemetry,
+                history=history,
+                admin=admin,
+                redis_health=redis_health,
             )
             # The model and libraries are millions of long-lived objects: keep them out of the garbage collector's
             # full passes, which otherwise stall the event loop for 100+ ms now and then (p99 of cache hits).
@@ -153,6 +150,24 @@ def upstream_clients(settings: Settings, metrics: ProxyMetrics) -> dict[str | No
     }
 
 
+def open_pipeline(
+    settings: Settings, *, upstreams: Upstreams, cache: CacheSteps, router: Router | None, flight: SingleFlight | None
+) -> Pipeline:
+    """The request path over its cache steps: the forwarder, the replies it makes itself, single-flight."""
+    forwarder = Forwarder(
+        upstreams=upstreams, write_back=cache.write_back, want_usage=settings.upstream.request_stream_usage
+    )
+    replies = Replies(clock=time.time)
+    return Pipeline(
+        cache=cache,
+        router=router,
+        forwarder=forwarder,
+        replies=replies,
+        coalescer=None if flight is None else Coalescer(flight=flight, forwarder=forwarder, replies=replies),
+        refuse_undecided=settings.router.on_undecided == "block",
+    )
+
+
 def upstream_hooks(name: str, metrics: ProxyMetrics) -> UpstreamHooks:
     """How one upstream's client reports retries and breaker changes to the metrics."""
 
@@ -167,7 +182,7 @@ def open_single_flight(settings: Settings, redis: RedisClient, background: TaskG
     """Coalescing of identical misses, or None when disabled; its lease renewer and listener run in the background."""
     if not settings.single_flight.enabled:
         return None
-    flight = SingleFlight(redis, settings.redis.key_prefix, settings.single_flight)
+    flight = SingleFlight(redis=redis, key_prefix=settings.redis.key_prefix, settings=settings.single_flight)
     background.start_soon(flight.run)
     return flight
 
@@ -184,7 +199,9 @@ def open_telemetry(
     background.start_soon(sample_redis, redis, metrics.snapshot, catalog.size)
     prices = PriceList(settings.metrics.prices)
     sink = history.writer.offer if history is not None else None
-    return Telemetry(metrics, prices, BoundedLabels(settings.metrics.max_model_labels), sink)
+    return Telemetry(
+        metrics=metrics, prices=prices, models=BoundedLabels(settings.metrics.max_model_labels), history=sink
+    )
 
 
 async def open_history(
@@ -193,7 +210,7 @@ async def open_history(
     """The history store and its writer task, or None when disabled or the Redis has no TimeSeries."""
     if not settings.timeseries.enabled:
         return None
-    store = HistoryStore(redis, settings.redis.key_prefix, settings.timeseries)
+    store = HistoryStore(redis=redis, key_prefix=settings.redis.key_prefix, settings=settings.timeseries)
     try:
         await store.ensure()
     except TimeSeriesUnsupportedError:
@@ -201,11 +218,11 @@ async def open_history(
         return None
     except HistoryError as exc:  # Redis down at startup: the writer creates the series once it answers
         logger.warning("could not create the traffic history series yet: %s", exc)
-    writer = HistoryWriter(store, metrics, settings.timeseries)
+    writer = HistoryWriter(store=store, metrics=metrics, settings=settings.timeseries)
     background.start_soon(writer.run)
     # Runs after the task group has cancelled run(): the last samples are written before Redis closes.
     resources.push_async_callback(writer.flush)
-    return History(store, writer)
+    return History(store=store, writer=writer)
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,17 +256,24 @@ async def open_semantic_layer(
     embedder = Embedder(model, settings.embeddings.max_batch, settings.embeddings.max_wait_ms)
     await warm_up(embedder)
     background.start_soon(embedder.run_batcher)
-    index = SemanticIndex(redis, settings.redis.key_prefix, embedder.dimension, settings.semantic.hnsw)
+    index = SemanticIndex(
+        redis=redis, key_prefix=settings.redis.key_prefix, dimension=embedder.dimension, hnsw=settings.semantic.hnsw
+    )
     await ensure_index(index)
     timeout_s = settings.embeddings.timeout_ms / 1000
-    finder = ParaphraseFinder(embedder, index, exact, settings.semantic, timeout_s)
+    finder = ParaphraseFinder(
+        embedder=embedder, index=index, exact=exact, settings=settings.semantic, embed_timeout_s=timeout_s
+    )
     # The route references live in this process (no Redis): routing holds while Redis is down or flushed.
-    router = await open_router(Router(embedder, embedder.dimension, settings.router.max_windows, timeout_s), settings)
+    unloaded = Router(
+        embedder=embedder, dimension=embedder.dimension, max_windows=settings.router.max_windows, timeout_s=timeout_s
+    )
+    router = await open_router(unloaded, settings)
     if router is not None:
         reload_requests: asyncio.Queue[None] = asyncio.Queue(maxsize=1)
         background.start_soon(serve_reload_requests, reload_requests, router, settings)
         reload_on_sighup(reload_requests)
-    return SemanticLayer(finder, index, router, embedder)
+    return SemanticLayer(finder=finder, index=index, router=router, embedder=embedder)
 
 
 async def warm_up(embedder: Embedder) -> None:
@@ -298,8 +322,15 @@ def admin_tools(
     def count_deleted(mode: str, count: int) -> None:
         metrics.invalidated.labels(mode).inc(count)
 
-    invalidator = Invalidator(redis, key_prefix, catalog, semantic.index, embed, on_deleted=count_deleted)
-    return AdminTools(catalog, EntryReader(redis, key_prefix), invalidator, AuditLog(redis, key_prefix))
+    invalidator = Invalidator(
+        redis=redis, key_prefix=key_prefix, catalog=catalog, index=semantic.index, embed=embed, on_deleted=count_deleted
+    )
+    return AdminTools(
+        catalog=catalog,
+        entries=EntryReader(redis, key_prefix),
+        invalidator=invalidator,
+        audit=AuditLog(redis, key_prefix),
+    )
 
 
 async def open_router(router: Router, settings: Settings) -> Router | None:

@@ -22,6 +22,7 @@ from pydantic_settings import (
 )
 
 ENV_PREFIX = "LLMPROXY_"
+DEFAULT_UPSTREAM = "default"  # the name the unnamed upstream (`upstream`) goes by in metrics and traces
 DEFAULT_CONFIG_FILE = Path("config/llmproxy.yaml")
 
 

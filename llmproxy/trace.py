@@ -72,15 +72,3 @@ class RequestTrace:
     def elapsed(self) -> float:
         """Seconds since the request arrived."""
         return time.perf_counter() - self.started
-
-
-def usage_of(response: object) -> TokenUsage | None:
-    """The `usage` of a stored answer, or None when it has none (e.g. an upstream that does not report it)."""
-    usage = response.get("usage") if isinstance(response, dict) else None
-    if not isinstance(usage, dict):
-        return None
-    prompt = usage.get("prompt_tokens")
-    completion = usage.get("completion_tokens", 0)
-    if not isinstance(prompt, int) or not isinstance(completion, int):
-        return None
-    return TokenUsage(prompt_tokens=prompt, completion_tokens=completion)

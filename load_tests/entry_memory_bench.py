@@ -34,7 +34,8 @@ from l2_index_bench import Matrix, embed_prompts, make_dataset, unique_prompts
 from llmproxy.cache.catalog.index import Catalog, catalog_record, entry_id
 from llmproxy.cache.exact import ExactCache
 from llmproxy.cache.semantic import Partition, SemanticIndex, SemanticRecord
-from llmproxy.cache.writeback import WriteBack
+from llmproxy.cache.writeback import StorePlan, WriteBack
+from llmproxy.protocols.chat import CHAT
 from llmproxy.settings import HnswSettings, RedisSettings
 from llmproxy.store.embedded_redis import EmbeddedRedis, EmbeddedRedisConfig
 from memory_report import FT_FIELDS, Measurement, markdown
@@ -122,8 +123,8 @@ class Loader:
         key = self.exact.key(scope, hashlib.sha256(f"request-{row}".encode()).hexdigest())
         body = {"model": MODEL, "messages": [{"role": "user", "content": prompt}]}
         record = SemanticRecord(Partition(scope, MODEL, "p" * 16, "c" * 16), prompt, key, vector)
-        listing = catalog_record("chat", body, scope, MODEL, key)
-        outcome = await self.write_back.store(key, "chat", MODEL, self.answer, 86_400, record, listing)
+        listing = catalog_record(CHAT, body, scope, MODEL, key)
+        outcome = await self.write_back.store(StorePlan(key, CHAT, MODEL, 86_400, record, listing), self.answer)
         if outcome != "stored":
             raise RuntimeError(f"entry {row} was not stored: {outcome}")
         self.keys.append(key)

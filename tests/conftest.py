@@ -1,7 +1,8 @@
 """Session fixtures: a real Redis Stack, the fake model server and the proxy, each on a loopback port.
 
 Every test gets its own API key, which is its own tenant scope: tests share one Redis and one proxy
-without ever seeing each other's entries, and without FLUSHALL.
+without ever seeing each other's entries, and without FLUSHALL. Every test also gets its own recorder in the
+shared fake upstream (the X-Fake-Recorder header its clients send): it counts only that test's upstream calls.
 """
 
 from __future__ import annotations
@@ -18,15 +19,18 @@ import pytest
 import redis
 from hypothesis import HealthCheck, settings
 from openai import AsyncOpenAI, OpenAI
+from playwright.sync_api import Browser
 from redis.asyncio import Redis as AsyncRedis
 
 from llmproxy.app import create_app
 from llmproxy.commands.http_protocol import server_options
 from llmproxy.embeddings.embedder import ModelLoader, load_model
 from llmproxy.fake_upstream import FakeUpstreamConfig, create_fake_upstream
+from llmproxy.fake_upstream.recorder import RECORDER_HEADER
 from llmproxy.settings import EmbeddingSettings, Settings, load_settings
 from llmproxy.store.embedded_redis import EmbeddedRedis, EmbeddedRedisConfig
-from tests.support.admin import ADMIN_TOKEN, AdminProxy, drop_indexes
+from tests.support.admin import AdminProxy, running_admin_proxy
+from tests.support.console import chromium
 from tests.support.servers import serve_in_thread
 
 # Fuzz tests (test_fuzz.py): `ci` runs by default, the same examples every time and well under a minute;
@@ -41,21 +45,27 @@ TEST_MAX_BODY_BYTES = 64 * 1024
 
 
 class FakeUpstream:
-    """The fake model server's control endpoints: request counts and the call log."""
+    """The fake model server's control endpoints for one recorder: request counts and the call log.
 
-    def __init__(self, base_url: str) -> None:
+    Requests count here when they carry `headers` (the test's clients send them; None: the fake's default recorder).
+    """
+
+    def __init__(self, base_url: str, recorder: str | None = None) -> None:
         self.base_url = base_url
         self.api_url = base_url + "/v1"
+        self.headers: dict[str, str] = {} if recorder is None else {RECORDER_HEADER: recorder}
 
     def reset(self) -> None:
-        httpx.post(self.base_url + "/_reset").raise_for_status()
+        httpx.post(self.base_url + "/_reset", headers=self.headers).raise_for_status()
 
     def calls(self, path: str = "/v1/chat/completions") -> int:
-        counts: dict[str, int] = httpx.get(self.base_url + "/_stats").json()["requests"]
+        counts: dict[str, int] = httpx.get(self.base_url + "/_stats", headers=self.headers).json()["requests"]
         return counts.get(path, 0)
 
     def requests(self) -> list[dict[str, Any]]:
-        recorded: list[dict[str, Any]] = httpx.get(self.base_url + "/_requests").json()["requests"]
+        recorded: list[dict[str, Any]] = httpx.get(self.base_url + "/_requests", headers=self.headers).json()[
+            "requests"
+        ]
         return recorded
 
 
@@ -73,10 +83,17 @@ def upstream_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def upstream(upstream_url: str) -> FakeUpstream:
-    fake = FakeUpstream(upstream_url)
-    fake.reset()
-    return fake
+def recorder() -> str:
+    """This test's recorder in the shared fake upstream."""
+    return f"test-{uuid.uuid4().hex}"
+
+
+@pytest.fixture
+def upstream(upstream_url: str, recorder: str) -> Iterator[FakeUpstream]:
+    """The fake upstream as this test sees it: only the calls its clients (which send `upstream.headers`) made."""
+    fake = FakeUpstream(upstream_url, recorder)
+    yield fake
+    fake.reset()  # the fake forgets this test's recorder
 
 
 def proxy_settings(redis_url: str, upstream_api_url: str, **sections: dict[str, Any]) -> Settings:
@@ -144,14 +161,16 @@ def api_key() -> str:
 
 
 @pytest.fixture
-def client(proxy_url: str, api_key: str) -> Iterator[OpenAI]:
-    with OpenAI(base_url=proxy_url + "/v1", api_key=api_key, max_retries=0, timeout=30) as sdk:
+def client(proxy_url: str, api_key: str, recorder: str) -> Iterator[OpenAI]:
+    headers = {RECORDER_HEADER: recorder}
+    with OpenAI(base_url=proxy_url + "/v1", api_key=api_key, max_retries=0, timeout=30, default_headers=headers) as sdk:
         yield sdk
 
 
 @pytest.fixture
-def async_client(proxy_url: str, api_key: str) -> AsyncOpenAI:
-    return AsyncOpenAI(base_url=proxy_url + "/v1", api_key=api_key, max_retries=0, timeout=30)
+def async_client(proxy_url: str, api_key: str, recorder: str) -> AsyncOpenAI:
+    headers = {RECORDER_HEADER: recorder}
+    return AsyncOpenAI(base_url=proxy_url + "/v1", api_key=api_key, max_retries=0, timeout=30, default_headers=headers)
 
 
 @pytest.fixture
@@ -180,9 +199,12 @@ def admin_proxy(
     start_proxy: Callable[..., AbstractContextManager[str]], key_prefix: str, redis_client: redis.Redis
 ) -> Iterator[AdminProxy]:
     """A proxy with an admin token and a key prefix of this test's own; its indexes are dropped afterwards."""
-    with start_proxy(redis={"key_prefix": key_prefix}, admin={"token": ADMIN_TOKEN}) as url:
-        proxy = AdminProxy(url, key_prefix, redis_client)
+    with running_admin_proxy(start_proxy, key_prefix, redis_client) as proxy:
         yield proxy
-        proxy.close()
-    drop_indexes(redis_client, [f"{key_prefix}:l2", f"{key_prefix}:catalog"])
-    redis_client.delete(f"{key_prefix}:audit")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Headless Debian Chromium, one per test module (tests/support/console.py)."""
+    with chromium() as launched:
+        yield launched

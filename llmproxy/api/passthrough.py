@@ -12,8 +12,10 @@ from llmproxy.api.body import StreamedBody
 from llmproxy.api.context import app_state
 from llmproxy.api.render import ClosingStreamingResponse
 from llmproxy.errors import InvalidRequestError, ProxyError
+from llmproxy.proxy.headers import attempts_headers
+from llmproxy.settings import DEFAULT_UPSTREAM
 from llmproxy.trace import RequestTrace
-from llmproxy.upstream.client import Headers, UpstreamStream, attempts_header, relayable_headers
+from llmproxy.upstream.client import Headers, UpstreamStream, relayable_headers
 
 PASSTHROUGH_ENDPOINT = "passthrough"
 
@@ -21,7 +23,7 @@ PASSTHROUGH_ENDPOINT = "passthrough"
 async def passthrough(request: Request) -> Response:
     """Relay the request to the upstream and its response back, byte for byte."""
     state = app_state(request)
-    trace = RequestTrace(PASSTHROUGH_ENDPOINT, upstream="default")  # one label: paths carry ids (files, batches)
+    trace = RequestTrace(PASSTHROUGH_ENDPOINT, upstream=DEFAULT_UPSTREAM)  # one label: paths carry ids (files, batches)
     resources = AsyncExitStack()
     resources.callback(state.telemetry.finish, trace)  # runs last, once the body was sent or abandoned
     try:
@@ -31,7 +33,7 @@ async def passthrough(request: Request) -> Response:
         await resources.aclose()
         raise
     trace.status = trace.upstream_status = stream.status
-    headers = [*relayable_headers(stream.headers, decoded=False), *attempts_header(stream.attempts)]
+    headers = [*relayable_headers(stream.headers, decoded=False), *attempts_headers(stream.attempts)]
     return ClosingStreamingResponse(stream.chunks(decoded=False), stream.status, headers, resources.aclose)
 
 

@@ -9,11 +9,12 @@ from llmproxy.telemetry.recorder import Telemetry
 from llmproxy.trace import RequestTrace
 
 
-def finish_after(reply: Reply, trace: RequestTrace, telemetry: Telemetry) -> Reply:
-    """The reply, arranged so that `telemetry.finish(trace)` runs exactly once when it is over."""
+def finish_after(reply: Reply, trace: RequestTrace, telemetry: Telemetry, *, streamed: bool) -> Reply:
+    """The reply, arranged so that `telemetry.finish(trace)` runs exactly once when it is over (`streamed`: the
+    caller asked for a stream, whose first byte is timed)."""
     trace.status = reply.status
     if isinstance(reply.body, bytes):
-        if trace.stream:
+        if streamed:
             trace.first_byte_s = trace.elapsed()  # a replayed stream is sent as one block
         telemetry.finish(trace)
         return reply
@@ -30,10 +31,11 @@ def finish_after(reply: Reply, trace: RequestTrace, telemetry: Telemetry) -> Rep
 
 
 async def _first_byte_timed(body: AsyncIterator[bytes], trace: RequestTrace) -> AsyncIterator[bytes]:
+    timed = False
     try:
         async for chunk in body:
-            if trace.first_byte_s is None:
-                trace.first_byte_s = trace.elapsed()
+            if not timed:
+                trace.first_byte_s, timed = trace.elapsed(), True
             yield chunk
     finally:
         # Closing runs the inner generator's own cleanup (e.g. the relay's), as the client's departure would.

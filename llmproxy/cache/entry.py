@@ -16,7 +16,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from llmproxy.jsontypes import JsonObject
-from llmproxy.protocols.wire import EndpointKind
+from llmproxy.protocols.registry import ProtocolName
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ class CacheEntry(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     version: int = ENTRY_VERSION
-    kind: EndpointKind
+    kind: ProtocolName
     model: str
     created_at: float
     # The L1 key of the answer this entry copies (an L2 hit promoted into L1), so invalidation by prompt finds
@@ -44,7 +44,7 @@ class CacheEntry(BaseModel):
 class EntryHeader:
     """The fields of a stored entry before its response."""
 
-    kind: EndpointKind
+    kind: str
     model: str
     created_at: float
     origin: str | None

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import logging
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
-from redis.exceptions import RedisError
 
 from llmproxy.cache.entry import CacheEntry, decode_entry, encode_entry
-from llmproxy.store.errors import CacheUnavailableError
-
-logger = logging.getLogger(__name__)
+from llmproxy.store.errors import redis_call
 
 
 class ExactCache:
@@ -34,10 +30,8 @@ class ExactCache:
         Raises:
             CacheUnavailableError: Redis failed or timed out.
         """
-        try:
+        with redis_call("L1 read"):
             raw = await self._shared_get(key)
-        except (RedisError, OSError) as exc:
-            raise _unavailable("read", exc) from exc
         return None if raw is None else decode_entry(raw)
 
     async def _shared_get(self, key: str) -> bytes | str | None:
@@ -62,26 +56,13 @@ class ExactCache:
         Raises:
             CacheUnavailableError: Redis failed or timed out.
         """
-        try:
+        with redis_call("L1 read"):
             async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.get(key)
                 pipe.pttl(key)
                 raw, ttl_ms = await pipe.execute()
-        except (RedisError, OSError) as exc:
-            raise _unavailable("read", exc) from exc
         entry = None if raw is None else decode_entry(raw)
         return None if entry is None or ttl_ms <= 0 else (entry, int(ttl_ms))
-
-    async def put(self, key: str, entry: CacheEntry, ttl_ms: int) -> None:
-        """Store entry under key for ttl_ms milliseconds.
-
-        Raises:
-            CacheUnavailableError: Redis failed or timed out.
-        """
-        try:
-            await self._redis.set(key, encode_entry(entry), px=ttl_ms)
-        except (RedisError, OSError) as exc:
-            raise _unavailable("write", exc) from exc
 
     def stage(self, pipe: Pipeline, key: str, entry: CacheEntry, ttl_s: int) -> None:
         """Queue the write of entry into a caller's pipeline (to write it atomically with its L2 record)."""
@@ -95,8 +76,3 @@ class ExactCache:
 def scope_of(key_prefix: str, key: str) -> str:
     """The scope in an L1 key `{prefix}:l1:{scope}:{hash}` (scopes hold no colon)."""
     return key.removeprefix(f"{key_prefix}:l1:").rpartition(":")[0]
-
-
-def _unavailable(operation: str, exc: Exception) -> CacheUnavailableError:
-    logger.warning("cache %s failed, bypassing the cache: %s", operation, exc.__class__.__name__)
-    return CacheUnavailableError(f"cache {operation} failed: {exc.__class__.__name__}")

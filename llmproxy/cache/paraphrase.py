@@ -18,7 +18,7 @@ from llmproxy.cache.exact import ExactCache
 from llmproxy.cache.keys import SemanticKey, semantic_key
 from llmproxy.cache.semantic import Partition, SemanticIndex, SemanticRecord
 from llmproxy.embeddings.embedder import Embedder
-from llmproxy.protocols.wire import ParsedRequest
+from llmproxy.protocols.base import ParsedRequest, WireProtocol
 from llmproxy.settings import SemanticSettings
 from llmproxy.trace import RequestTrace
 
@@ -41,6 +41,7 @@ class ParaphraseHit:
 class Prepared:
     """A request's L2 view with its vector: used for the lookup, the router and the write-back."""
 
+    kind: str  # the request's protocol: only its answers may be served (a view never spans two protocols)
     key: SemanticKey
     record: SemanticRecord
 
@@ -76,10 +77,10 @@ class ParaphraseFinder:
         self._model = load_policy_model(settings.decision, settings.decision_model)  # read once, at startup
 
     async def prepare(
-        self, parsed: ParsedRequest, scope: str, entry_key: str, trace: RequestTrace
+        self, protocol: WireProtocol, parsed: ParsedRequest, scope: str, entry_key: str, trace: RequestTrace
     ) -> Prepared | Unembedded:
         """Embed the request's prompt once; Unembedded when it has no L2 view, is too long or the model failed."""
-        key = semantic_key(parsed.kind, parsed.body)
+        key = semantic_key(protocol, parsed.body, parsed.key_headers)
         if key is None:
             return Unembedded("no-text")
         try:
@@ -95,7 +96,7 @@ class ParaphraseFinder:
         if vector is None:
             return Unembedded("too-long", key.prompt)
         partition = Partition(scope, parsed.model, key.params_hash, key.context_hash)
-        return Prepared(key, SemanticRecord(partition, key.prompt, entry_key, vector))
+        return Prepared(protocol.name, key, SemanticRecord(partition, key.prompt, entry_key, vector))
 
     async def find(self, prepared: Prepared, threshold: float | None) -> ParaphraseHit | None:
         """The first cached paraphrase the decision accepts, nearest first, or None.
@@ -104,7 +105,7 @@ class ParaphraseFinder:
             CacheUnavailableError: Redis failed or timed out (the caller bypasses L2 and tells the breaker).
         """
         policy = self.policy(prepared.record.partition.model, threshold)
-        return await self._find(prepared.key, prepared.record, policy)
+        return await self._find(prepared, policy)
 
     def policy(self, model: str, threshold: float | None) -> Policy:
         """The request's header threshold, else the model's, else the default; guards per settings."""
@@ -112,23 +113,33 @@ class ParaphraseFinder:
             threshold = self._settings.model_thresholds.get(model, self._settings.threshold)
         return Policy(threshold=threshold, guards=self._settings.guards, learned=self._model)
 
-    async def _find(self, key: SemanticKey, record: SemanticRecord, policy: Policy) -> ParaphraseHit | None:
+    async def _find(self, prepared: Prepared, policy: Policy) -> ParaphraseHit | None:
         """The first accepted neighbour whose answer is still cached.
 
         Raises:
             CacheUnavailableError: Redis failed or timed out.
         """
+        record = prepared.record
         neighbours = await self._index.nearest(record.vector, record.partition, self._settings.top_k)
         # The request's own key: an identical request stored it after this one's L1 lookup. No decision needed.
         if any(neighbour.entry_key == record.entry_key for neighbour in neighbours):
-            found = await self._exact.get_with_ttl(record.entry_key)
+            found = await self._answer(record.entry_key, prepared.kind)
             if found is not None:
                 return ParaphraseHit(found[0], found[1], 1.0, record.entry_key)
-        query = features(key.prompt)  # once per lookup, whatever the number of candidates
+        query = features(prepared.key.prompt)  # once per lookup, whatever the number of candidates
         for neighbour in neighbours:
             if not decide_features(query, features(neighbour.prompt), neighbour.distance, policy).hit:
                 continue
-            found = await self._exact.get_with_ttl(neighbour.entry_key)
+            found = await self._answer(neighbour.entry_key, prepared.kind)
             if found is not None:
                 return ParaphraseHit(found[0], found[1], 1.0 - neighbour.distance, neighbour.entry_key)
         return None
+
+    async def _answer(self, entry_key: str, kind: str) -> tuple[CacheEntry, int] | None:
+        """The cached answer and its remaining lifetime, if it is still there and of the request's protocol.
+
+        Raises:
+            CacheUnavailableError: Redis failed or timed out.
+        """
+        found = await self._exact.get_with_ttl(entry_key)
+        return found if found is not None and found[0].kind == kind else None

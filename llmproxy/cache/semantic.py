@@ -15,16 +15,14 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError, ResponseError
 from redis.typing import EncodableT, FieldT
-from redisvl.exceptions import RedisSearchError, RedisVLError
 from redisvl.index import AsyncSearchIndex
 from redisvl.query import VectorQuery, VectorRangeQuery
 from redisvl.query.filter import FilterExpression, Tag
 from redisvl.schema import IndexSchema
 
 from llmproxy.cache.tags import tag_field, tag_value
-from llmproxy.protocols.wire import EndpointKind
 from llmproxy.settings import HnswSettings
-from llmproxy.store.errors import CacheUnavailableError
+from llmproxy.store.errors import CacheUnavailableError, causes, redis_call
 from llmproxy.store.search_index import already_exists, index_missing
 from llmproxy.store.search_results import as_text, result_rows
 
@@ -115,14 +113,18 @@ class SemanticIndex:
             CacheUnavailableError: Redis failed or timed out.
         """
         try:
-            await self._index.create(overwrite=False)
-        except RedisVLError as exc:
+            with redis_call("L2 index creation"):
+                await self._index.create(overwrite=False)
+        except CacheUnavailableError as exc:
             if not already_exists(exc):
-                raise self._startup_error(exc) from exc
+                self._refuse_unusable(exc)
+                raise
         try:
-            existing = await AsyncSearchIndex.from_existing(self.name, redis_client=self._redis, owns_client=False)
-        except (RedisVLError, RedisError, OSError) as exc:
-            raise self._startup_error(exc) from exc
+            with redis_call("L2 index check"):
+                existing = await AsyncSearchIndex.from_existing(self.name, redis_client=self._redis, owns_client=False)
+        except CacheUnavailableError as exc:
+            self._refuse_unusable(exc)
+            raise
         differences = schema_differences(existing.schema, self._schema)
         if differences:
             raise SemanticIndexError(self._mismatch_message(differences))
@@ -168,11 +170,12 @@ class SemanticIndex:
         if not self._ready:
             await self._recreate()
         try:
-            raw = await self._index.search(query.query, query_params=query.params)
-        except (RedisVLError, RedisError, OSError) as exc:
+            with redis_call("L2 search"):
+                raw = await self._index.search(query.query, query_params=query.params)
+        except CacheUnavailableError as exc:
             # A Redis that restarted empty (or was flushed) lost the index: make it again next time.
             self._ready = not index_missing(exc)
-            raise _unavailable(exc) from exc
+            raise
         return [hit for hit in map(_neighbour, result_rows(raw)) if hit is not None]
 
     async def _recreate(self) -> None:
@@ -192,13 +195,13 @@ class SemanticIndex:
         """The hash key of the L2 document for an L1 entry key (the scope stays in the name, as in L1)."""
         return document_key(self._key_prefix, entry_key)
 
-    def stage(self, pipe: Pipeline, record: SemanticRecord, ttl_s: int, kind: EndpointKind | None = None) -> None:
+    def stage(self, pipe: Pipeline, record: SemanticRecord, ttl_s: int, kind: str | None = None) -> None:
         """Queue the document's HSET and EXPIRE on pipe, so the caller's MULTI writes L1 and L2 together."""
         key = self.doc_key(record.entry_key)
         pipe.hset(key, mapping=self._document(record, kind))
         pipe.expire(key, ttl_s)
 
-    def _document(self, record: SemanticRecord, kind: EndpointKind | None) -> dict[FieldT, EncodableT]:
+    def _document(self, record: SemanticRecord, kind: str | None) -> dict[FieldT, EncodableT]:
         document: dict[FieldT, EncodableT] = {name: value for name, value in partition_tags(record.partition).items()}
         document.update(
             {
@@ -218,16 +221,22 @@ class SemanticIndex:
             raise ValueError(f"expected a vector of shape ({self._dimension},), got {vector.shape}")
         return np.ascontiguousarray(vector, dtype=np.float32).tobytes()
 
-    def _startup_error(self, exc: Exception) -> Exception:
-        cause = exc.__cause__ if isinstance(exc, RedisSearchError) and exc.__cause__ else exc
+    def _refuse_unusable(self, exc: CacheUnavailableError) -> None:
+        """Raise SemanticIndexError when a startup failure is not Redis being unavailable.
+
+        Raises:
+            SemanticIndexError: Redis has no query engine, or redisvl refused without a Redis error.
+        """
+        cause = next((cause for cause in causes(exc) if isinstance(cause, RedisError | OSError)), None)
         if isinstance(cause, ResponseError) and "unknown command" in str(cause).lower():
-            return SemanticIndexError(
+            raise SemanticIndexError(
                 f"Redis has no query engine (FT.* commands), which the semantic cache needs: {cause}. "
                 "Use Redis 8 or Redis Stack, or disable the semantic cache (semantic.enabled: false)."
-            )
-        if isinstance(cause, (RedisError, OSError)):
-            return _unavailable(cause)
-        return SemanticIndexError(f"Could not create or read the semantic index {self.name!r}: {exc}")
+            ) from exc
+        if cause is None:
+            raise SemanticIndexError(
+                f"Could not create or read the semantic index {self.name!r}: {exc.__cause__}"
+            ) from exc
 
     def _mismatch_message(self, differences: list[str]) -> str:
         return (
@@ -316,9 +325,3 @@ def _neighbour(fields: dict[str, object]) -> Neighbour | None:
         return None
     prompt, entry_key, distance = map(as_text, values)
     return Neighbour(prompt=prompt, entry_key=entry_key, distance=float(distance))
-
-
-def _unavailable(exc: Exception) -> CacheUnavailableError:
-    cause = exc.__cause__ if isinstance(exc, RedisVLError) and exc.__cause__ else exc
-    logger.warning("semantic index failed, bypassing L2: %s", cause.__class__.__name__)
-    return CacheUnavailableError(f"semantic index failed: {cause.__class__.__name__}")

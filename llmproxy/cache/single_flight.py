@@ -16,7 +16,6 @@ for it), and local followers read the answer from L1 once for all of them, not o
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -24,14 +23,11 @@ from dataclasses import dataclass, field
 
 import anyio
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from llmproxy.cache.entry import CacheEntry, decode_entry
 from llmproxy.settings import SingleFlightSettings
-from llmproxy.store.health import Fault, classify
+from llmproxy.store.errors import CacheUnavailableError, Fault, redis_call
 from llmproxy.trace import FlightOutcome, FlightRecord, FlightRole, RequestTrace
-
-logger = logging.getLogger(__name__)
 
 POLL_FIRST_S = 0.01  # a follower's first look at Redis; the delay doubles up to POLL_MAX_S
 POLL_MAX_S = 0.1
@@ -143,14 +139,15 @@ class SingleFlight:
         # Lease first, then L1: an answer stored before a lease was released is seen in the same round trip.
         lease, token = self.lease_key(key), uuid.uuid4().hex
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.set(lease, token, nx=True, px=self._lease_ms)
-                pipe.get(key)
-                acquired, raw = await pipe.execute()
-        except (RedisError, OSError) as exc:
-            if classify(exc) is Fault.POOL:  # this process is busy, Redis is not: coordinate here, not across replicas
+            with redis_call("single-flight lease"):
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    pipe.set(lease, token, nx=True, px=self._lease_ms)
+                    pipe.get(key)
+                    acquired, raw = await pipe.execute()
+        except CacheUnavailableError as exc:
+            if exc.fault is Fault.POOL:  # this process is busy, Redis is not: coordinate here, not across replicas
                 return Turn(lead=Lead(self, key, flight, None, token, trace))
-            return _fail_open(trace, "leader", exc)
+            return _fail_open(trace, "leader")
         entry = None if raw is None else decode_entry(raw)
         if entry is not None:  # stored by a leader that finished after this request's L1 lookup
             if acquired:
@@ -177,17 +174,18 @@ class SingleFlight:
                     outcome = "served" if entry is not None else "leader_gone"
                     break
                 delay = min(delay * 2, POLL_MAX_S)
-        except (RedisError, OSError) as exc:
-            return _fail_open(trace, "follower_remote", exc, self._clock() - started)
+        except CacheUnavailableError:
+            return _fail_open(trace, "follower_remote", self._clock() - started)
         trace.flight = FlightRecord("follower_remote", outcome, self._clock() - started)
         return Turn(entry=entry)
 
     async def _peek(self, key: str, lease: str) -> tuple[bool, CacheEntry | None]:
         # The lease before the entry: if the lease was already gone, the entry (when stored) is visible.
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.exists(lease)
-            pipe.get(key)
-            leased, raw = await pipe.execute()
+        with redis_call("single-flight wait"):
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.exists(lease)
+                pipe.get(key)
+                leased, raw = await pipe.execute()
         return bool(leased), None if raw is None else decode_entry(raw)
 
     async def _follow_local(self, key: str, flight: _Flight, trace: RequestTrace) -> Turn:
@@ -201,8 +199,8 @@ class SingleFlight:
             return Turn()
         try:
             entry = await self._read_answer(key, flight)
-        except (RedisError, OSError) as exc:
-            return _fail_open(trace, "follower_local", exc, waited)
+        except CacheUnavailableError:
+            return _fail_open(trace, "follower_local", waited)
         trace.flight = FlightRecord("follower_local", "served" if entry is not None else "leader_gone", waited)
         return Turn(entry=entry)
 
@@ -210,7 +208,8 @@ class SingleFlight:
         """The leader's answer from L1, read once for every local follower (a failed read is tried by the next)."""
         async with flight.reading:
             if not flight.read:
-                raw = await self._redis.get(key)
+                with redis_call("single-flight read"):
+                    raw = await self._redis.get(key)
                 flight.answer, flight.read = None if raw is None else decode_entry(raw), True
         return flight.answer
 
@@ -231,9 +230,9 @@ class SingleFlight:
         # Runs when the response ends, maybe as the client leaves: followers elsewhere must still be told.
         with anyio.CancelScope(shield=True):
             try:
-                await self._release_script(keys=[lease], args=[token, self._channel, key])
-            except (RedisError, OSError) as exc:
-                logger.warning("single-flight lease not released (it expires by itself): %s", exc.__class__.__name__)
+                with redis_call("single-flight release (the lease expires by itself)"):
+                    await self._release_script(keys=[lease], args=[token, self._channel, key])
+            except CacheUnavailableError:
                 trace.failed("redis", "lease")
 
     async def _renew_leases(self) -> None:
@@ -242,23 +241,26 @@ class SingleFlight:
             await anyio.sleep(period_s)
             for lease, token in list(self._held.items()):
                 try:
-                    if not await self._renew(keys=[lease], args=[token, self._lease_ms]):
-                        self._held.pop(lease, None)  # expired meanwhile; another leader may hold it now
-                except (RedisError, OSError) as exc:
-                    logger.warning("single-flight lease not renewed: %s", exc.__class__.__name__)
+                    with redis_call("single-flight lease renewal"):
+                        renewed = await self._renew(keys=[lease], args=[token, self._lease_ms])
+                except CacheUnavailableError:
+                    continue  # logged; the next round tries again
+                if not renewed:
+                    self._held.pop(lease, None)  # expired meanwhile; another leader may hold it now
 
     async def _listen(self) -> None:
         while True:
             pubsub = self._redis.pubsub()
             try:
-                await pubsub.subscribe(self._channel)
-                while True:
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=LISTEN_TIMEOUT_S)
-                    if message is not None:
-                        self._wake(message["data"])
-            except (RedisError, OSError) as exc:
                 # Followers keep polling meanwhile; only their wake-ups are slower.
-                logger.debug("single-flight listener reconnecting: %s", exc.__class__.__name__)
+                with redis_call("single-flight listener (reconnecting)", quiet=True):
+                    await pubsub.subscribe(self._channel)
+                    while True:
+                        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=LISTEN_TIMEOUT_S)
+                        if message is not None:
+                            self._wake(message["data"])
+            except CacheUnavailableError:
+                pass
             finally:
                 with anyio.CancelScope(shield=True):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
@@ -271,10 +273,8 @@ class SingleFlight:
             flight.wake.set()
 
 
-def _fail_open(trace: RequestTrace, role: FlightRole, exc: Exception, waited: float = 0.0) -> Turn:
-    # A full Redis refuses every lease; its write-backs fail too, and the health warns about that once a minute.
-    level = logging.DEBUG if classify(exc) is Fault.OUT_OF_MEMORY else logging.WARNING
-    logger.log(level, "single-flight skipped, Redis failed: %s", exc.__class__.__name__)
+def _fail_open(trace: RequestTrace, role: FlightRole, waited: float = 0.0) -> Turn:
+    # The failure is logged by redis_call (a full Redis at debug level: the health warns about it once a minute).
     trace.failed("redis", "lease")
     trace.flight = FlightRecord(role, "redis_error", waited)
     return Turn()

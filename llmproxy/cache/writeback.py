@@ -1,37 +1,41 @@
 """Write-back of complete, successful answers: L1 entry, L2 record and catalog document in one transaction.
 
 A failed write is logged and never reaches the client; a half-written entry is never visible. A full Redis
-(maxmemory under noeviction) refuses the write: that is "rejected_oom", not a failure of Redis (see redis_health).
+(maxmemory under noeviction) refuses the write: that is "rejected_oom", not a failure of Redis (see store/health).
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
-from redis.exceptions import RedisError
 
 from llmproxy.cache.catalog.index import Catalog, CatalogRecord
 from llmproxy.cache.entry import CacheEntry, encode_entry
 from llmproxy.cache.exact import ExactCache
 from llmproxy.cache.semantic import SemanticIndex, SemanticRecord
 from llmproxy.jsontypes import JsonObject
-from llmproxy.protocols.wire import EndpointKind, is_complete_answer
-from llmproxy.store.health import Fault, RedisHealth, classify
+from llmproxy.protocols.base import WireProtocol
+from llmproxy.store.errors import CacheUnavailableError, Fault, redis_call
+from llmproxy.store.health import RedisHealth
 from llmproxy.trace import WriteOutcome
 
-logger = logging.getLogger(__name__)
+Guard = Callable[[str], AbstractContextManager[None]]  # runs Redis calls: the breaker's `call`, or `redis_call`
 
 
 @dataclass(frozen=True, slots=True)
 class StorePlan:
-    """Where a complete answer goes: its L1 key, its L2 record when the prompt has one, its catalog record."""
+    """Where a complete answer goes: its L1 key, protocol, model and TTL; its L2 record when the prompt has one;
+    its catalog record."""
 
     key: str
-    record: SemanticRecord | None
+    protocol: WireProtocol
+    model: str
+    ttl_s: int
+    record: SemanticRecord | None = None
     listing: CatalogRecord | None = None
 
 
@@ -50,37 +54,29 @@ class WriteBack:
     ) -> None:
         self.max_entry_bytes = max_entry_bytes  # None: no limit
         self._redis = redis
-        self._health = health  # told about each write, so a dead Redis stops being tried
+        # Each write goes through the breaker (when given), so a dead Redis stops being tried.
+        self._guard: Guard = health.call if health is not None else redis_call
         self._exact = exact
         self._index = index
         self._clock = clock
         self._catalog = catalog
 
-    async def store(
-        self,
-        key: str,
-        kind: EndpointKind,
-        model: str,
-        response: JsonObject,
-        ttl_s: int,
-        record: SemanticRecord | None = None,
-        listing: CatalogRecord | None = None,
-    ) -> WriteOutcome:
+    async def store(self, plan: StorePlan, response: JsonObject) -> WriteOutcome:
         """Store one complete answer: "stored", "incomplete" (not cacheable), "too_large", "rejected_oom" (Redis is
         full) or "failed" (Redis failed; fail open)."""
-        if not is_complete_answer(kind, response):
+        if not plan.protocol.is_complete(response):
             return "incomplete"
-        entry = CacheEntry(kind=kind, model=model, created_at=self._clock(), response=response)
+        entry = CacheEntry(kind=plan.protocol.name, model=plan.model, created_at=self._clock(), response=response)
         if self.max_entry_bytes is not None and len(encode_entry(entry)) > self.max_entry_bytes:
             # Big entries would cost every hit a large read and decode, and crowd out many small ones.
             return "too_large"
 
         def stage(pipe: Pipeline) -> None:
-            self._exact.stage(pipe, key, entry, ttl_s)
-            if record is not None and self._index is not None:
-                self._index.stage(pipe, record, ttl_s, kind)
-            if listing is not None and self._catalog is not None:
-                self._catalog.stage(pipe, listing, entry.created_at, ttl_s * 1000)
+            self._exact.stage(pipe, plan.key, entry, plan.ttl_s)
+            if plan.record is not None and self._index is not None:
+                self._index.stage(pipe, plan.record, plan.ttl_s, plan.protocol.name)
+            if plan.listing is not None and self._catalog is not None:
+                self._catalog.stage(pipe, plan.listing, entry.created_at, plan.ttl_s * 1000)
 
         return await self._transaction(stage, "write")
 
@@ -98,18 +94,12 @@ class WriteBack:
         return await self._transaction(stage, "promotion")
 
     async def _transaction(self, stage: Callable[[Pipeline], None], what: str) -> WriteOutcome:
-        """Run the staged commands in one MULTI; every outcome is reported to the breaker, which decides."""
-        fault: Fault | None = None
+        """Run the staged commands in one MULTI; the outcome is told to the breaker, which decides."""
         try:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                stage(pipe)
-                await pipe.execute()
-        except (RedisError, OSError) as exc:
-            fault = classify(exc)
-            if fault is not Fault.OUT_OF_MEMORY:  # a full Redis is reported by the health, once a minute
-                logger.warning("cache %s failed, answer not cached: %s", what, exc.__class__.__name__)
-        if self._health is not None:
-            self._health.observe(fault)
-        if fault is None:
-            return "stored"
-        return "rejected_oom" if fault is Fault.OUT_OF_MEMORY else "failed"
+            with self._guard(f"cache {what}"):
+                async with self._redis.pipeline(transaction=True) as pipe:
+                    stage(pipe)
+                    await pipe.execute()
+        except CacheUnavailableError as exc:
+            return "rejected_oom" if exc.fault is Fault.OUT_OF_MEMORY else "failed"
+        return "stored"

@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from llmproxy.commands.admin_client import AdminApiError, AdminClient
+from llmproxy.protocols.registry import PROTOCOL_NAMES
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 URL_ENV = "LLMPROXY_URL"
@@ -37,7 +38,7 @@ def add_cache_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
     ls = actions.add_parser("ls", help="list cached entries, newest first")
     _add_filters(ls)
     ls.add_argument("-q", "--search", help="full-text search in the prompts")
-    ls.add_argument("--kind", choices=["chat", "completion", "embedding"])
+    ls.add_argument("--kind", choices=PROTOCOL_NAMES)
     ls.add_argument("--limit", type=int, default=50)
     ls.add_argument("--offset", type=int, default=0)
     ls.set_defaults(action=ls_action, render=_render_entries)

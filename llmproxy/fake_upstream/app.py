@@ -27,7 +27,7 @@ from llmproxy.fake_upstream.messages import message_json, plan_message
 from llmproxy.fake_upstream.messages_input import input_tokens
 from llmproxy.fake_upstream.messages_stream import MESSAGES_STREAM, message_events
 from llmproxy.fake_upstream.named_events import plan_named_events
-from llmproxy.fake_upstream.recorder import Recorder, read_request
+from llmproxy.fake_upstream.recorder import Recorder, Recorders, read_request
 from llmproxy.fake_upstream.replies import Json
 from llmproxy.fake_upstream.responses import plan_response, response_json
 from llmproxy.fake_upstream.responses_stream import RESPONSES_STREAM, response_events
@@ -47,13 +47,13 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 def create_fake_upstream(config: FakeUpstreamConfig = DEFAULT_CONFIG) -> Starlette:
-    """A fresh fake model server; its counters and call log live on `app.state`."""
+    """A fresh fake model server; its counters and call logs live on `app.state` (one per X-Fake-Recorder)."""
     app = Starlette(
         routes=_routes(),
         exception_handlers={RequestRejected: render_rejection, HTTPException: render_http_exception},
     )
     app.state.config = config
-    app.state.recorder = Recorder()
+    app.state.recorders = Recorders()
     return app
 
 
@@ -262,13 +262,14 @@ async def _calls(request: Request) -> Response:
 
 
 async def _reset(request: Request) -> Response:
-    _recorder(request).reset()
+    recorders: Recorders = request.app.state.recorders
+    recorders.reset(request)
     return JsonResponse({"reset": True})
 
 
 def _recorder(request: Request) -> Recorder:
-    recorder: Recorder = request.app.state.recorder
-    return recorder
+    recorders: Recorders = request.app.state.recorders
+    return recorders.of(request)
 
 
 def _config(request: Request) -> FakeUpstreamConfig:

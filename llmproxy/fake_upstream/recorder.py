@@ -1,12 +1,20 @@
-"""Per-app bookkeeping of the fake: request counts per path, a bounded call log, reply numbers, failed attempts."""
+"""Bookkeeping of the fake: request counts per path, a bounded call log, reply numbers, failed attempts.
 
-from collections import Counter, deque
+Requests carrying `X-Fake-Recorder: <name>` are kept in a recorder of that name, apart from the others (and the
+control endpoints `/_stats`, `/_requests`, `/_reset` read or clear the recorder their own header names): tests
+sharing one fake each own their counts and reply numbers, so they could run in parallel. Requests without the
+header share the default recorder.
+"""
+
+from collections import Counter, OrderedDict, deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from starlette.requests import Request
 
 LOG_CAPACITY = 1000
+RECORDER_HEADER = "x-fake-recorder"
+MAX_RECORDERS = 10_000  # named recorders kept; the least recently used goes first (a long-running fake stays small)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,3 +90,31 @@ class Recorder:
         self._log.clear()
         self._replies.clear()
         self._failures.clear()
+
+
+class Recorders:
+    """The default recorder and the named ones, each created when first used."""
+
+    def __init__(self, capacity: int = MAX_RECORDERS) -> None:
+        self._default = Recorder()
+        self._named: OrderedDict[str, Recorder] = OrderedDict()
+        self._capacity = capacity
+
+    def of(self, request: Request) -> Recorder:
+        """The recorder the request's X-Fake-Recorder header names (the default one without it)."""
+        name = request.headers.get(RECORDER_HEADER)
+        if name is None:
+            return self._default
+        recorder = self._named.pop(name, None) or Recorder()
+        self._named[name] = recorder
+        while len(self._named) > self._capacity:
+            self._named.popitem(last=False)
+        return recorder
+
+    def reset(self, request: Request) -> None:
+        """Forget the request's recorder: the default one is cleared, a named one dropped."""
+        name = request.headers.get(RECORDER_HEADER)
+        if name is None:
+            self._default.reset()
+        else:
+            self._named.pop(name, None)

@@ -16,12 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from llmproxy.errors import InvalidRequestError
+from llmproxy.proxy.headers import CACHE_CONTROL_HEADER, NAMESPACE_HEADER, THRESHOLD_HEADER, TTL_HEADER
 from llmproxy.proxy.scope import validate_namespace
 from llmproxy.settings import CacheSettings, SemanticSettings
 
-TTL_HEADER = "x-llmproxy-ttl"
-NAMESPACE_HEADER = "x-llmproxy-namespace"
-THRESHOLD_HEADER = "x-llmproxy-threshold"
 _DIGITS = re.compile(r"[0-9]+")
 _MAX_TTL_DIGITS = 18  # any longer TTL is beyond every max_ttl_s
 
@@ -43,7 +41,7 @@ def read_controls(headers: Mapping[str, str], cache: CacheSettings, semantic: Se
     Raises:
         InvalidRequestError: a malformed TTL, namespace or threshold.
     """
-    directives = cache_control_directives(headers.get("cache-control", ""))
+    directives = cache_control_directives(headers.get(CACHE_CONTROL_HEADER, ""))
     return RequestControls(
         lookup=cache.enabled and "no-cache" not in directives,
         store=cache.enabled and "no-store" not in directives,

@@ -6,21 +6,22 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from llmproxy.cache.writeback import StorePlan
-from llmproxy.protocols.wire import ParsedRequest
+from llmproxy.protocols.base import ParsedRequest, WireProtocol
 from llmproxy.proxy.controls import RequestControls
 from llmproxy.trace import RequestTrace
-from llmproxy.upstream.client import Headers, UpstreamClient
+from llmproxy.upstream.client import Headers
 
 JSON_TYPE = "application/json"
 SSE_TYPE = "text/event-stream"
-# Headers the proxy consumes itself; the upstream never sees them.
-CONTROL_HEADERS = frozenset({"cache-control", "x-llmproxy-ttl", "x-llmproxy-namespace", "x-llmproxy-threshold"})
+
+StoredListener = Callable[[bool], Awaitable[None]]  # told once whether the answer was stored
 
 
 @dataclass(frozen=True, slots=True)
 class CacheRequest:
     """A validated request with everything the pipeline needs to decide and forward."""
 
+    protocol: WireProtocol
     parsed: ParsedRequest
     raw_body: bytes
     headers: Headers
@@ -41,11 +42,10 @@ class Reply:
 
 @dataclass(frozen=True, slots=True)
 class Forward:
-    """How one miss goes upstream: where, with which body, stored where and for how long."""
+    """How one miss goes upstream: to which upstream, as which model, stored where, with which reply headers."""
 
-    client: UpstreamClient
-    body: bytes
-    store: StorePlan | None
-    ttl_s: int
+    upstream: str | None  # a route's named upstream; None: the default upstream of the protocol's family
+    model: str | None  # a route's model in place of the caller's; None: the caller's
+    store: StorePlan | None  # None: the answer is not stored
     headers: Headers  # X-Cache and X-LLMProxy-Route for the reply
-    upstream_name: str
+    on_stored: StoredListener | None = None  # told once the write-back is over (a single-flight leader's release)

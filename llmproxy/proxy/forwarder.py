@@ -2,22 +2,43 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 
 from llmproxy.cache.writeback import WriteBack
-from llmproxy.protocols.wire import ENDPOINT_PATHS
-from llmproxy.proxy.exchange import CONTROL_HEADERS, SSE_TYPE, CacheRequest, Forward, Reply
+from llmproxy.protocols.base import UpstreamFamily
+from llmproxy.proxy.exchange import SSE_TYPE, CacheRequest, Forward, Reply
+from llmproxy.proxy.headers import CONTROL_HEADERS, attempts_headers
+from llmproxy.proxy.storing import AnswerStore
 from llmproxy.proxy.stream_relay import RelayPlan, relay_stream
+from llmproxy.settings import DEFAULT_UPSTREAM
 from llmproxy.upstream.answers import checked_answer
-from llmproxy.upstream.client import Headers, UpstreamClient, UpstreamReply, attempts_header, relayable_headers
+from llmproxy.upstream.client import Headers, UpstreamClient, relayable_headers
+
+
+@dataclass(frozen=True, slots=True)
+class Upstreams:
+    """The upstream clients of each family (a protocol's `upstream_family`), by name; None names the default."""
+
+    families: Mapping[UpstreamFamily, Mapping[str | None, UpstreamClient]]
+
+    def client(self, family: UpstreamFamily, name: str | None) -> UpstreamClient:
+        """The client of a named upstream (None: the family's default one).
+
+        Raises:
+            KeyError: no such upstream (routes are checked against the configured names when they load).
+        """
+        return self.families[family][name]
 
 
 class Forwarder:
     """Sends planned misses upstream and stores complete answers; errors are relayed, never stored."""
 
-    def __init__(self, write_back: WriteBack, request_stream_usage: bool) -> None:
+    def __init__(self, *, upstreams: Upstreams, write_back: WriteBack, want_usage: bool) -> None:
+        self._upstreams = upstreams
         self._write_back = write_back
-        self._request_stream_usage = request_stream_usage
+        self._want_usage = want_usage  # upstream.request_stream_usage: ask streams for their usage, for metrics
 
     async def send(self, request: CacheRequest, forward: Forward) -> Reply:
         """The upstream's answer as a Reply: a whole body, or a relayed stream whose `close` frees the connection.
@@ -26,82 +47,83 @@ class Forwarder:
             UpstreamError: the upstream could not be reached (502) or timed out (504).
             InvalidUpstreamAnswerError: it answered 200 with something other than an answer (502).
         """
-        if request.parsed.stream and request.parsed.kind != "embedding":
-            return await self._stream(request, forward)
-        return await self._json(request, forward)
+        client = self._upstreams.client(request.protocol.upstream_family, forward.upstream)
+        request.trace.upstream = forward.upstream or DEFAULT_UPSTREAM
+        plan = forward.store
+        store = None if plan is None else AnswerStore(self._write_back, plan, request.trace, forward.on_stored)
+        if request.parsed.stream:
+            return await self._stream(request, forward, client, store)
+        return await self._json(request, forward, client, store)
 
-    async def _json(self, request: CacheRequest, forward: Forward) -> Reply:
-        parsed = request.parsed
-        path = ENDPOINT_PATHS[parsed.kind]
+    async def _json(
+        self, request: CacheRequest, forward: Forward, client: UpstreamClient, store: AnswerStore | None
+    ) -> Reply:
         trace = request.trace
-        trace.upstream = forward.upstream_name
         with trace.timing("upstream"):
-            reply = await forward.client.send(
-                "POST", path, self._outgoing_headers(request, forward.client), forward.body
-            )
+            outgoing = _outgoing(request, client)
+            reply = await client.send("POST", request.protocol.path, outgoing, self._body(request, forward))
         trace.upstream_status = reply.status
         if reply.status == 200:
-            await self._store_answer(request, forward, reply)
-        headers = [*relayable_headers(reply.headers, decoded=True), *forward.headers, *attempts_header(reply.attempts)]
+            await self._store_answer(request, reply.body, reply.headers, store)
+        headers = [*relayable_headers(reply.headers, decoded=True), *forward.headers, *attempts_headers(reply.attempts)]
         return Reply(reply.status, headers, reply.body)
 
-    async def _store_answer(self, request: CacheRequest, forward: Forward, reply: UpstreamReply) -> None:
+    async def _store_answer(
+        self, request: CacheRequest, body: bytes, headers: Headers, store: AnswerStore | None
+    ) -> None:
         """Check a 200 is an answer and store it when planned.
 
         Raises:
             InvalidUpstreamAnswerError: the body is not a JSON answer (truncated, HTML, an error object).
         """
         limit = self._write_back.max_entry_bytes
-        response = checked_answer(reply.body, _content_type(reply.headers), limit)
-        store, trace, parsed = forward.store, request.trace, request.parsed
+        answer = checked_answer(body, _content_type(headers), limit, request.protocol)
         if store is None:
             return
-        if response is None:  # over the entry limit: not even parsed
-            trace.write = "too_large"
+        if answer is None:  # over the entry limit: not even parsed
+            await store.settle("too_large")
             return
-        with trace.timing("write"):
-            trace.write = await self._write_back.store(
-                store.key, parsed.kind, parsed.model, response, forward.ttl_s, store.record, store.listing
-            )
-        if trace.write == "failed":
-            trace.failed("redis", "write")
+        await store.store(answer)
 
-    async def _stream(self, request: CacheRequest, forward: Forward) -> Reply:
-        parsed = request.parsed
+    async def _stream(
+        self, request: CacheRequest, forward: Forward, client: UpstreamClient, store: AnswerStore | None
+    ) -> Reply:
         resources = AsyncExitStack()
-        headers = self._outgoing_headers(request, forward.client)
-        trace = request.trace
-        trace.upstream = forward.upstream_name
+        trace, protocol = request.trace, request.protocol
         try:
             with trace.timing("upstream"):  # until the response headers: the body is timed by the client's TTFB
                 stream = await resources.enter_async_context(
-                    forward.client.open("POST", ENDPOINT_PATHS[parsed.kind], "", headers, forward.body)
+                    client.open("POST", protocol.path, "", _outgoing(request, client), self._body(request, forward))
                 )
             trace.upstream_status = stream.status
             reply_headers = [
                 *relayable_headers(stream.headers, decoded=True),
                 *forward.headers,
-                *attempts_header(stream.attempts),
+                *attempts_headers(stream.attempts),
             ]
             if stream.status != 200 or SSE_TYPE not in stream.content_type:
                 # An error (or a non-stream answer) is relayed as it came and never cached; a 200 must be an answer.
                 content = await stream.read()
                 if stream.status == 200:
-                    checked_answer(content, stream.content_type, self._write_back.max_entry_bytes)
+                    checked_answer(content, stream.content_type, self._write_back.max_entry_bytes, protocol)
                 await resources.aclose()
                 return Reply(stream.status, reply_headers, content)
         except BaseException:
             await resources.aclose()
             raise
-        hide_usage = self._request_stream_usage and not parsed.include_usage
-        limits = forward.client.stream_limits
-        plan = RelayPlan(parsed.kind, parsed.model, forward.store, forward.ttl_s, hide_usage, trace, limits)
+        assembler = protocol.assembler(request.parsed, want_usage=self._want_usage)
+        plan = RelayPlan(protocol, assembler, store, trace, client.stream_limits)
         # The upstream response now belongs to the Reply: its `close` releases the connection.
-        return Reply(200, reply_headers, relay_stream(stream, plan, self._write_back), resources.aclose)
+        return Reply(200, reply_headers, relay_stream(stream, plan), resources.aclose)
 
-    def _outgoing_headers(self, request: CacheRequest, client: UpstreamClient) -> Headers:
-        # The proxy reads the (decoded) body itself, so it lets httpx negotiate the encoding.
-        return client.outgoing_headers(request.headers, drop=CONTROL_HEADERS | {"accept-encoding"})
+    def _body(self, request: CacheRequest, forward: Forward) -> bytes:
+        changed = request.protocol.upstream_body(request.parsed, model=forward.model, want_usage=self._want_usage)
+        return request.raw_body if changed is None else changed
+
+
+def _outgoing(request: CacheRequest, client: UpstreamClient) -> Headers:
+    # The proxy reads the (decoded) body itself, so it lets httpx negotiate the encoding.
+    return client.outgoing_headers(request.headers, drop=CONTROL_HEADERS | {"accept-encoding"})
 
 
 def _content_type(headers: Headers) -> str:

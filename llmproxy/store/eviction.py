@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError, ResponseError
+
+from llmproxy.store.errors import CacheUnavailableError, Fault, redis_call
 
 logger = logging.getLogger(__name__)
 
@@ -22,15 +23,17 @@ SUPPORTED = "noeviction or a volatile-* policy (volatile-lru, volatile-lfu, vola
 async def eviction_policy(redis: Redis) -> str:
     """The server's maxmemory-policy, from CONFIG GET or else INFO memory (allowed where CONFIG is not); or UNKNOWN."""
     try:
-        reply = await redis.config_get("maxmemory-policy")
+        with redis_call("eviction policy read", quiet=True):
+            reply = await redis.config_get("maxmemory-policy")
         return str(reply.get("maxmemory-policy") or UNKNOWN)
-    except ResponseError:  # CONFIG forbidden (ACL) or renamed: many managed services still answer INFO
-        pass
-    except (RedisError, OSError):
-        return UNKNOWN
+    except CacheUnavailableError as exc:
+        if exc.fault is not Fault.COMMAND:
+            return UNKNOWN
+        # CONFIG forbidden (ACL) or renamed: many managed services still answer INFO.
     try:
-        memory = await redis.info("memory")
-    except (RedisError, OSError):
+        with redis_call("eviction policy read", quiet=True):
+            memory = await redis.info("memory")
+    except CacheUnavailableError:
         return UNKNOWN
     return str(memory.get("maxmemory_policy") or UNKNOWN)
 

@@ -1,12 +1,12 @@
-"""What a Redis error says about Redis, and the one breaker of the request path that acts on it.
+"""The request path's Redis breaker: every request-path command (L1 lookups, L2 searches, write-backs, promotions)
+runs inside `RedisHealth.call`, which asks the breaker first and tells it the outcome after.
 
-One rule for every command the request path sends (L1 lookups, L2 searches, write-backs, promotions):
-
-    error                                               fault          breaker
-    connection refused, reset or closed; a timeout      OUTAGE         failure (enough in a row open it)
-    no pooled connection free within pool_timeout_s     POOL           no outcome: this request bypasses the cache
-    a write refused for memory (maxmemory, noeviction)  OUT_OF_MEMORY  success: Redis answered, and reads still work
-    any other error reply (missing index, wrong type)   COMMAND        success: Redis answered
+    fault (store/errors.py)    breaker
+    OUTAGE                     failure (enough in a row open it)
+    POOL                       no outcome: the call's trial, if it was one, passes to the next call
+    OUT_OF_MEMORY              success: Redis answered, and reads still work
+    COMMAND                    success: Redis answered
+    (the call was cancelled)   no outcome
 
 Only an outage says Redis cannot be used. A busy pool is this process's own back-pressure, and a full Redis
 still serves every cached answer: opening the breaker for either would stop serving hits for nothing.
@@ -16,58 +16,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from enum import StrEnum
+from contextlib import contextmanager
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import InvalidResponse, OutOfMemoryError, RedisError, ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
-from llmproxy.breaker import BreakerState, CircuitBreaker, Ticket
+from llmproxy.breaker import BreakerState, CircuitBreaker, CircuitOpenError, Ticket
+from llmproxy.store.errors import CacheUnavailableError, Fault, RedisSkippedError, redis_call
 
 logger = logging.getLogger(__name__)
 
 FULL_WARNING_INTERVAL_S = 60.0  # a full Redis refuses every write: say so once a minute, not once a request
-_OOM_REPLY = "OOM "  # redis-py names the class only for a bare reply, not inside a pipeline's annotated error
-
-
-class PoolExhaustedError(RedisError):
-    """Every pooled connection stayed busy for the whole wait (back-pressure in this process, not an outage)."""
-
-
-class Fault(StrEnum):
-    """What a failed Redis command says about Redis."""
-
-    OUTAGE = "outage"
-    POOL = "pool_exhausted"
-    OUT_OF_MEMORY = "out_of_memory"
-    COMMAND = "command"
-
-
-def classify(error: BaseException) -> Fault:
-    """The fault behind an error, looking through wrappers (redisvl, the cache's own) at their causes."""
-    for cause in _causes(error):
-        if isinstance(cause, PoolExhaustedError):
-            return Fault.POOL
-        if isinstance(cause, OutOfMemoryError) or (isinstance(cause, ResponseError) and _OOM_REPLY in str(cause)):
-            return Fault.OUT_OF_MEMORY
-        if isinstance(cause, ResponseError):
-            return Fault.COMMAND
-        if isinstance(cause, (RedisConnectionError, RedisTimeoutError, InvalidResponse, OSError)):
-            return Fault.OUTAGE
-    return Fault.COMMAND
-
-
-def _causes(error: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield current
-        current = current.__cause__
 
 
 class RedisHealth:
-    """The request path's Redis breaker, told each outcome as a fault (None: the command worked)."""
+    """The request path's Redis breaker, fed by the calls it admits."""
 
     def __init__(self, breaker: CircuitBreaker, clock: Callable[[], float]) -> None:
         self._breaker = breaker
@@ -79,32 +39,35 @@ class RedisHealth:
         """The breaker's state: OPEN means Redis is known to be down and is skipped."""
         return self._breaker.state
 
-    def admit(self) -> Ticket:
-        """A ticket for one lookup.
+    @contextmanager
+    def call(self, operation: str) -> Iterator[None]:
+        """Run one request-path Redis call, if the breaker lets it, and report its outcome.
 
         Raises:
-            CircuitOpenError: Redis is being skipped (or the one trial after the reset is under way).
+            RedisSkippedError: the breaker is open (or its one trial is under way): Redis was not asked.
+            CacheUnavailableError: the call failed (mapped and logged by redis_call; `fault` says how).
         """
-        return self._breaker.admit()
+        try:
+            ticket = self._breaker.admit()
+        except CircuitOpenError as exc:
+            raise RedisSkippedError(f"{operation} skipped: Redis is known to be down") from exc
+        try:
+            with redis_call(operation):
+                yield
+        except CacheUnavailableError as exc:
+            self._settle(ticket, exc.fault)
+            raise
+        except BaseException:  # cancelled, or not Redis's doing: no outcome
+            self._breaker.release(ticket)
+            raise
+        self._settle(ticket, None)
 
-    def settle(self, ticket: Ticket, fault: Fault | None) -> None:
-        """The outcome of an admitted lookup: None when it worked, else the fault it met."""
-        if fault is Fault.POOL:  # says nothing about Redis; a trial passes to the next request
+    def _settle(self, ticket: Ticket, fault: Fault | None) -> None:
+        if fault is Fault.POOL:  # says nothing about Redis; a trial passes to the next call
             self._breaker.release(ticket)
             return
         self._note(fault)
         self._breaker.record(ticket, success=fault is not Fault.OUTAGE)
-
-    def observe(self, fault: Fault | None) -> None:
-        """The outcome of a command sent without a ticket of its own (a write-back, an L2 search)."""
-        if fault is Fault.POOL:
-            return
-        self._note(fault)
-        self._breaker.observe(success=fault is not Fault.OUTAGE)
-
-    def release(self, ticket: Ticket) -> None:
-        """A lookup that ended without an outcome (the caller left)."""
-        self._breaker.release(ticket)
 
     def _note(self, fault: Fault | None) -> None:
         if fault is not Fault.OUT_OF_MEMORY:

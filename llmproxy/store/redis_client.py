@@ -15,12 +15,12 @@ from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.connection import AbstractConnection, Connection, SSLConnection, UnixDomainSocketConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError, RedisError
+from redis.exceptions import ConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from llmproxy.settings import RedisSettings
 from llmproxy.store.deadline import deadline
-from llmproxy.store.health import PoolExhaustedError
+from llmproxy.store.errors import CacheUnavailableError, PoolExhaustedError, redis_call
 
 RedisClient = Redis  # the client type, named here so modules above the cache need not import redis
 
@@ -158,6 +158,7 @@ def create_redis(settings: RedisSettings, url: str) -> Redis:
 async def is_reachable(redis: Redis) -> bool:
     """True when Redis answers PING within its timeouts."""
     try:
-        return bool(await redis.ping())
-    except (RedisError, OSError):
+        with redis_call("ping", quiet=True):
+            return bool(await redis.ping())
+    except CacheUnavailableError:
         return False

@@ -210,14 +210,20 @@ class SseDecoder:
         self._start = 0
 
 
-def encode_event(data: JsonObject | str) -> bytes:
-    """Encode one `data:` event; a dict becomes compact JSON, a str (e.g. "[DONE]") is sent as-is."""
+def encode_event(data: JsonObject | str, event: str | None = None) -> bytes:
+    """Encode one event: a dict becomes compact JSON, a str (e.g. "[DONE]") is sent as-is; `event` names its type
+    (typed streams send `event: <type>` before the data)."""
+    head = b"" if event is None else f"event: {_one_line(event)}\n".encode()
     if not isinstance(data, str):
         # orjson escapes control characters, so the JSON always fits on one data line.
-        return b"data: " + orjson.dumps(data) + b"\n\n"
+        return head + b"data: " + orjson.dumps(data) + b"\n\n"
     # A line break inside a data line would end it early: each line gets its own data field.
     lines = _TEXT_LINE_END.split(data)
-    return "".join(f"data: {line}\n" for line in lines).encode() + b"\n"
+    return head + "".join(f"data: {line}\n" for line in lines).encode() + b"\n"
+
+
+def _one_line(text: str) -> str:
+    return _TEXT_LINE_END.sub(" ", text)
 
 
 def done_event() -> bytes:

@@ -8,7 +8,8 @@ merges them. Metrics about Redis as a whole are read by whichever worker answers
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -17,12 +18,21 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from llmproxy.settings import DEFAULT_UPSTREAM
 from llmproxy.trace import RequestTrace
 
 MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 NO_ROUTE = "none"  # L1 hits and requests that failed before routing
 # From a sub-millisecond L1 hit to a long generation.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSample:
+    """One sample of a metric as a scrape would show it: its labels and value."""
+
+    labels: Mapping[str, str]
+    value: float
 
 
 class RedisSnapshot:
@@ -210,7 +220,7 @@ class ProxyMetrics:
         if trace.first_byte_s is not None:
             self._child(self.first_byte, result).observe(trace.first_byte_s)
         if trace.upstream_status is not None:
-            self._child(self.upstream_responses, trace.upstream or "default", str(trace.upstream_status)).inc()
+            self._child(self.upstream_responses, trace.upstream or DEFAULT_UPSTREAM, str(trace.upstream_status)).inc()
         if trace.write is not None:
             self._child(self.cache_writes, trace.write).inc()
         if trace.bypass_reason is not None:
@@ -257,6 +267,15 @@ class ProxyMetrics:
         """The scrape body and its content type (OpenMetrics when the scraper asks for it)."""
         encoder, content_type = choose_encoder(accept or "")
         return encoder(self._scrape_registry()), content_type
+
+    def samples(self, name: str) -> list[MetricSample]:
+        """Every sample named `name` (e.g. `llmproxy_fail_open_total`), merged over all workers like a scrape."""
+        return [
+            MetricSample(dict(sample.labels), sample.value)
+            for family in self._scrape_registry().collect()
+            for sample in family.samples
+            if sample.name == name
+        ]
 
     def _scrape_registry(self) -> CollectorRegistry:
         directory = os.environ.get(MULTIPROC_DIR_ENV)

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 import anyio
 from redis.asyncio import Redis
 
+from llmproxy.store.errors import CacheUnavailableError, redis_call
 from llmproxy.telemetry.prometheus import RedisSnapshot
 
 logger = logging.getLogger(__name__)
@@ -31,12 +32,15 @@ async def sample_redis(
 async def refresh(redis: Redis, snapshot: RedisSnapshot, count_entries: EntryCounter | None = None) -> None:
     """One sample: INFO stats and memory, and the number of cached answers when a counter is given."""
     try:
-        stats = await redis.info("stats")
-        memory = await redis.info("memory")
-        if count_entries is not None:
-            snapshot.entries = await count_entries()
-    except Exception as exc:  # Redis down, no search module...: a sampler must never take the app down
-        logger.debug("redis sample failed: %s", exc.__class__.__name__)
+        with redis_call("metrics sample", quiet=True):
+            stats = await redis.info("stats")
+            memory = await redis.info("memory")
+            if count_entries is not None:
+                snapshot.entries = await count_entries()
+    except CacheUnavailableError:  # Redis down, or without the search module: the previous figures stay
+        return
+    except Exception:  # a sampler must never take the app down
+        logger.exception("redis sample failed")
         return
     snapshot.evicted_keys = int(stats.get("evicted_keys", 0))
     snapshot.expired_keys = int(stats.get("expired_keys", 0))

@@ -1,7 +1,8 @@
 """The time window of a stats query, from `from`, `to` and `bucket` as an operator types them (pure).
 
 Instants: epoch seconds (`1718000000`), ISO-8601 (`2024-06-10T06:00:00Z`; no zone means UTC), `now`, or
-relative to now (`-1h`, `now-30m`). Durations: a bare number of seconds (`60`) or `90s`, `5m`, `1h`, `2d`, `1w`.
+relative to now (`-1h`, `now-30m`). Durations: the one grammar of telemetry/duration.py, in whole numbers
+(`60`, `90s`, `5m`, `1h`, `2d`, `1w`).
 """
 
 from __future__ import annotations
@@ -11,14 +12,14 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from llmproxy.telemetry.duration import parse_whole_duration_ms
+
 DEFAULT_SPAN_MS = 3_600_000
 TARGET_BUCKETS = 120  # a default bucket makes at most this many points: enough for a chart
 MAX_BUCKETS = 10_000
 # Buckets a default is chosen from, in seconds: round numbers a chart axis can show.
 NICE_BUCKETS_S = (1, 5, 10, 30, 60, 300, 600, 900, 1_800, 3_600, 7_200, 10_800, 21_600, 43_200, 86_400, 604_800)
-_UNIT_MS = {"": 1_000, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
-_DURATION = re.compile(r"(\d{1,12})([smhdw]?)")
-_RELATIVE = re.compile(r"(?:now)?-(\d{1,12}[smhdw]?)")
+_RELATIVE = re.compile(r"(?:now)?-(\S.*)")
 _EPOCH = re.compile(r"\d{1,12}(?:\.\d{1,6})?")
 _LATEST_MS = int(datetime(9999, 1, 1, tzinfo=UTC).timestamp() * 1_000)  # ISO dates have 4-digit years
 
@@ -87,10 +88,10 @@ def parse_duration(param: str, text: str) -> int:
         TimeRangeError: text is not a whole number with an optional unit s, m, h, d or w, is zero, or is longer
             than the years 1970-9999.
     """
-    match = _DURATION.fullmatch(text.strip())
-    if match is None:
-        raise TimeRangeError(param, f"'{param}' {text!r} is not a duration such as 60, 90s, 5m, 1h or 1d.")
-    duration_ms = int(match.group(1)) * _UNIT_MS[match.group(2)]
+    try:
+        duration_ms = parse_whole_duration_ms(text)
+    except ValueError:
+        raise TimeRangeError(param, f"'{param}' {text!r} is not a duration such as 60, 90s, 5m, 1h or 1d.") from None
     if duration_ms <= 0:
         raise TimeRangeError(param, f"'{param}' must be longer than zero.")
     if duration_ms > _LATEST_MS:  # longer than any window, and past what RedisTimeSeries reads as a number

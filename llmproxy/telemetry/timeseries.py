@@ -13,9 +13,10 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import ResponseError
 
 from llmproxy.settings import TimeSeriesSettings
+from llmproxy.store.errors import CacheUnavailableError, causes, redis_call
 from llmproxy.telemetry.series import (
     AGGREGATION,
     RAW,
@@ -83,16 +84,17 @@ class HistoryStore:
         await self._ensure({series for series, _ in points})
         raw = self.levels[0]
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                commands = pipe.ts()
-                for (series, second_ms), value in points.items():
-                    # Creation options apply only if the key vanished. No ON_DUPLICATE: redis-py puts it after
-                    # LABELS, where it becomes a label; the key's DUPLICATE_POLICY SUM does the same job.
-                    labels = series.labels(self._prefix, raw)
-                    key = series.key(self._prefix, raw)
-                    commands.add(key, second_ms, value, raw.retention_ms, duplicate_policy="sum", labels=labels)
-                replies = await pipe.execute(raise_on_error=False)
-        except (RedisError, OSError) as exc:
+            with redis_call("history write", quiet=True):  # the writer logs a streak of failures once
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    commands = pipe.ts()
+                    for (series, second_ms), value in points.items():
+                        # Creation options apply only if the key vanished. No ON_DUPLICATE: redis-py puts it after
+                        # LABELS, where it becomes a label; the key's DUPLICATE_POLICY SUM does the same job.
+                        labels = series.labels(self._prefix, raw)
+                        key = series.key(self._prefix, raw)
+                        commands.add(key, second_ms, value, raw.retention_ms, duplicate_policy="sum", labels=labels)
+                    replies = await pipe.execute(raise_on_error=False)
+        except CacheUnavailableError as exc:
             self._forget()
             raise _history_error("writing the history", exc) from exc
         self._check("writing the history", replies, ())
@@ -106,16 +108,17 @@ class HistoryStore:
         """
         filters = [f"llmproxy={self._prefix}", f"resolution={plan.resolution.name}"]
         try:
-            reply = await self._redis.ts().mrange(
-                plan.from_ms,
-                plan.to_ms - 1,  # TS.MRANGE includes its end; the window does not
-                filters,
-                aggregation_type=AGGREGATION,
-                bucket_size_msec=plan.bucket_ms,
-                with_labels=True,
-                latest=plan.resolution.name != RAW,  # include the compaction bucket still being filled
-            )
-        except (RedisError, OSError) as exc:
+            with redis_call("history read"):
+                reply = await self._redis.ts().mrange(
+                    plan.from_ms,
+                    plan.to_ms - 1,  # TS.MRANGE includes its end; the window does not
+                    filters,
+                    aggregation_type=AGGREGATION,
+                    bucket_size_msec=plan.bucket_ms,
+                    with_labels=True,
+                    latest=plan.resolution.name != RAW,  # include the compaction bucket still being filled
+                )
+        except CacheUnavailableError as exc:
             raise _history_error("reading the history", exc) from exc
         return list(_rows(reply))
 
@@ -124,11 +127,12 @@ class HistoryStore:
         if not missing:
             return
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for series in missing:
-                    self._stage_series(pipe, series)
-                replies = await pipe.execute(raise_on_error=False)
-        except (RedisError, OSError) as exc:
+            with redis_call("history series creation", quiet=True):
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for series in missing:
+                        self._stage_series(pipe, series)
+                    replies = await pipe.execute(raise_on_error=False)
+        except CacheUnavailableError as exc:
             self._forget()
             raise _history_error("creating the history series", exc) from exc
         self._check("creating the history series", replies, _ALREADY_DONE)
@@ -158,9 +162,10 @@ class HistoryStore:
 
 
 def _history_error(doing: str, exc: BaseException) -> HistoryError:
-    if isinstance(exc, ResponseError) and "unknown command" in str(exc).lower():
-        return TimeSeriesUnsupportedError(f"{doing}: this Redis has no TimeSeries ({exc})")
-    return HistoryError(f"{doing} failed: {_describe(exc)}")
+    error = next((cause for cause in causes(exc) if not isinstance(cause, CacheUnavailableError)), exc)
+    if isinstance(error, ResponseError) and "unknown command" in str(error).lower():
+        return TimeSeriesUnsupportedError(f"{doing}: this Redis has no TimeSeries ({error})")
+    return HistoryError(f"{doing} failed: {_describe(error)}")
 
 
 def _describe(exc: BaseException) -> str:

@@ -1,25 +1,25 @@
-"""Whether a 200 from the upstream is an answer at all: a JSON object without an `error` (pure).
+"""Whether a 200 from the upstream is an answer at all: a JSON object its protocol does not read as an error (pure).
 
 Gateways and load balancers in front of an OpenAI-compatible API answer 200 with an HTML page, a body cut
 short, or an error object. Relayed as a 200, the SDKs fail on it in confusing ways (or hand an error to the
-caller as content); the proxy answers such a body with a 502 in OpenAI's shape instead, and never caches it.
+caller as content); the proxy answers such a body with a 502 in the caller's protocol's shape instead, and never
+caches it.
 """
 
 from __future__ import annotations
 
 import orjson
 
-from llmproxy.errors import UpstreamError
+from llmproxy.errors import InvalidUpstreamAnswerError
 from llmproxy.jsontypes import JsonObject
+from llmproxy.protocols.base import WireProtocol
 
 _MESSAGE_CHARS = 300  # of an upstream's error message quoted back
 
 
-class InvalidUpstreamAnswerError(UpstreamError):
-    code = "upstream_invalid_response"
-
-
-def checked_answer(body: bytes, content_type: str, parse_limit: int | None) -> JsonObject | None:
+def checked_answer(
+    body: bytes, content_type: str, parse_limit: int | None, protocol: WireProtocol
+) -> JsonObject | None:
     """The parsed answer of a 200, or None when the body is over `parse_limit` and only its outline was checked.
 
     Parsing JSON holds the interpreter (orjson keeps the GIL, so a worker thread would not free the event
@@ -38,17 +38,12 @@ def checked_answer(body: bytes, content_type: str, parse_limit: int | None) -> J
         raise _not_json(content_type) from exc
     if not isinstance(answer, dict):
         raise _not_json(content_type)
-    if answer.get("error") is not None:
-        raise InvalidUpstreamAnswerError(f"The upstream API answered 200 with an error: {_message_of(answer)}")
+    error = protocol.answer_error(answer)
+    if error is not None:
+        raise InvalidUpstreamAnswerError(f"The upstream API answered 200 with an error: {error[:_MESSAGE_CHARS]}")
     return answer
 
 
 def _not_json(content_type: str) -> InvalidUpstreamAnswerError:
     kind = content_type.partition(";")[0].strip() or "no content type"
     return InvalidUpstreamAnswerError(f"The upstream API answered 200 with a body that is not a JSON answer ({kind}).")
-
-
-def _message_of(answer: JsonObject) -> str:
-    error = answer.get("error")
-    message = error.get("message") if isinstance(error, dict) else error
-    return str(message)[:_MESSAGE_CHARS] if message else "(no message)"

@@ -17,9 +17,6 @@ from llmproxy.upstream.failures import timeout_error, upstream_error
 
 Headers = list[tuple[str, str]]
 
-# On a reply that took more than one attempt: how many (for debugging; the retries are also counted in metrics).
-ATTEMPTS_HEADER = "x-llmproxy-upstream-attempts"
-
 # RFC 9110 §7.6.1 hop-by-hop headers, plus the ones the HTTP layer recomputes itself.
 HOP_BY_HOP = frozenset(
     {
@@ -223,11 +220,6 @@ def _wire_value(value: str) -> bytes:
     except UnicodeError:  # not UTF-8 bytes, or text of our own beyond ISO-8859-1 (a configured key)
         return value.encode("utf-8")
     return raw
-
-
-def attempts_header(attempts: int) -> Headers:
-    """The X-LLMProxy-Upstream-Attempts header of a reply, when it took more than one attempt."""
-    return [(ATTEMPTS_HEADER, str(attempts))] if attempts > 1 else []
 
 
 def relayable_headers(headers: Iterable[tuple[str, str]], *, decoded: bool) -> Headers:

@@ -24,7 +24,8 @@ from llmproxy.cache.catalog.query import EntryFilter
 from llmproxy.cache.exact import ExactCache
 from llmproxy.cache.keys import request_key
 from llmproxy.cache.semantic import Partition, SemanticIndex, SemanticRecord
-from llmproxy.cache.writeback import WriteBack
+from llmproxy.cache.writeback import StorePlan, WriteBack
+from llmproxy.protocols.chat import CHAT
 from llmproxy.settings import HnswSettings
 from tests.conftest import FakeUpstream
 from tests.support.admin import ADMIN_TOKEN, AdminProxy, Snapshot, chat, drop_indexes, embed, tenant
@@ -170,12 +171,12 @@ async def store_answers(redis_url: str, prefix: str, api_key: str, prompts: list
     scope, ids = tenant(api_key), []
     for number, prompt in enumerate(prompts):
         body = {"model": "fake-model", "messages": [{"role": "user", "content": prompt}]}
-        entry_id = request_key("chat", scope, body)
+        entry_id = request_key(CHAT, scope, body)
         key = exact.key(scope, entry_id)
         vector = np.random.default_rng(number).normal(size=384).astype(np.float32)
         record = SemanticRecord(Partition(scope, "fake-model", "p", "c"), prompt, key, vector / np.linalg.norm(vector))
-        listing = catalog_record("chat", body, scope, "fake-model", key)
-        assert await write_back.store(key, "chat", "fake-model", answer(prompt), 3_600, record, listing)
+        listing = catalog_record(CHAT, body, scope, "fake-model", key)
+        assert await write_back.store(StorePlan(key, CHAT, "fake-model", 3_600, record, listing), answer(prompt))
         ids.append(entry_id)
     await client.aclose()
     return ids

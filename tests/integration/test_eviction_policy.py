@@ -25,6 +25,7 @@ from llmproxy.cache.catalog.index import Catalog
 from llmproxy.cache.catalog.invalidation import Invalidation, Invalidator
 from llmproxy.cache.catalog.query import EntryFilter
 from llmproxy.cache.keys import request_key
+from llmproxy.protocols.chat import CHAT
 from tests.conftest import FakeUpstream
 from tests.support.admin import ADMIN_TOKEN, AdminProxy, chat, embed, tenant
 from tests.support.redis_servers import redis_stack
@@ -154,7 +155,7 @@ def test_under_real_allkeys_lru_eviction_invalidation_leaves_no_matching_answer(
                 assert left == {"l1": 0, "l2": 0, "cat": 0}, f"of {len(before['l1'])} answers in L1, left: {left}"
                 assert 0 < real["deleted"] <= dry["matched"]  # recording the dry run may have evicted some more
                 client.config_set("maxmemory", 0)  # no more eviction: what is asked again is stored again
-                ids = {request_key("chat", tenant(api_key), body(prompt)): prompt for prompt in WARM_UP + FILL}
+                ids = {request_key(CHAT, tenant(api_key), body(prompt)): prompt for prompt in WARM_UP + FILL}
                 survivors = [ids[entry_id] for entry_id in sorted(before["l1"])[:20]]
                 assert [big_chat(sdk, prompt) for prompt in survivors] == ["MISS"] * len(survivors)
 

@@ -18,7 +18,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from llmproxy.settings import RedisSettings
 from llmproxy.store.embedded_redis import EmbeddedRedis, EmbeddedRedisConfig
-from llmproxy.store.health import Fault, PoolExhaustedError, classify
+from llmproxy.store.errors import Fault, PoolExhaustedError, classify
 from llmproxy.store.redis_client import create_redis
 from tests.support.servers import free_port
 

@@ -25,6 +25,7 @@ from redis.asyncio import Redis as AsyncRedis
 from llmproxy.cache.entry import CacheEntry, encode_entry
 from llmproxy.cache.keys import request_key
 from llmproxy.cache.single_flight import SingleFlight
+from llmproxy.protocols.chat import CHAT
 from llmproxy.proxy.scope import scope_id
 from llmproxy.settings import RedisSettings, SingleFlightSettings
 from llmproxy.store.redis_client import create_redis
@@ -77,7 +78,7 @@ async def ask_together(urls: list[str], api_key: str, streams: list[bool], heade
 def lease_key(api_key: str) -> str:
     """The lease a leader of MESSAGES takes in the test key prefix (as a leader on another replica would)."""
     scope = scope_id(tenant(api_key), None)
-    return f"{TEST_KEY_PREFIX}:lease:{scope}:{request_key('chat', scope, {'model': MODEL, 'messages': MESSAGES})}"
+    return f"{TEST_KEY_PREFIX}:lease:{scope}:{request_key(CHAT, scope, {'model': MODEL, 'messages': MESSAGES})}"
 
 
 def flights(urls: list[str], role: str, outcome: str) -> float:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,6 +63,24 @@ class AdminProxy:
     def ids(self, family: str) -> frozenset[str]:
         keys = self.redis.scan_iter(match=f"{self.prefix}:{family}:*", count=1000)
         return frozenset(key.decode().rpartition(":")[2] for key in keys)
+
+
+@contextmanager
+def running_admin_proxy(
+    start_proxy: Callable[..., AbstractContextManager[str]],
+    key_prefix: str,
+    redis_client: redis.Redis,
+    **sections: dict[str, Any],
+) -> Iterator[AdminProxy]:
+    """A proxy with the admin token and key_prefix (and `sections` changed); its indexes and audit go afterwards."""
+    with start_proxy(redis={"key_prefix": key_prefix}, admin={"token": ADMIN_TOKEN}, **sections) as url:
+        proxy = AdminProxy(url, key_prefix, redis_client)
+        try:
+            yield proxy
+        finally:
+            proxy.close()
+    drop_indexes(redis_client, [f"{key_prefix}:l2", f"{key_prefix}:catalog"])
+    redis_client.delete(f"{key_prefix}:audit")
 
 
 def tenant(api_key: str) -> str:

@@ -1,4 +1,4 @@
-"""Pure helpers of the admin API: durations, display prompts, search escaping, filters, settings redaction."""
+"""Pure helpers of the admin API: durations, search escaping, filters, settings redaction."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from typing import Any
 import pytest
 
 from llmproxy.api.admin.redaction import REDACTED, redact_url, redacted_settings
-from llmproxy.cache.catalog.display import display_prompt
 from llmproxy.cache.catalog.query import EntryFilter, any_of, filter_expression, search_terms
 from llmproxy.settings import load_settings
 from llmproxy.telemetry.duration import parse_duration
@@ -26,42 +25,6 @@ def test_durations_in_seconds_or_with_a_unit(value: str | int | float, seconds: 
 def test_anything_else_is_not_a_duration(value: Any) -> None:
     with pytest.raises(ValueError):
         parse_duration(value)
-
-
-def test_display_prompt_of_a_chat_is_the_latest_user_turn() -> None:
-    messages = [
-        {"role": "system", "content": "Be brief."},
-        {"role": "user", "content": "first"},
-        {"role": "assistant", "content": "ok"},
-        {"role": "user", "content": [{"type": "text", "text": "what is in"}, {"type": "image_url", "image_url": {}}]},
-        {"role": "tool", "content": "result"},
-    ]
-    assert display_prompt("chat", {"messages": messages}) == "what is in\n[image_url]"
-    assert display_prompt("chat", {"messages": [{"role": "system", "content": "only a system prompt"}]}) == (
-        "only a system prompt"
-    )
-    assert display_prompt("chat", {"messages": "not a list"}) == ""
-
-
-@pytest.mark.parametrize(
-    ("kind", "body", "shown"),
-    [
-        ("completion", {"prompt": "Once upon a time"}, "Once upon a time"),
-        ("completion", {"prompt": ["one", "two"]}, "one\ntwo"),
-        ("embedding", {"input": "some text"}, "some text"),
-        ("embedding", {"input": ["a", "b"]}, "a\nb"),
-        ("embedding", {"input": [[1, 2, 3]]}, "[[1,2,3]]"),
-        ("embedding", {}, ""),
-    ],
-)
-def test_display_prompt_of_completions_and_embeddings(kind: Any, body: dict[str, Any], shown: str) -> None:
-    assert display_prompt(kind, body) == shown
-
-
-def test_display_prompt_is_cut_to_the_limit() -> None:
-    shown = display_prompt("embedding", {"input": ["x" * 30] * 10_000}, limit=100)
-    assert len(shown) == 100 and shown.endswith("…")
-    assert display_prompt("completion", {"prompt": "short"}, limit=100) == "short"
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,9 @@
-"""The one rule for Redis errors: outages open the breaker; a busy pool, a full Redis and error replies never do."""
+"""The one rule for Redis errors: every failure maps to one error with its fault; outages open the breaker, a busy
+pool, a full Redis and error replies never do."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
@@ -10,8 +12,15 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redisvl.exceptions import RedisSearchError
 
 from llmproxy.breaker import BreakerState, CircuitBreaker, CircuitOpenError
-from llmproxy.store.errors import CacheUnavailableError
-from llmproxy.store.health import FULL_WARNING_INTERVAL_S, Fault, PoolExhaustedError, RedisHealth, classify
+from llmproxy.store.errors import (
+    CacheUnavailableError,
+    Fault,
+    PoolExhaustedError,
+    RedisSkippedError,
+    classify,
+    redis_call,
+)
+from llmproxy.store.health import FULL_WARNING_INTERVAL_S, RedisHealth
 
 THRESHOLD = 2
 RESET_S = 5.0
@@ -81,37 +90,67 @@ def test_wrapped_errors_are_classified_by_their_cause() -> None:
     assert CacheUnavailableError("no cause").fault is Fault.OUTAGE
 
 
+RAISED: dict[Fault, Exception] = {
+    Fault.OUTAGE: ConnectionError("Connection refused"),
+    Fault.POOL: PoolExhaustedError("all 64 Redis connections stayed busy"),
+    Fault.OUT_OF_MEMORY: OutOfMemoryError(OOM),
+    Fault.COMMAND: ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value"),
+}
+
+
+def report(health: RedisHealth, fault: Fault | None) -> None:
+    """One call through the breaker that meets `fault` (None: it works)."""
+    try:
+        with health.call("test command"):
+            if fault is not None:
+                raise RAISED[fault]
+    except CacheUnavailableError as exc:
+        assert exc.fault is fault
+
+
 def test_outages_open_the_breaker(health: RedisHealth) -> None:
     for _ in range(THRESHOLD):
-        health.settle(health.admit(), Fault.OUTAGE)
+        report(health, Fault.OUTAGE)
     assert health.state is BreakerState.OPEN
-    with pytest.raises(CircuitOpenError):
-        health.admit()
+    asked = False
+    with pytest.raises(RedisSkippedError) as raised, health.call("test command"):
+        asked = True
+    assert isinstance(raised.value.__cause__, CircuitOpenError) and not asked
 
 
 @pytest.mark.parametrize("fault", [Fault.POOL, Fault.OUT_OF_MEMORY, Fault.COMMAND])
 def test_a_busy_pool_a_full_redis_or_an_error_reply_never_opens_it(health: RedisHealth, fault: Fault) -> None:
     for _ in range(10 * THRESHOLD):
-        health.settle(health.admit(), fault)
-        health.observe(fault)
+        report(health, fault)
+        report(health, fault)
     assert health.state is BreakerState.CLOSED
 
 
 def test_an_answer_from_redis_even_a_refusal_ends_a_run_of_outages(health: RedisHealth) -> None:
-    health.observe(Fault.OUTAGE)
-    health.observe(Fault.OUT_OF_MEMORY)  # Redis answered: it is up
-    health.observe(Fault.OUTAGE)
+    report(health, Fault.OUTAGE)
+    report(health, Fault.OUT_OF_MEMORY)  # Redis answered: it is up
+    report(health, Fault.OUTAGE)
     assert health.state is BreakerState.CLOSED
 
 
 def test_a_busy_pool_says_nothing_so_the_trial_passes_to_the_next_request(health: RedisHealth, clock: Clock) -> None:
     for _ in range(THRESHOLD):
-        health.observe(Fault.OUTAGE)
+        report(health, Fault.OUTAGE)
     clock.now += RESET_S
-    trial = health.admit()
-    health.settle(trial, Fault.POOL)
+    report(health, Fault.POOL)  # the trial
     assert health.state is BreakerState.HALF_OPEN
-    health.settle(health.admit(), None)  # the next request is the trial, and it worked
+    report(health, None)  # the next request is the trial, and it worked
+    assert health.state is BreakerState.CLOSED
+
+
+def test_a_cancelled_call_has_no_outcome_so_the_trial_passes_on(health: RedisHealth, clock: Clock) -> None:
+    for _ in range(THRESHOLD):
+        report(health, Fault.OUTAGE)
+    clock.now += RESET_S
+    with pytest.raises(asyncio.CancelledError), health.call("test command"):
+        raise asyncio.CancelledError
+    assert health.state is BreakerState.HALF_OPEN
+    report(health, None)
     assert health.state is BreakerState.CLOSED
 
 
@@ -120,9 +159,31 @@ def test_a_full_redis_is_reported_at_most_once_a_minute(
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="llmproxy.store.health"):
         for _ in range(5):
-            health.observe(Fault.OUT_OF_MEMORY)
+            report(health, Fault.OUT_OF_MEMORY)
             clock.now += FULL_WARNING_INTERVAL_S / 10
         clock.now += FULL_WARNING_INTERVAL_S
-        health.observe(Fault.OUT_OF_MEMORY)
+        report(health, Fault.OUT_OF_MEMORY)
     warnings = [record for record in caplog.records if "Redis is full" in record.getMessage()]
     assert len(warnings) == 2
+
+
+@pytest.mark.parametrize("fault", list(Fault))
+def test_redis_call_maps_each_failure_to_one_error_with_its_fault(fault: Fault) -> None:
+    with pytest.raises(CacheUnavailableError) as raised, redis_call("test command"):
+        raise RAISED[fault]
+    assert raised.value.fault is fault and raised.value.__cause__ is RAISED[fault]
+    assert "test command failed" in str(raised.value)
+
+
+def test_redis_call_logs_a_failure_once_and_a_full_redis_only_for_debugging(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="llmproxy.store.errors"):
+        for fault in (Fault.OUTAGE, Fault.OUT_OF_MEMORY):
+            with pytest.raises(CacheUnavailableError), redis_call("outer"), redis_call("inner"):
+                raise wrapped(RAISED[fault])
+    messages = [record.getMessage() for record in caplog.records]
+    assert messages == ["Redis inner failed (outage): ConnectionError"]
+
+
+def test_redis_call_lets_other_errors_through() -> None:
+    with pytest.raises(ValueError), redis_call("test command"):
+        raise ValueError("a bug, not Redis")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from llmproxy.telemetry.duration import parse_duration as admin_duration
 from llmproxy.telemetry.timerange import (
     MAX_BUCKETS,
     TARGET_BUCKETS,
@@ -90,3 +91,10 @@ def test_default_bucket_makes_at_most_the_target_number_of_buckets(span_ms: int)
     bucket_ms = default_bucket_ms(span_ms)
     assert bucket_ms % 1_000 == 0
     assert -(-span_ms // bucket_ms) <= TARGET_BUCKETS
+
+
+@pytest.mark.parametrize(("text", "expected_ms"), [("2H", 7_200_000), (" 2 h ", 7_200_000), ("90S", 90_000)])
+def test_durations_follow_the_one_grammar_of_the_admin_api(text: str, expected_ms: int) -> None:
+    # The same grammar as older_than (telemetry/duration.py), in whole numbers.
+    assert parse_duration("bucket", text) == expected_ms
+    assert admin_duration(text) * 1_000 == expected_ms

@@ -16,11 +16,12 @@ from starlette.requests import Request
 from llmproxy.cache.catalog.audit import FilterValue
 from llmproxy.cache.catalog.query import EntryFilter, search_terms
 from llmproxy.errors import InvalidRequestError
-from llmproxy.protocols.wire import EndpointKind, decode_json_object
+from llmproxy.protocols.json_body import decode_json_object
+from llmproxy.protocols.registry import ProtocolName
+from llmproxy.proxy.headers import ACTOR_HEADER
 from llmproxy.proxy.scope import NAMESPACE_PATTERN, TENANT_PATTERN
-from llmproxy.telemetry.duration import parse_duration
+from llmproxy.telemetry.duration import FORMS, parse_duration
 
-ACTOR_HEADER = "x-llmproxy-actor"
 DEFAULT_ACTOR = "admin"
 MAX_ACTOR_CHARS = 64
 _ENTRY_ID = re.compile(r"^[0-9a-f]{64}$")
@@ -30,7 +31,7 @@ Model = TypeVar("Model", bound=BaseModel)
 
 def _seconds(value: object) -> float:
     if not isinstance(value, str | int | float):
-        raise ValueError("must be a number of seconds or a duration such as 90s, 15m, 2h, 7d")
+        raise ValueError(f"must be {FORMS}")
     return parse_duration(value)
 
 
@@ -46,7 +47,7 @@ class EntryFilters(BaseModel):
     tenant: str | None = Field(None, pattern=rf"^({TENANT_PATTERN})$")
     namespace: str | None = Field(None, pattern=rf"^{NAMESPACE_PATTERN}$")
     model: str | None = Field(None, min_length=1, max_length=256)
-    kind: EndpointKind | None = None
+    kind: ProtocolName | None = None
     older_than: Seconds | None = None
 
     def entry_filter(self, now: float, text: str | None = None) -> EntryFilter:

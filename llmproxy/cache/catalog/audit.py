@@ -10,10 +10,9 @@ from datetime import UTC, datetime
 import orjson
 from pydantic import BaseModel, ConfigDict, ValidationError
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 from redis.typing import EncodableT, FieldT
 
-from llmproxy.store.errors import CacheUnavailableError
+from llmproxy.store.errors import CacheUnavailableError, redis_call
 from llmproxy.store.search_results import as_text
 
 logger = logging.getLogger(__name__)
@@ -75,10 +74,11 @@ class AuditLog:
             "dry_run": int(event.dry_run),
         }
         try:
-            await self._redis.xadd(self._key, fields, maxlen=MAX_EVENTS, approximate=True)
-        except (RedisError, OSError) as exc:
-            logger.error("audit event not recorded (%s): %s", exc.__class__.__name__, event)
-            raise CacheUnavailableError(f"audit log failed: {exc.__class__.__name__}") from exc
+            with redis_call("audit log write"):
+                await self._redis.xadd(self._key, fields, maxlen=MAX_EVENTS, approximate=True)
+        except CacheUnavailableError:
+            logger.error("audit event not recorded: %s", event)  # the lost event itself, for the operator
+            raise
 
     async def latest(self, limit: int) -> list[AuditRecord]:
         """Up to limit events, newest first; unreadable ones are skipped.
@@ -86,10 +86,8 @@ class AuditLog:
         Raises:
             CacheUnavailableError: Redis failed or timed out.
         """
-        try:
+        with redis_call("audit log read"):
             entries = await self._redis.xrevrange(self._key, count=limit)
-        except (RedisError, OSError) as exc:
-            raise CacheUnavailableError(f"audit log failed: {exc.__class__.__name__}") from exc
         records = [_record(as_text(stream_id), fields or {}) for stream_id, fields in entries or []]
         return [record for record in records if record is not None]
 

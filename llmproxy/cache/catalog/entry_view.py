@@ -5,13 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from llmproxy.cache.catalog.index import CatalogItem
 from llmproxy.cache.entry import decode_entry
 from llmproxy.cache.semantic import document_key
 from llmproxy.jsontypes import JsonObject
-from llmproxy.store.errors import CacheUnavailableError
+from llmproxy.store.errors import redis_call
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,14 +36,12 @@ class EntryReader:
         Raises:
             CacheUnavailableError: Redis failed or timed out.
         """
-        try:
+        with redis_call("entry read"):
             async with self._redis.pipeline(transaction=False) as pipe:
                 for item in items:
                     pipe.pttl(item.entry_key)
                     pipe.exists(document_key(self._prefix, item.entry_key))
                 replies = await pipe.execute()
-        except (RedisError, OSError) as exc:
-            raise CacheUnavailableError(f"entry read failed: {exc.__class__.__name__}") from exc
         views = []
         for item, ttl_ms, in_l2 in zip(items, replies[::2], replies[1::2], strict=True):
             if ttl_ms > 0:
@@ -57,14 +54,12 @@ class EntryReader:
         Raises:
             CacheUnavailableError: Redis failed or timed out.
         """
-        try:
+        with redis_call("entry read"):
             async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.get(item.entry_key)
                 pipe.pttl(item.entry_key)
                 pipe.exists(document_key(self._prefix, item.entry_key))
                 raw, ttl_ms, in_l2 = await pipe.execute()
-        except (RedisError, OSError) as exc:
-            raise CacheUnavailableError(f"entry read failed: {exc.__class__.__name__}") from exc
         entry = None if raw is None else decode_entry(raw)
         if entry is None or ttl_ms <= 0:
             return None

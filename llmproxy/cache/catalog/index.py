@@ -14,26 +14,25 @@ from dataclasses import dataclass
 from pydantic import BaseModel, ConfigDict, ValidationError
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
-from redis.exceptions import RedisError
 from redis.typing import EncodableT, FieldT
-from redisvl.exceptions import RedisVLError
 from redisvl.index import AsyncSearchIndex
 from redisvl.query import CountQuery, FilterQuery
 from redisvl.query.filter import FilterExpression
 from redisvl.schema import IndexSchema
 
-from llmproxy.cache.catalog.display import display_prompt
 from llmproxy.cache.catalog.query import NO_NAMESPACE
 from llmproxy.cache.semantic import schema_differences
 from llmproxy.cache.tags import tag_field, tag_value
 from llmproxy.jsontypes import JsonObject
-from llmproxy.protocols.wire import EndpointKind
-from llmproxy.store.errors import CacheUnavailableError
+from llmproxy.protocols.base import WireProtocol
+from llmproxy.protocols.registry import ProtocolName
+from llmproxy.store.errors import CacheUnavailableError, redis_call
 from llmproxy.store.search_index import already_exists, index_missing
 from llmproxy.store.search_results import as_text, result_rows, result_total
 
 logger = logging.getLogger(__name__)
 
+DISPLAY_CHARS = 2_000  # longer prompts are cut: enough to recognise and search, small in Redis
 _TAG_FIELDS = ("scope", "tenant", "namespace", "model", "kind", "entry_key", "origin")
 _RETURN_FIELDS = [*_TAG_FIELDS, "prompt", "created_at"]
 
@@ -48,17 +47,18 @@ class CatalogRecord:
 
     scope: str
     model: str
-    kind: EndpointKind
-    prompt: str  # for display and text search (see prompt_text)
+    kind: str
+    prompt: str  # for display and text search (the protocol's display_prompt)
     entry_key: str  # the L1 key of the answer
     origin: str  # the L1 key of the answer this one copies (an L2 hit promoted into L1); else entry_key
 
 
 def catalog_record(
-    kind: EndpointKind, body: JsonObject, scope: str, model: str, entry_key: str, origin: str | None = None
+    protocol: WireProtocol, body: JsonObject, scope: str, model: str, entry_key: str, origin: str | None = None
 ) -> CatalogRecord:
     """The record of a request's answer stored under entry_key (a copy of `origin`'s answer, when given)."""
-    return CatalogRecord(scope, model, kind, display_prompt(kind, body), entry_key, origin or entry_key)
+    prompt = protocol.display_prompt(body, DISPLAY_CHARS)
+    return CatalogRecord(scope, model, protocol.name, prompt, entry_key, origin or entry_key)
 
 
 class CatalogItem(BaseModel):
@@ -70,7 +70,7 @@ class CatalogItem(BaseModel):
     tenant: str
     namespace: str
     model: str
-    kind: EndpointKind
+    kind: ProtocolName
     prompt: str
     created_at: float
     entry_key: str
@@ -127,14 +127,13 @@ class Catalog:
             CacheUnavailableError: Redis failed or timed out.
         """
         try:
-            await self._index.create(overwrite=False)
-        except (RedisVLError, RedisError, OSError) as exc:
+            with redis_call("catalog index creation"):
+                await self._index.create(overwrite=False)
+        except CacheUnavailableError as exc:
             if not already_exists(exc):
-                raise _unavailable(exc) from exc
-        try:
+                raise
+        with redis_call("catalog index check"):
             existing = await AsyncSearchIndex.from_existing(self.name, redis_client=self._redis, owns_client=False)
-        except (RedisVLError, RedisError, OSError) as exc:
-            raise _unavailable(exc) from exc
         differences = schema_differences(existing.schema, self._schema)
         if differences:
             raise CatalogIndexError(
@@ -183,20 +182,19 @@ class Catalog:
         Raises:
             CacheUnavailableError: Redis failed or timed out.
         """
-        try:
+        with redis_call("catalog read"):
             fields = await self._redis.hgetall(self.key(entry_id))
-        except (RedisError, OSError) as exc:
-            raise _unavailable(exc) from exc
         return _item({as_text(name): value for name, value in fields.items()}) if fields else None
 
     async def _search(self, query: FilterQuery | CountQuery) -> object:
         if not self._ready:
             await self._recreate()
         try:
-            return await self._index.search(query.query, query_params=query.params)
-        except (RedisVLError, RedisError, OSError) as exc:
+            with redis_call("catalog query"):
+                return await self._index.search(query.query, query_params=query.params)
+        except CacheUnavailableError as exc:
             self._ready = not index_missing(exc)
-            raise _unavailable(exc) from exc
+            raise
 
     async def _recreate(self) -> None:
         """Create the index that Redis lacked at startup or lost since (documents still there are indexed again).
@@ -245,9 +243,3 @@ def _item(fields: dict[str, object]) -> CatalogItem | None:
         return CatalogItem.model_validate({name: as_text(value) for name, value in fields.items()})
     except ValidationError:
         return None
-
-
-def _unavailable(exc: Exception) -> CacheUnavailableError:
-    cause = exc.__cause__ if isinstance(exc, RedisVLError) and exc.__cause__ else exc
-    logger.warning("catalog query failed: %s", cause.__class__.__name__)
-    return CacheUnavailableError(f"catalog failed: {cause.__class__.__name__}")

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 from redisvl.query.filter import FilterExpression, Tag
 
 from llmproxy.cache.catalog.answer_keys import AnswerKeys
@@ -26,7 +25,7 @@ from llmproxy.cache.catalog.sweep import Sweep, Target
 from llmproxy.cache.exact import scope_of
 from llmproxy.cache.semantic import SemanticIndex
 from llmproxy.cache.tags import tag_value
-from llmproxy.store.errors import CacheUnavailableError
+from llmproxy.store.errors import CacheUnavailableError, redis_call
 
 logger = logging.getLogger(__name__)
 
@@ -113,12 +112,10 @@ class Invalidator:
         Raises:
             CacheUnavailableError: Redis failed or timed out.
         """
-        try:
+        with redis_call("flush"):
             if dry_run:
                 return Invalidation(await self._count_keys("l1"), 0)
             unlinked = {family: await self._unlink_family(family) for family in FLUSHED_FAMILIES}
-        except (RedisError, OSError) as exc:
-            raise _unavailable(exc) from exc
         self._count("flush", unlinked["l1"])
         return Invalidation(unlinked["l1"], unlinked["l1"])  # answers: L1 keys
 
@@ -145,10 +142,8 @@ class Invalidator:
 
     async def _delete(self, items: Sequence[CatalogItem]) -> int:
         """Unlink the entries' L1 keys, L2 documents and catalog documents together; catalog documents gone."""
-        try:
+        with redis_call("invalidation"):
             return (await self._keys.unlink([item.entry_key for item in items])).catalog
-        except (RedisError, OSError) as exc:
-            raise _unavailable(exc) from exc
 
     async def _similar(self, prompt: str, distance: float, entry_filter: EntryFilter) -> list[str]:
         if self._index is None or self._embed is None:
@@ -199,8 +194,3 @@ def _chunks(keys: Sequence[str]) -> Iterator[list[str]]:
     unique = list(dict.fromkeys(keys))
     for start in range(0, len(unique), KEYS_PER_QUERY):
         yield unique[start : start + KEYS_PER_QUERY]
-
-
-def _unavailable(exc: Exception) -> CacheUnavailableError:
-    logger.warning("invalidation failed: %s", exc.__class__.__name__)
-    return CacheUnavailableError(f"invalidation failed: {exc.__class__.__name__}")

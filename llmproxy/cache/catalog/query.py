@@ -17,7 +17,7 @@ from redisvl.query.filter import FilterExpression, Num, Tag
 from redisvl.utils.token_escaper import TokenEscaper
 
 from llmproxy.cache.tags import tag_value
-from llmproxy.protocols.wire import EndpointKind
+from llmproxy.protocols.registry import ProtocolName
 
 NO_NAMESPACE = "-"  # the namespace tag of scopes without one: RediSearch cannot match an empty tag
 MAX_SEARCH_TERMS = 32
@@ -33,7 +33,7 @@ class EntryFilter:
     tenant: str | None = None
     namespace: str | None = None
     model: str | None = None
-    kind: EndpointKind | None = None
+    kind: ProtocolName | None = None
     created_before: float | None = None  # epoch seconds: older_than, resolved against the clock
     text: str | None = None  # words that must all appear in the prompt
 

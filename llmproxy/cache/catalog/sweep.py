@@ -14,22 +14,18 @@ neither: a dry run counts every answer once, and the real run deletes the same s
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from llmproxy.cache.catalog.answer_keys import AnswerKeys
 from llmproxy.cache.catalog.query import EntryFacts, EntryFilter, matches
 from llmproxy.cache.entry import HEADER_BYTES, EntryHeader, decode_entry, decode_header, entry_header
 from llmproxy.cache.exact import scope_of
-from llmproxy.store.errors import CacheUnavailableError
+from llmproxy.store.errors import redis_call
 from llmproxy.store.search_results import as_text
-
-logger = logging.getLogger(__name__)
 
 SCAN_COUNT = 1000  # keys Redis examines per SCAN call: bounds the time of each call
 BATCH = 500  # keys read per pipelined round trip (deleted in smaller MULTIs: answer_keys.py)
@@ -96,11 +92,8 @@ class Sweep:
         """
         if target.keys is not None and not target.keys:
             return 0
-        try:
+        with redis_call("invalidation sweep"):
             return await self._sweep_l1(target, dry_run) + await self._sweep_l2(target, dry_run)
-        except (RedisError, OSError) as exc:
-            logger.warning("invalidation sweep failed: %s", exc.__class__.__name__)
-            raise CacheUnavailableError(f"invalidation failed: {exc.__class__.__name__}") from exc
 
     async def entry_key(self, wanted: str) -> str | None:
         """The L1 key of an entry id, found by its L1 key or else its L2 record; None when neither is left.
@@ -108,13 +101,11 @@ class Sweep:
         Raises:
             CacheUnavailableError: Redis failed or timed out.
         """
-        try:
+        with redis_call("entry lookup"):
             for family in ("l1", "l2"):
                 found = await self._first(f"{self._glob('*', family)}{wanted}")
                 if found is not None:
                     return self._entry_key(found, family)
-        except (RedisError, OSError) as exc:
-            raise CacheUnavailableError(f"entry lookup failed: {exc.__class__.__name__}") from exc
         return None
 
     async def _first(self, pattern: str) -> str | None:

@@ -1,8 +1,8 @@
-"""SSE decoding, stream assembly and replay, checked against realistic OpenAI streams and the official SDK."""
+"""OpenAI chunk streams (chat completions and completions): assembly, the relay's view of their events, replay in
+several deltas, checked against realistic OpenAI streams and the official SDK (pure)."""
 
 from __future__ import annotations
 
-import random
 from collections.abc import Iterator
 from typing import Any, TypeVar
 
@@ -14,133 +14,15 @@ from openai.lib.streaming.chat import ChatCompletionStreamState
 from openai.types import Completion
 from openai.types.chat import ChatCompletionChunk
 
-from llmproxy.streaming import (
-    EventTooLargeError,
-    JsonObject,
-    SseDecoder,
-    SseEvent,
-    StreamAssembler,
-    StreamKind,
-    encode_event,
-    is_usage_only_chunk,
-    replay_chunks,
-    replay_sse,
-)
+from llmproxy.errors import MalformedStreamError
+from llmproxy.jsontypes import JsonObject
+from llmproxy.protocols.base import ParsedRequest
+from llmproxy.protocols.chat import CHAT
+from llmproxy.protocols.completions import COMPLETIONS
+from llmproxy.protocols.openai_stream import ChunkedProtocol, is_usage_only_chunk, text_pieces
+from llmproxy.streaming import SseDecoder, SseEvent, done_event, encode_event
 
 T = TypeVar("T")
-
-# --- SSE decoding -------------------------------------------------------------------------------
-
-MIXED_STREAM = (
-    b": keep-alive\r\n\r\n"
-    b'event: message\r\nid: 7\r\ndata: {"text": "h\xc3\xa9llo \xe4\xb8\x96\xe7\x95\x8c \xf0\x9f\x8e\x89"}\r\n\r\n'
-    b"data: line one\ndata:line two\n: a comment inside an event\nretry: 1000\n\n"
-    b"data: [DONE]\r\r"
-)
-
-
-def decode_all(decoder: SseDecoder, slices: Iterator[bytes]) -> list[SseEvent]:
-    events = [event for piece in slices for event in decoder.feed(piece)]
-    tail = decoder.flush()
-    return events if tail is None else [*events, tail]
-
-
-def test_decoder_parses_fields_and_keeps_every_byte() -> None:
-    events = decode_all(SseDecoder(), iter([MIXED_STREAM]))
-
-    assert [event.data for event in events] == [None, '{"text": "héllo 世界 🎉"}', "line one\nline two", "[DONE]"]
-    assert [event.event for event in events] == [None, "message", None, None]
-    assert events[0].raw == b": keep-alive\r\n\r\n"
-    assert events[3].is_done and not events[1].is_done
-    assert b"".join(event.raw for event in events) == MIXED_STREAM
-
-
-@pytest.mark.parametrize("cut", range(1, len(MIXED_STREAM)))
-def test_decoder_gives_the_same_events_whatever_the_split(cut: int) -> None:
-    assert decode_all(SseDecoder(), iter([MIXED_STREAM[:cut], MIXED_STREAM[cut:]])) == decode_all(
-        SseDecoder(), iter([MIXED_STREAM])
-    )
-
-
-def test_decoder_fed_byte_by_byte_gives_the_same_events() -> None:
-    one_byte_slices = (MIXED_STREAM[i : i + 1] for i in range(len(MIXED_STREAM)))
-
-    assert decode_all(SseDecoder(), one_byte_slices) == decode_all(SseDecoder(), iter([MIXED_STREAM]))
-
-
-@pytest.mark.parametrize("newline", [b"\n", b"\r\n", b"\r"])
-def test_decoder_accepts_each_line_ending(newline: bytes) -> None:
-    stream = newline.join([b"data: a", b"data: b", b"", b"data: c", b"", b""])
-
-    events = decode_all(SseDecoder(), iter([stream]))
-
-    assert [event.data for event in events] == ["a\nb", "c"]
-    assert b"".join(event.raw for event in events) == stream
-
-
-def test_crlf_split_between_slices_counts_as_one_line_end() -> None:
-    decoder = SseDecoder()
-
-    assert decoder.feed(b"data: a\r") == []
-    assert decoder.feed(b"\n\r") == []
-    assert decoder.feed(b"\n") == [SseEvent(raw=b"data: a\r\n\r\n", data="a")]
-    assert decoder.flush() is None
-
-
-def test_event_is_emitted_as_soon_as_its_blank_line_arrives() -> None:
-    decoder = SseDecoder()
-
-    assert decoder.feed(b'data: {"a": 1}\n') == []
-    assert decoder.feed(b"\ndata: {") == [SseEvent(raw=b'data: {"a": 1}\n\n', data='{"a": 1}')]
-
-
-@pytest.mark.parametrize(
-    ("line", "data"),
-    [(b"data: x", "x"), (b"data:x", "x"), (b"data:  x", " x"), (b"data:", ""), (b"data", ""), (b"data: a: b", "a: b")],
-)
-def test_data_field_strips_exactly_one_leading_space(line: bytes, data: str) -> None:
-    assert SseDecoder().feed(line + b"\n\n")[0].data == data
-
-
-def test_comment_only_and_blank_events_have_no_data() -> None:
-    events = SseDecoder().feed(b": ping\n\n\nid: 3\n\n")
-
-    assert [(event.raw, event.data) for event in events] == [(b": ping\n\n", None), (b"\n", None), (b"id: 3\n\n", None)]
-
-
-def test_flush_returns_an_unterminated_tail_and_resets() -> None:
-    decoder = SseDecoder()
-    assert decoder.feed(b"data: [DONE]") == []
-
-    tail = decoder.flush()
-
-    assert tail == SseEvent(raw=b"data: [DONE]", data="[DONE]")
-    assert tail.is_done
-    assert decoder.flush() is None
-    assert decoder.feed(b"data: next\n\n") == [SseEvent(raw=b"data: next\n\n", data="next")]
-
-
-def test_flush_completes_an_event_held_back_by_a_final_cr() -> None:
-    decoder = SseDecoder()
-
-    assert decoder.feed(b"data: x\r\r") == []
-    assert decoder.flush() == SseEvent(raw=b"data: x\r\r", data="x")
-
-
-def test_leading_bom_is_ignored_but_kept_in_raw() -> None:
-    events = SseDecoder().feed(b"\xef\xbb\xbfdata: a\n\n")
-
-    assert events == [SseEvent(raw=b"\xef\xbb\xbfdata: a\n\n", data="a")]
-
-
-def test_invalid_utf8_is_replaced_not_raised() -> None:
-    assert SseDecoder().feed(b"data: \xff\n\n")[0].data == "\ufffd"
-
-
-def test_encode_event_writes_compact_json_or_the_string_as_is() -> None:
-    assert encode_event({"a": [1, "é"], "b": None}) == b'data: {"a":[1,"\xc3\xa9"],"b":null}\n\n'
-    assert encode_event("[DONE]") == b"data: [DONE]\n\n"
-    assert encode_event("two\nlines") == b"data: two\ndata: lines\n\n"
 
 
 def test_usage_only_chunk_is_recognised() -> None:
@@ -169,8 +51,8 @@ def delta(index: int = 0, finish: str | None = None, logprobs: Any = None, **fie
     return {"index": index, "delta": fields, "logprobs": logprobs, "finish_reason": finish}
 
 
-def assemble(kind: StreamKind, chunks: list[JsonObject]) -> JsonObject | None:
-    assembler = StreamAssembler(kind)
+def assemble(protocol: ChunkedProtocol, chunks: list[JsonObject]) -> JsonObject | None:
+    assembler = protocol.chunk_assembler()
     for item in chunks:
         assembler.add(item)
     return assembler.result()
@@ -219,11 +101,11 @@ TOOL_STREAM = [
 
 
 def test_text_stream_assembles_into_the_non_streaming_body() -> None:
-    assert assemble("chat", TEXT_STREAM) == chat_response(chat_choice(content="Hello!"))
+    assert assemble(CHAT, TEXT_STREAM) == chat_response(chat_choice(content="Hello!"))
 
 
 def test_parallel_tool_calls_merge_their_argument_fragments() -> None:
-    assert assemble("chat", TOOL_STREAM) == chat_response(chat_choice(finish="tool_calls", tool_calls=TOOL_CALLS))
+    assert assemble(CHAT, TOOL_STREAM) == chat_response(chat_choice(finish="tool_calls", tool_calls=TOOL_CALLS))
 
 
 def test_interleaved_choices_assemble_separately() -> None:
@@ -237,7 +119,7 @@ def test_interleaved_choices_assemble_separately() -> None:
         chunk(delta(0, finish="length")),
     ]
 
-    result = assemble("chat", stream)
+    result = assemble(CHAT, stream)
 
     assert result is not None and "usage" not in result
     assert [(c["message"]["content"], c["finish_reason"]) for c in result["choices"]] == [
@@ -247,7 +129,7 @@ def test_interleaved_choices_assemble_separately() -> None:
 
 
 def test_usage_is_taken_from_the_tail_chunk() -> None:
-    assembler = StreamAssembler("chat")
+    assembler = CHAT.chunk_assembler()
     for item in TEXT_STREAM[:-1]:
         assembler.add(item)
     assert assembler.usage is None
@@ -267,7 +149,7 @@ def test_refusal_logprobs_and_legacy_function_call_are_merged() -> None:
         chunk(delta(function_call={"arguments": ": 1}"}, finish="function_call")),
     ]
 
-    (choice,) = (assemble("chat", stream) or {})["choices"]
+    (choice,) = (assemble(CHAT, stream) or {})["choices"]
 
     assert choice["message"] == {
         "role": "assistant",
@@ -282,7 +164,7 @@ def test_missing_keys_are_omitted_and_role_defaults_to_assistant() -> None:
     stream = [{"id": "x", "created": 1, "model": "m", "choices": [{"index": 0, "delta": {"content": "ok"}}]}]
     stream.append({**stream[0], "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
 
-    assert assemble("chat", stream) == {
+    assert assemble(CHAT, stream) == {
         "id": "x",
         "object": "chat.completion",
         "created": 1,
@@ -309,7 +191,7 @@ def test_missing_keys_are_omitted_and_role_defaults_to_assistant() -> None:
     ],
 )
 def test_incomplete_or_malformed_stream_has_no_result(stream: list[JsonObject]) -> None:
-    assert assemble("chat", stream) is None
+    assert assemble(CHAT, stream) is None
 
 
 def completion_chunk(text: str, finish: str | None = None, logprobs: Any = None) -> JsonObject:
@@ -333,7 +215,7 @@ def test_completion_stream_concatenates_text_and_logprobs() -> None:
     ]
     stream.append(completion_chunk("", finish="length"))
 
-    (choice,) = (assemble("completion", stream) or {})["choices"]
+    (choice,) = (assemble(COMPLETIONS, stream) or {})["choices"]
 
     assert choice == {
         "text": "Hi you",
@@ -371,20 +253,20 @@ COMPLETION: JsonObject = {
     "usage": USAGE,
 }
 
-RESPONSES: dict[str, tuple[StreamKind, JsonObject]] = {
-    "plain text": ("chat", chat_response(chat_choice(content="Hello!"))),
-    "no usage": ("chat", chat_response(chat_choice(content="Hello!"), usage=None)),
-    "two choices": ("chat", chat_response(chat_choice(0, content="A"), chat_choice(1, "length", content="B"))),
-    "two tool calls": ("chat", chat_response(chat_choice(finish="tool_calls", tool_calls=TOOL_CALLS))),
-    "text and tool call": ("chat", chat_response(chat_choice(content="Let me check.", tool_calls=TOOL_CALLS[:1]))),
-    "refusal": ("chat", chat_response(chat_choice(refusal="I can't help with that."))),
-    "logprobs": ("chat", chat_response(chat_choice(content="Hi", logprobs=CONTENT_LOGPROBS))),
-    "empty content": ("chat", chat_response(chat_choice(content=""))),
-    "annotations": ("chat", chat_response(chat_choice(content="See example.", annotations=[CITATION]))),
-    "legacy function call": ("chat", chat_response(chat_choice(finish="function_call", function_call=FUNCTION_CALL))),
-    "completion": ("completion", COMPLETION),
+RESPONSES: dict[str, tuple[ChunkedProtocol, JsonObject]] = {
+    "plain text": (CHAT, chat_response(chat_choice(content="Hello!"))),
+    "no usage": (CHAT, chat_response(chat_choice(content="Hello!"), usage=None)),
+    "two choices": (CHAT, chat_response(chat_choice(0, content="A"), chat_choice(1, "length", content="B"))),
+    "two tool calls": (CHAT, chat_response(chat_choice(finish="tool_calls", tool_calls=TOOL_CALLS))),
+    "text and tool call": (CHAT, chat_response(chat_choice(content="Let me check.", tool_calls=TOOL_CALLS[:1]))),
+    "refusal": (CHAT, chat_response(chat_choice(refusal="I can't help with that."))),
+    "logprobs": (CHAT, chat_response(chat_choice(content="Hi", logprobs=CONTENT_LOGPROBS))),
+    "empty content": (CHAT, chat_response(chat_choice(content=""))),
+    "annotations": (CHAT, chat_response(chat_choice(content="See example.", annotations=[CITATION]))),
+    "legacy function call": (CHAT, chat_response(chat_choice(finish="function_call", function_call=FUNCTION_CALL))),
+    "completion": (COMPLETIONS, COMPLETION),
     "completion logprobs": (
-        "completion",
+        COMPLETIONS,
         {
             **COMPLETION,
             "choices": [
@@ -398,16 +280,22 @@ RESPONSES: dict[str, tuple[StreamKind, JsonObject]] = {
 }
 
 
-@pytest.mark.parametrize(("kind", "response"), RESPONSES.values(), ids=RESPONSES.keys())
-def test_assembling_a_replay_gives_back_the_response(kind: StreamKind, response: JsonObject) -> None:
-    assert assemble(kind, replay_chunks(kind, response, include_usage=True)) == response
+def replay_sse(protocol: ChunkedProtocol, response: JsonObject, include_usage: bool) -> bytes:
+    """The SSE body replaying response to a stream request that asked (or not) for usage."""
+    body = {"model": "m", "stream": True, "stream_options": {"include_usage": include_usage}}
+    return protocol.replay(response, ParsedRequest(body=body, model="m", stream=True))
+
+
+@pytest.mark.parametrize(("protocol", "response"), RESPONSES.values(), ids=RESPONSES.keys())
+def test_assembling_a_replay_gives_back_the_response(protocol: ChunkedProtocol, response: JsonObject) -> None:
+    assert assemble(protocol, protocol.replay_chunks(response, include_usage=True)) == response
 
 
 def test_chat_replay_streams_like_openai() -> None:
     envelope = {"id": ENVELOPE["id"], "object": "chat.completion.chunk", "created": ENVELOPE["created"]}
     envelope |= {"model": ENVELOPE["model"], **OPTIONAL}
 
-    chunks = replay_chunks("chat", chat_response(chat_choice(content="Hi", logprobs=CONTENT_LOGPROBS)), True)
+    chunks = CHAT.replay_chunks(chat_response(chat_choice(content="Hi", logprobs=CONTENT_LOGPROBS)), True)
 
     assert chunks == [
         {**envelope, "choices": [delta(role="assistant", content="", refusal=None)], "usage": None},
@@ -418,14 +306,14 @@ def test_chat_replay_streams_like_openai() -> None:
 
 
 def test_replay_without_include_usage_has_no_usage_key_or_tail() -> None:
-    chunks = replay_chunks("chat", chat_response(chat_choice(content="Hi")), include_usage=False)
+    chunks = CHAT.replay_chunks(chat_response(chat_choice(content="Hi")), include_usage=False)
 
     assert len(chunks) == 3
     assert all("usage" not in item and len(item["choices"]) == 1 for item in chunks)
 
 
 def test_replay_tool_calls_get_one_chunk_each_with_their_index() -> None:
-    chunks = replay_chunks("chat", RESPONSES["two tool calls"][1], include_usage=False)
+    chunks = CHAT.replay_chunks(RESPONSES["two tool calls"][1], include_usage=False)
 
     deltas = [item["choices"][0]["delta"] for item in chunks]
     assert deltas[0] == {"role": "assistant", "content": None, "refusal": None}
@@ -433,11 +321,11 @@ def test_replay_tool_calls_get_one_chunk_each_with_their_index() -> None:
 
 
 def test_replay_sse_decodes_back_to_the_chunks_and_done() -> None:
-    kind, response = RESPONSES["two choices"]
+    protocol, response = RESPONSES["two choices"]
 
-    events = SseDecoder().feed(replay_sse(kind, response, include_usage=True))
+    events = SseDecoder().feed(replay_sse(protocol, response, include_usage=True))
 
-    assert [orjson.loads(event.data or "") for event in events[:-1]] == replay_chunks(kind, response, True)
+    assert [orjson.loads(event.data or "") for event in events[:-1]] == protocol.replay_chunks(response, True)
     assert events[-1].raw == b"data: [DONE]\n\n"
 
 
@@ -466,11 +354,11 @@ SDK_MESSAGE_FIELDS: Any = {
 }
 
 
-@pytest.mark.parametrize("name", [name for name, (kind, _) in RESPONSES.items() if kind == "chat"])
+@pytest.mark.parametrize("name", [name for name, (protocol, _) in RESPONSES.items() if protocol is CHAT])
 def test_openai_sdk_accumulates_the_chat_replay_into_the_response(client: OpenAI, name: str) -> None:
     response = RESPONSES[name][1]
     state: ChatCompletionStreamState[None] = ChatCompletionStreamState()
-    for parsed in sdk_stream(client, ChatCompletionChunk, replay_sse("chat", response, True), "chat/completions"):
+    for parsed in sdk_stream(client, ChatCompletionChunk, replay_sse(CHAT, response, True), "chat/completions"):
         state.handle_chunk(parsed)
 
     final = state.current_completion_snapshot
@@ -486,7 +374,7 @@ def test_openai_sdk_accumulates_the_chat_replay_into_the_response(client: OpenAI
 
 
 def test_openai_sdk_parses_the_completion_replay(client: OpenAI) -> None:
-    parsed = list(sdk_stream(client, Completion, replay_sse("completion", COMPLETION, True), "completions"))
+    parsed = list(sdk_stream(client, Completion, replay_sse(COMPLETIONS, COMPLETION, True), "completions"))
 
     texts = {
         index: "".join(p.choices[0].text for p in parsed if p.choices and p.choices[0].index == index)
@@ -498,75 +386,90 @@ def test_openai_sdk_parses_the_completion_replay(client: OpenAI) -> None:
     assert parsed[-1].usage is not None and parsed[-1].usage.model_dump(exclude_none=True) == USAGE
 
 
-# --- SSE decoding: work and limits -----------------------------------------------------------------
-
-TRANSPORT_SLICE = 16 * 1024  # what the aiohttp transport hands over at a time
+# --- The relay's view of the events: end, errors, the hidden usage tail ---------------------------
 
 
-def feed_in_slices(decoder: SseDecoder, stream: bytes, size: int = TRANSPORT_SLICE) -> list[SseEvent]:
-    return [event for start in range(0, len(stream), size) for event in decoder.feed(stream[start : start + size])]
+def events_of(*chunks: JsonObject | str) -> list[SseEvent]:
+    """The SSE events of chunks (a str is sent as it is, e.g. "[DONE]") as the relay decodes them."""
+    return SseDecoder().feed(b"".join(encode_event(item) for item in chunks))
 
 
-def test_a_huge_event_fed_in_slices_is_scanned_once() -> None:
-    event = b"data: " + b"x" * 5_000_000 + b"\n\n"
-    decoder = SseDecoder()
-
-    events = feed_in_slices(decoder, event)
-
-    assert [e.raw for e in events] == [event]
-    # Linear: every byte is looked at once per line-end byte (LF, CR), however many slices the event came in.
-    assert decoder.bytes_scanned <= 2 * len(event), f"scanned {decoder.bytes_scanned:,} bytes of {len(event):,}"
+def stream_request(include_usage: bool) -> ParsedRequest:
+    options = {"include_usage": True} if include_usage else {}
+    return ParsedRequest(body={"model": "m", "stream": True, "stream_options": options}, model="m", stream=True)
 
 
-def test_many_small_events_fed_in_slices_are_scanned_once() -> None:
-    stream = b"".join(b'data: {"n": %d}\r\n\r\n' % n for n in range(20_000))
-    decoder = SseDecoder()
+def test_a_stream_ending_with_done_is_ended_and_assembled() -> None:
+    assembler = CHAT.assembler(stream_request(include_usage=True), want_usage=True)
 
-    events = feed_in_slices(decoder, stream, size=1000)
+    forwarded = [assembler.add(event) for event in events_of(*TEXT_STREAM, "[DONE]")]
 
-    assert len(events) == 20_000 and b"".join(e.raw for e in events) == stream
-    assert decoder.bytes_scanned <= 2 * len(stream)
-
-
-def test_an_event_still_arriving_past_the_limit_raises() -> None:
-    decoder = SseDecoder(max_event_bytes=100)
-    assert decoder.feed(b"data: " + b"x" * 90) == []
-
-    with pytest.raises(EventTooLargeError) as raised:
-        decoder.feed(b"x" * 10)
-    assert raised.value.limit == 100
+    assert all(forwarded) and assembler.ended and not assembler.failed
+    assert assembler.result() == chat_response(chat_choice(content="Hello!"))
 
 
-def test_a_complete_event_past_the_limit_raises_even_in_one_slice() -> None:
-    small = b"data: " + b"x" * 92 + b"\n\n"  # 100 bytes: at the limit is allowed
-    assert SseDecoder(max_event_bytes=100).feed(small)[0].raw == small
+@pytest.mark.parametrize(
+    ("caller_asked", "proxy_asked", "tail_forwarded"), [(False, True, False), (True, True, True), (False, False, True)]
+)
+def test_the_usage_tail_is_hidden_only_when_the_proxy_asked_for_it(
+    caller_asked: bool, proxy_asked: bool, tail_forwarded: bool
+) -> None:
+    assembler = CHAT.assembler(stream_request(caller_asked), want_usage=proxy_asked)
 
-    with pytest.raises(EventTooLargeError):
-        SseDecoder(max_event_bytes=100).feed(small + b"data: " + b"y" * 93 + b"\n\n")
+    forwarded = [assembler.add(event) for event in events_of(*TEXT_STREAM, "[DONE]")]
 
-
-def test_many_small_events_in_one_slice_do_not_add_up_to_the_limit() -> None:
-    stream = b"data: 12345678\n\n" * 1000
-
-    assert len(SseDecoder(max_event_bytes=16).feed(stream)) == 1000
-
-
-def test_an_unterminated_tail_at_the_limit_is_flushed() -> None:
-    decoder = SseDecoder(max_event_bytes=10)
-    assert decoder.feed(b"data: 1234") == []
-
-    assert decoder.flush() == SseEvent(raw=b"data: 1234", data="1234")
+    assert forwarded == [True] * (len(TEXT_STREAM) - 1) + [tail_forwarded, True]
+    assert (assembler.result() or {})["usage"] == USAGE  # stored with its usage either way
 
 
-@pytest.mark.parametrize("seed", range(20))
-def test_decoder_gives_the_same_events_for_any_slicing_of_mixed_line_ends(seed: int) -> None:
-    generator = random.Random(seed)
-    stream = b"".join(
-        generator.choice([b"data: x" * generator.randint(0, 50), b": ping", b"event: e", b""])
-        + generator.choice([b"\n", b"\r", b"\r\n"])
-        for _ in range(300)
-    )
-    cuts = sorted(generator.sample(range(1, len(stream)), 40))
-    slices = [stream[start:end] for start, end in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
+@pytest.mark.parametrize(
+    "error",
+    [
+        pytest.param(b'event: error\ndata: {"message": "overloaded"}\n\n', id="typed error event"),
+        pytest.param(encode_event({"error": {"message": "overloaded"}}), id="error object"),
+        pytest.param(encode_event("[1, 2]"), id="not an object"),
+    ],
+)
+def test_an_error_in_the_stream_is_forwarded_and_nothing_is_stored(error: bytes) -> None:
+    assembler = CHAT.assembler(stream_request(include_usage=False), want_usage=False)
+    events = [*events_of(*TEXT_STREAM[:3]), *SseDecoder().feed(error), *events_of(*TEXT_STREAM[3:], "[DONE]")]
 
-    assert decode_all(SseDecoder(), iter(slices)) == decode_all(SseDecoder(), iter([stream]))
+    assert all(assembler.add(event) for event in events)
+    assert assembler.failed and assembler.ended and assembler.result() is None
+
+
+def test_a_data_line_that_is_not_json_is_a_malformed_stream() -> None:
+    assembler = COMPLETIONS.assembler(stream_request(include_usage=False), want_usage=False)
+
+    with pytest.raises(MalformedStreamError):
+        assembler.add(SseEvent(raw=b"data: {nope\n\n", data="{nope"))
+    assert assembler.failed
+
+
+def test_a_stream_without_done_is_not_ended_and_comments_change_nothing() -> None:
+    assembler = CHAT.assembler(stream_request(include_usage=False), want_usage=False)
+    keepalive = SseEvent(raw=b": ping\n\n", data=None)
+
+    assert assembler.add(keepalive) and all(assembler.add(event) for event in events_of(*TEXT_STREAM))
+    assert not assembler.ended and assembler.result() is None
+    assert assembler.add(SseDecoder().feed(done_event())[0]) and assembler.result() is not None
+
+
+# --- Several deltas -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "Hi", "Hello there, how are you?", "  leading and trailing  ", "a\nb\tc", " ".join(["word"] * 1000), "日本語"],
+)
+def test_text_pieces_join_back_into_the_text(text: str) -> None:
+    pieces = text_pieces(text)
+
+    assert "".join(pieces) == text
+    assert 1 <= len(pieces) <= 16
+
+
+def test_text_of_several_words_is_cut_into_several_pieces_at_word_starts() -> None:
+    assert text_pieces("Hello there, how are you?") == ["Hello ", "there, ", "how ", "are ", "you?"]
+    assert text_pieces("one", most=4) == ["one"]
+    assert len(text_pieces(" ".join(["w"] * 100), most=8)) == 8
