@@ -10,9 +10,11 @@ from openai import OpenAI
 
 from tests.conftest import FakeUpstream
 
-# Stored first, then asked: a paraphrase both decisions serve, and a question-focus change only the rules serve.
+# Stored first, then asked: a paraphrase both decisions serve, a negation the learned vetoes refuse, and a
+# question-focus change the rules serve.
 PARAPHRASE = ("What causes airline delays?", "What are the top causes of flight delays?")
 FOCUS_CHANGE = ("When will game of thrones end?", "How will Game of Thrones end?")
+NEGATION = ("Is coffee bad for you?", "Is coffee not bad for you?")
 
 
 def ask(client: OpenAI, text: str) -> str:
@@ -21,23 +23,23 @@ def ask(client: OpenAI, text: str) -> str:
     return str(raw.headers["x-cache"])
 
 
-def replay(url: str, api_key: str, pair: tuple[str, str]) -> tuple[str, str]:
-    with OpenAI(base_url=url + "/v1", api_key=api_key, max_retries=0) as client:
+def replay(url: str, api_key: str, pair: tuple[str, str], headers: dict[str, str]) -> tuple[str, str]:
+    with OpenAI(base_url=url + "/v1", api_key=api_key, max_retries=0, default_headers=headers) as client:
         return ask(client, pair[0]), ask(client, pair[1])
 
 
-def test_learned_proxy_serves_a_paraphrase_and_refuses_a_focus_change(
+def test_learned_proxy_serves_a_paraphrase_and_refuses_a_negation(
     start_proxy: Callable[..., AbstractContextManager[str]], api_key: str, upstream: FakeUpstream, key_prefix: str
 ) -> None:
     with start_proxy(semantic={"decision": "learned"}, redis={"key_prefix": key_prefix}) as url:
-        assert replay(url, api_key, PARAPHRASE) == ("MISS", "HIT-L2")
-        assert replay(url, api_key, FOCUS_CHANGE) == ("MISS", "MISS")
+        assert replay(url, api_key, PARAPHRASE, upstream.headers) == ("MISS", "HIT-L2")
+        assert replay(url, api_key, NEGATION, upstream.headers) == ("MISS", "MISS")
     assert upstream.calls() == 3
 
 
-def test_rules_proxy_serves_the_focus_change_the_model_refuses(
+def test_rules_proxy_serves_the_focus_change(
     start_proxy: Callable[..., AbstractContextManager[str]], api_key: str, upstream: FakeUpstream, key_prefix: str
 ) -> None:
     with start_proxy(semantic={"decision": "rules"}, redis={"key_prefix": key_prefix}) as url:
-        assert replay(url, api_key, FOCUS_CHANGE) == ("MISS", "HIT-L2")
+        assert replay(url, api_key, FOCUS_CHANGE, upstream.headers) == ("MISS", "HIT-L2")
     assert upstream.calls() == 1
