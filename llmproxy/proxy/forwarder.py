@@ -121,9 +121,12 @@ class Forwarder:
         return request.raw_body if changed is None else changed
 
 
+# The proxy reads the (decoded) body itself, so it lets the HTTP client negotiate the encoding.
+_NOT_FORWARDED = CONTROL_HEADERS | {"accept-encoding"}
+
+
 def _outgoing(request: CacheRequest, client: UpstreamClient) -> Headers:
-    # The proxy reads the (decoded) body itself, so it lets httpx negotiate the encoding.
-    return client.outgoing_headers(request.headers, drop=CONTROL_HEADERS | {"accept-encoding"})
+    return client.outgoing_headers(request.headers, drop=_NOT_FORWARDED)
 
 
 def _content_type(headers: Headers) -> str:

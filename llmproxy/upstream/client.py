@@ -33,6 +33,10 @@ HOP_BY_HOP = frozenset(
         "content-length",
     }
 )
+_AUTHORIZATION = frozenset({"authorization"})
+# Response headers not relayed, as two sets built once (raw relay, or a body the proxy decoded).
+_DROPPED_RAW = HOP_BY_HOP | {"date", "server"}
+_DROPPED_DECODED = _DROPPED_RAW | {"content-encoding"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +116,7 @@ class UpstreamClient:
         self._base_url = settings.base_url
         self._origin = urlsplit(settings.base_url).netloc
         self._api_key = settings.api_key.get_secret_value() if settings.api_key else None
+        self._dropped: dict[frozenset[str], frozenset[str]] = {}
         self.stream_limits = StreamLimits(settings.read_timeout_s, settings.max_event_bytes)
         limits = httpx.Limits(max_connections=settings.max_connections, max_keepalive_connections=64)
         self._http = httpx.AsyncClient(
@@ -137,9 +142,11 @@ class UpstreamClient:
 
     def outgoing_headers(self, incoming: Iterable[tuple[str, str]], *, drop: frozenset[str]) -> Headers:
         """Client headers minus hop-by-hop and `drop`, with the configured key if there is one."""
-        headers = [(name, value) for name, value in incoming if name.lower() not in HOP_BY_HOP | drop]
+        dropped = self._dropped.get(drop)
+        if dropped is None:  # one set per caller's `drop`, built once: not a union per header per request
+            dropped = self._dropped[drop] = HOP_BY_HOP | drop | _AUTHORIZATION if self._api_key else HOP_BY_HOP | drop
+        headers = [(name, value) for name, value in incoming if name.lower() not in dropped]
         if self._api_key is not None:
-            headers = [(name, value) for name, value in headers if name.lower() != "authorization"]
             headers.append(("authorization", f"Bearer {self._api_key}"))
         return headers
 
@@ -227,5 +234,5 @@ def relayable_headers(headers: Iterable[tuple[str, str]], *, decoded: bool) -> H
 
     `date` and `server` are left out too: the proxy's own HTTP server sets them.
     """
-    dropped = HOP_BY_HOP | {"date", "server"} | ({"content-encoding"} if decoded else frozenset())
+    dropped = _DROPPED_DECODED if decoded else _DROPPED_RAW
     return [(name, value) for name, value in headers if name.lower() not in dropped]
