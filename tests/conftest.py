@@ -12,6 +12,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -31,7 +32,7 @@ from llmproxy.settings import EmbeddingSettings, Settings, load_settings
 from llmproxy.store.embedded_redis import EmbeddedRedis, EmbeddedRedisConfig
 from tests.support.admin import AdminProxy, running_admin_proxy
 from tests.support.console import chromium
-from tests.support.servers import serve_in_thread
+from tests.support.servers import free_port, serve_in_thread
 
 # Fuzz tests (test_fuzz.py): `ci` runs by default, the same examples every time and well under a minute;
 # `--hypothesis-profile=fuzz` is the long run by hand (BENCHMARKS.md, Robustness). Real HTTP: no deadline.
@@ -209,3 +210,15 @@ def browser() -> Iterator[Browser]:
     """Headless Debian Chromium, one per test module (tests/support/console.py)."""
     with chromium() as launched:
         yield launched
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
+    """A Redis Stack of this test's own, on its own port: flushed, stopped or restarted at the same URL without
+    disturbing the session one."""
+    server = EmbeddedRedis(EmbeddedRedisConfig(data_dir=tmp_path / "redis", port=free_port()))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -13,11 +13,10 @@ import pytest
 import redis
 from openai import OpenAI
 
-from llmproxy.store.embedded_redis import EmbeddedRedis, EmbeddedRedisConfig
+from llmproxy.store.embedded_redis import EmbeddedRedis
 from tests.conftest import FakeUpstream
 from tests.support.admin import ADMIN_TOKEN, AdminProxy, chat, running_admin_proxy
 from tests.support.router import ROUTES
-from tests.support.servers import free_port
 
 AUTH = {"authorization": f"Bearer {ADMIN_TOKEN}"}
 StartProxy = Callable[..., AbstractContextManager[str]]
@@ -64,17 +63,6 @@ def test_an_open_upstream_breaker_and_its_openings_are_shown(
             headers = {"authorization": "Bearer sk-test", "X-Fake-Status": "500"}
             assert httpx.post(proxy.url + "/v1/chat/completions", json=body, headers=headers).status_code == 500
         assert overview(proxy)["upstreams"] == [{"name": "default", "breaker": "open", "opened": 1}]
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
-    """A Redis Stack of this test's own, to be stopped under the proxy."""
-    server = EmbeddedRedis(EmbeddedRedisConfig(data_dir=tmp_path / "redis", port=free_port()))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def test_with_redis_down_the_overview_still_answers_and_counts_fail_open(

@@ -13,17 +13,15 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
-from pathlib import Path
 
 import httpx
 import pytest
 import redis
 from openai import OpenAI
 
-from llmproxy.store.embedded_redis import EmbeddedRedis, EmbeddedRedisConfig
+from llmproxy.store.embedded_redis import EmbeddedRedis
 from tests.conftest import FakeUpstream
 from tests.support.redis_servers import paused
-from tests.support.servers import free_port
 from tests.support.upstream import metric
 
 # Short enough that recovery is quick to observe; the request timeout below is far above the Redis budget.
@@ -31,17 +29,6 @@ FAULT_SETTINGS = {"breaker_failure_threshold": 2, "breaker_reset_s": 0.2, "socke
 CLIENT_TIMEOUT_S = 10.0
 RECOVERY_DEADLINE_S = 20.0
 CROWD = 16  # concurrent requests: enough to leave many connections in the proxy's pool
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
-    """A Redis Stack on a fixed port of its own, so it can be stopped and started again at the same URL."""
-    server = EmbeddedRedis(EmbeddedRedisConfig(data_dir=tmp_path / "redis", port=free_port()))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -21,11 +21,11 @@ from openai import OpenAI
 from llmproxy.app import create_app
 from llmproxy.embeddings.embedder import ModelLoader
 from llmproxy.settings import EmbeddingSettings
-from llmproxy.store.embedded_redis import EmbeddedRedis, EmbeddedRedisConfig
+from llmproxy.store.embedded_redis import EmbeddedRedis
 from tests.conftest import FakeUpstream, proxy_settings
 from tests.integration.test_metrics import scrape, value
 from tests.support.router import BLOCKED_PROMPT, NO_CACHE_PROMPT, ROUTES, chat
-from tests.support.servers import free_port, serve_in_thread
+from tests.support.servers import serve_in_thread
 
 LOREM = (
     "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt ut labore et dolore. "
@@ -45,17 +45,6 @@ def routes_file(tmp_path: Path) -> Path:
     path = tmp_path / "routes.yaml"
     path.write_text(ROUTES)
     return path
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
-    """A Redis Stack of this test's own: flushed or stopped without disturbing the session one."""
-    server = EmbeddedRedis(EmbeddedRedisConfig(data_dir=tmp_path / "redis", port=free_port()))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def routed(start_proxy: Callable[..., AbstractContextManager[str]], routes_file: Path, **sections: Any) -> Any:

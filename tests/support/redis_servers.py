@@ -22,23 +22,8 @@ STOP_TIMEOUT_S = 10.0
 @contextlib.contextmanager
 def plain_redis(data_dir: Path) -> Iterator[str]:
     """A redis-server with no modules loaded (like a Redis 7 without TimeSeries); yields its URL."""
-    server = find_redis_stack(None).server
-    install_openssl(data_dir / "lib")
-    port = free_port()
-    args = [str(server), "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"]
-    env = {**os.environ, "LD_LIBRARY_PATH": str(data_dir / "lib")}
-    proc = subprocess.Popen(args, cwd=data_dir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
-    try:
-        _wait_ready(url, proc)
+    with _redis_server(data_dir, with_modules=False, options=()) as url:
         yield url
-    finally:
-        proc.terminate()  # by pid: only the server this helper started
-        try:
-            proc.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @contextlib.contextmanager
@@ -48,11 +33,17 @@ def redis_stack(data_dir: Path, *options: str) -> Iterator[str]:
     For server settings the session Redis must keep, e.g. `--maxmemory-policy allkeys-lru` or
     `--rename-command CONFIG ""` (as managed Redis services forbid CONFIG).
     """
+    with _redis_server(data_dir, with_modules=True, options=options) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def _redis_server(data_dir: Path, *, with_modules: bool, options: tuple[str, ...]) -> Iterator[str]:
     files = find_redis_stack(None)
     install_openssl(data_dir / "lib")
     port = free_port()
     args = [str(files.server), "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"]
-    for module in files.modules:
+    for module in files.modules if with_modules else ():
         args += ["--loadmodule", str(module)]
     env = {**os.environ, "LD_LIBRARY_PATH": str(data_dir / "lib")}
     proc = subprocess.Popen(
