@@ -152,14 +152,7 @@ class ChunkAssembler:
             return None
         if any(choice.finish_reason is None for choice in self._choices.values()):
             return None
-        envelope = self._envelope
-        response: JsonObject = {
-            "id": envelope.get("id"),
-            "object": self._object,
-            "created": envelope.get("created"),
-            "model": envelope.get("model"),
-        }
-        response.update({key: envelope[key] for key in OPTIONAL_ENVELOPE_KEYS if key in envelope})
+        response = envelope_fields(self._envelope, self._object)
         response["choices"] = [self._choices[index].value() for index in sorted(self._choices)]
         if self._usage is not None:
             response["usage"] = self._usage
@@ -247,13 +240,7 @@ class ChunkedProtocol(OpenAIProtocol):
 
     def replay_chunks(self, answer: JsonObject, include_usage: bool) -> list[JsonObject]:
         """The chunk objects of a stream equivalent to `answer`, usage tail included when asked for."""
-        envelope: JsonObject = {
-            "id": answer.get("id"),
-            "object": self.chunk_object,
-            "created": answer.get("created"),
-            "model": answer.get("model"),
-        }
-        envelope.update({key: answer[key] for key in OPTIONAL_ENVELOPE_KEYS if key in answer})
+        envelope = envelope_fields(answer, self.chunk_object)
         usage_field: JsonObject = {"usage": None} if include_usage else {}
         chunks = [
             {**envelope, "choices": [choice_chunk], **usage_field}
@@ -267,3 +254,15 @@ class ChunkedProtocol(OpenAIProtocol):
     def replay(self, answer: JsonObject, parsed: ParsedRequest) -> bytes:
         events = [encode_event(chunk) for chunk in self.replay_chunks(answer, include_usage(parsed))]
         return b"".join(events) + done_event()
+
+
+def envelope_fields(source: JsonObject, object_name: str) -> JsonObject:
+    """The fields a response and each of its chunks share: id, object, created, model and the optional ones present."""
+    envelope: JsonObject = {
+        "id": source.get("id"),
+        "object": object_name,
+        "created": source.get("created"),
+        "model": source.get("model"),
+    }
+    envelope.update({key: source[key] for key in OPTIONAL_ENVELOPE_KEYS if key in source})
+    return envelope
