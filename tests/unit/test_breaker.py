@@ -5,24 +5,15 @@ from __future__ import annotations
 import pytest
 
 from llmproxy.breaker import TRIAL_RETRY_AFTER_S, BreakerState, CircuitBreaker, CircuitOpenError, Ticket
+from tests.support.clock import ManualClock
 
 THRESHOLD = 3
 RESET_S = 30.0
 
 
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> ManualClock:
+    return ManualClock()
 
 
 @pytest.fixture
@@ -31,7 +22,7 @@ def changes() -> list[BreakerState]:
 
 
 @pytest.fixture
-def breaker(clock: Clock, changes: list[BreakerState]) -> CircuitBreaker:
+def breaker(clock: ManualClock, changes: list[BreakerState]) -> CircuitBreaker:
     return CircuitBreaker(THRESHOLD, RESET_S, clock, changes.append)
 
 
@@ -40,7 +31,7 @@ def fail(breaker: CircuitBreaker, times: int) -> None:
         breaker.record(breaker.admit(), success=False)
 
 
-def open_breaker(breaker: CircuitBreaker, clock: Clock) -> None:
+def open_breaker(breaker: CircuitBreaker, clock: ManualClock) -> None:
     fail(breaker, THRESHOLD)
     assert breaker.state is BreakerState.OPEN
     clock.now += RESET_S
@@ -61,7 +52,7 @@ def test_a_success_resets_the_count(breaker: CircuitBreaker) -> None:
     assert breaker.state is BreakerState.CLOSED
 
 
-def test_open_fails_fast_with_the_remaining_time(breaker: CircuitBreaker, clock: Clock) -> None:
+def test_open_fails_fast_with_the_remaining_time(breaker: CircuitBreaker, clock: ManualClock) -> None:
     fail(breaker, THRESHOLD)
     clock.now += 10
     with pytest.raises(CircuitOpenError) as raised:
@@ -70,7 +61,7 @@ def test_open_fails_fast_with_the_remaining_time(breaker: CircuitBreaker, clock:
 
 
 def test_after_the_reset_exactly_one_trial_goes_through(
-    breaker: CircuitBreaker, clock: Clock, changes: list[BreakerState]
+    breaker: CircuitBreaker, clock: ManualClock, changes: list[BreakerState]
 ) -> None:
     open_breaker(breaker, clock)
     trial = breaker.admit()
@@ -81,7 +72,7 @@ def test_after_the_reset_exactly_one_trial_goes_through(
     assert changes == [BreakerState.OPEN, BreakerState.HALF_OPEN]
 
 
-def test_a_successful_trial_closes_it(breaker: CircuitBreaker, clock: Clock, changes: list[BreakerState]) -> None:
+def test_a_successful_trial_closes_it(breaker: CircuitBreaker, clock: ManualClock, changes: list[BreakerState]) -> None:
     open_breaker(breaker, clock)
     breaker.record(breaker.admit(), success=True)
     assert breaker.state is BreakerState.CLOSED
@@ -91,7 +82,7 @@ def test_a_successful_trial_closes_it(breaker: CircuitBreaker, clock: Clock, cha
     assert breaker.state is BreakerState.CLOSED
 
 
-def test_a_failed_trial_opens_it_again_for_a_full_reset_period(breaker: CircuitBreaker, clock: Clock) -> None:
+def test_a_failed_trial_opens_it_again_for_a_full_reset_period(breaker: CircuitBreaker, clock: ManualClock) -> None:
     open_breaker(breaker, clock)
     breaker.record(breaker.admit(), success=False)
     assert breaker.state is BreakerState.OPEN
@@ -102,14 +93,16 @@ def test_a_failed_trial_opens_it_again_for_a_full_reset_period(breaker: CircuitB
     assert breaker.admit().trial
 
 
-def test_an_abandoned_trial_lets_the_next_request_try(breaker: CircuitBreaker, clock: Clock) -> None:
+def test_an_abandoned_trial_lets_the_next_request_try(breaker: CircuitBreaker, clock: ManualClock) -> None:
     open_breaker(breaker, clock)
     breaker.release(breaker.admit())
     assert breaker.state is BreakerState.HALF_OPEN
     assert breaker.admit().trial
 
 
-def test_outcomes_of_requests_admitted_before_it_opened_are_ignored(breaker: CircuitBreaker, clock: Clock) -> None:
+def test_outcomes_of_requests_admitted_before_it_opened_are_ignored(
+    breaker: CircuitBreaker, clock: ManualClock
+) -> None:
     early = [breaker.admit() for _ in range(2)]
     fail(breaker, THRESHOLD)
     assert not breaker.is_current(early[0])
@@ -131,7 +124,7 @@ def test_releasing_a_closed_state_ticket_changes_nothing(breaker: CircuitBreaker
     assert breaker.is_current(Ticket(0)) is False
 
 
-def test_observed_outcomes_without_a_ticket_count_like_any_other(clock: Clock) -> None:
+def test_observed_outcomes_without_a_ticket_count_like_any_other(clock: ManualClock) -> None:
     breaker = CircuitBreaker(THRESHOLD, RESET_S, clock)
     for _ in range(THRESHOLD):
         breaker.observe(success=False)

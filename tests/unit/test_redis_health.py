@@ -21,29 +21,20 @@ from llmproxy.store.errors import (
     redis_call,
 )
 from llmproxy.store.health import FULL_WARNING_INTERVAL_S, RedisHealth
+from tests.support.clock import ManualClock
 
 THRESHOLD = 2
 RESET_S = 5.0
 OOM = "OOM command not allowed when used memory > 'maxmemory'."
 
 
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def health(clock: Clock) -> RedisHealth:
+def health(clock: ManualClock) -> RedisHealth:
     return RedisHealth(CircuitBreaker(THRESHOLD, RESET_S, clock), clock)
 
 
@@ -133,7 +124,9 @@ def test_an_answer_from_redis_even_a_refusal_ends_a_run_of_outages(health: Redis
     assert health.state is BreakerState.CLOSED
 
 
-def test_a_busy_pool_says_nothing_so_the_trial_passes_to_the_next_request(health: RedisHealth, clock: Clock) -> None:
+def test_a_busy_pool_says_nothing_so_the_trial_passes_to_the_next_request(
+    health: RedisHealth, clock: ManualClock
+) -> None:
     for _ in range(THRESHOLD):
         report(health, Fault.OUTAGE)
     clock.now += RESET_S
@@ -143,7 +136,7 @@ def test_a_busy_pool_says_nothing_so_the_trial_passes_to_the_next_request(health
     assert health.state is BreakerState.CLOSED
 
 
-def test_a_cancelled_call_has_no_outcome_so_the_trial_passes_on(health: RedisHealth, clock: Clock) -> None:
+def test_a_cancelled_call_has_no_outcome_so_the_trial_passes_on(health: RedisHealth, clock: ManualClock) -> None:
     for _ in range(THRESHOLD):
         report(health, Fault.OUTAGE)
     clock.now += RESET_S
@@ -155,7 +148,7 @@ def test_a_cancelled_call_has_no_outcome_so_the_trial_passes_on(health: RedisHea
 
 
 def test_a_full_redis_is_reported_at_most_once_a_minute(
-    health: RedisHealth, clock: Clock, caplog: pytest.LogCaptureFixture
+    health: RedisHealth, clock: ManualClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="llmproxy.store.health"):
         for _ in range(5):
