@@ -1,33 +1,18 @@
 """The fake model server's hostile-upstream faults: spoiled 200 bodies, error events, keep-alives, huge events."""
 
 import json
-from collections.abc import Iterator
 
 import httpx
 import pytest
 from openai import OpenAI
 
-from llmproxy.fake_upstream import create_fake_upstream
-from tests.integration.test_fake_upstream import AUTH, MODEL, ask, sdk
-from tests.support.servers import serve_in_thread
+from tests.integration import test_fake_upstream as plain_fake_tests
+from tests.integration.test_fake_upstream import AUTH, MODEL, ask
 
-
-@pytest.fixture(scope="module")
-def server_url() -> Iterator[str]:
-    with serve_in_thread(create_fake_upstream()) as url:
-        yield url
-
-
-@pytest.fixture
-def url(server_url: str) -> str:
-    httpx.post(server_url + "/_reset").raise_for_status()
-    return server_url
-
-
-@pytest.fixture
-def client(url: str) -> Iterator[OpenAI]:
-    with sdk(url) as openai_client:
-        yield openai_client
+# The same fixtures as the plain fake's tests (a fake server of this module's own, reset per test).
+server_url = plain_fake_tests.server_url
+url = plain_fake_tests.url
+client = plain_fake_tests.client
 
 
 def post_chat(url: str, headers: dict[str, str], stream: bool = False) -> httpx.Response:
