@@ -36,6 +36,22 @@ def open_socket(url: str) -> socket.socket:
     return connect(url, SOCKET_TIMEOUT_S)
 
 
+def trickle_until_answered(sock: socket.socket, byte: bytes) -> bytes:
+    """Send one byte every fifth of the deadline until the proxy answers; the start of its answer."""
+    sock.settimeout(DEADLINE_S / 5)
+    started = time.monotonic()
+    head = b""
+    while time.monotonic() - started < SOCKET_TIMEOUT_S:
+        sock.sendall(byte)
+        try:
+            head = sock.recv(65536)
+            break
+        except TimeoutError:
+            continue
+    sock.settimeout(SOCKET_TIMEOUT_S)
+    return head
+
+
 def assert_request_timeout(response: RawResponse) -> None:
     assert response.status == 408, (response.status, response.body[:300])
     assert response.headers["content-type"].startswith("application/json")
@@ -67,16 +83,7 @@ def test_body_trickled_past_the_deadline_is_a_408(proxy: str) -> None:
     # Every byte arrives well within the deadline, but the whole body does not: the deadline is for all of it.
     with open_socket(proxy) as sock:
         sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\n" + HEAD + b"content-length: 1000\r\n\r\n")
-        sock.settimeout(DEADLINE_S / 5)
-        started = time.monotonic()
-        while time.monotonic() - started < SOCKET_TIMEOUT_S:
-            sock.sendall(b" ")
-            try:
-                head = sock.recv(65536)
-                break
-            except TimeoutError:
-                continue
-        sock.settimeout(SOCKET_TIMEOUT_S)
+        head = trickle_until_answered(sock, b" ")
         assert head.startswith(b"HTTP/1.1 408 ")
 
 
@@ -115,15 +122,7 @@ def test_headers_trickled_past_the_deadline_are_a_408(proxy: str) -> None:
     # One byte at a time, each well within the deadline: the header deadline covers the whole header block.
     with open_socket(proxy) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\n")
-        sock.settimeout(DEADLINE_S / 5)
-        started = time.monotonic()
-        while time.monotonic() - started < SOCKET_TIMEOUT_S:
-            sock.sendall(b"x")
-            try:
-                head = sock.recv(65536)
-                break
-            except TimeoutError:
-                continue
+        head = trickle_until_answered(sock, b"x")
         assert head.startswith(b"HTTP/1.1 408 ")
 
 
