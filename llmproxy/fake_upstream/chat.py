@@ -21,7 +21,7 @@ from llmproxy.fake_upstream.prompts import (
     pieces,
     truncate,
 )
-from llmproxy.fake_upstream.replies import Envelope, Json, Usage, with_usage
+from llmproxy.fake_upstream.replies import ChoicesReply, Envelope, Json, Usage, with_usage
 from llmproxy.fake_upstream.tool_calls import ToolChoice, ToolSpec, openai_tool_choice, tool_arguments, tools_to_call
 
 MAX_CHOICES = 128
@@ -46,13 +46,7 @@ class ChatChoice:
     finish_reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class ChatReply:
-    """Everything needed to render one chat completion, as JSON or as a stream."""
-
-    envelope: Envelope
-    choices: tuple[ChatChoice, ...]
-    usage: Usage
+ChatReply = ChoicesReply[ChatChoice]
 
 
 def plan_chat(body: Body, number: int, content_bytes: int | None = None) -> ChatReply:
@@ -77,7 +71,7 @@ def plan_chat(body: Body, number: int, content_bytes: int | None = None) -> Chat
     )
     completion_tokens = sum(_choice_words(choice) for choice in choices)
     envelope = Envelope(f"chatcmpl-fake-{number}", "chat.completion", int(time.time()), model)
-    return ChatReply(envelope, choices, Usage(message_words(messages), completion_tokens))
+    return ChoicesReply(envelope, choices, Usage(message_words(messages), completion_tokens))
 
 
 def chat_json(reply: ChatReply) -> Json:
