@@ -11,13 +11,11 @@ consistent `output_index`/`content_index`/`item_id`, and the stored Response, un
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
-from llmproxy.errors import MalformedStreamError
 from llmproxy.jsontypes import JsonObject
-from llmproxy.protocols.base import StreamAssembler
+from llmproxy.protocols.json_events import JsonEventStream
 from llmproxy.protocols.openai_stream import REPLAY_DELTAS, text_pieces
 from llmproxy.streaming.sse import SseEvent, encode_event
 
@@ -28,46 +26,18 @@ _UNFINISHED_ENDS = frozenset({"response.incomplete", "response.failed"})
 _NOT_YET = ("usage", "completed_at", "error", "incomplete_details")
 
 
-class ResponseEvents(StreamAssembler):
+class ResponseEvents(JsonEventStream):
     """Folds one relayed Responses stream: the final Response of `response.completed`, nothing hidden."""
 
-    __slots__ = ("_ended", "_failed", "_final", "_done_items")
+    __slots__ = ("_final", "_done_items")
 
     def __init__(self) -> None:
-        self._ended = False
-        self._failed = False
+        super().__init__()
         self._final: JsonObject | None = None
         self._done_items: dict[int, JsonObject] = {}  # `response.output_item.done` items, by output_index
 
-    @property
-    def ended(self) -> bool:
-        return self._ended
-
-    @property
-    def failed(self) -> bool:
-        return self._failed
-
-    def add(self, event: SseEvent) -> bool:
-        if event.event == "error":
-            self._failed = True
-            return True
-        if event.data is None:
-            return True
-        if event.is_done:  # not sent by OpenAI, but by some compatible servers after the final event
-            self._ended = True
-            return True
-        try:
-            data = orjson.loads(event.data)
-        except orjson.JSONDecodeError as exc:
-            self._failed = True
-            raise MalformedStreamError("The upstream sent a malformed stream event.") from exc
-        if isinstance(data, dict):
-            self._fold(data, data.get("type") or event.event)
-        else:
-            self._failed = True
-        return True
-
-    def _fold(self, data: JsonObject, kind: Any) -> None:
+    def fold(self, data: JsonObject, event: SseEvent) -> bool:
+        kind = data.get("type") or event.event
         if kind == "error" or (kind is None and "error" in data):
             self._failed = True
         elif kind == "response.output_item.done":
@@ -82,6 +52,7 @@ class ResponseEvents(StreamAssembler):
             # Relayed to its end; `response.failed` is an error, `response.incomplete` only not storable.
             self._failed = self._failed or kind == "response.failed"
             self._ended = True
+        return True
 
     def result(self) -> JsonObject | None:
         if not self._ended or self._failed or self._final is None:
@@ -169,29 +140,47 @@ def _part_events(replay: _Replay, where: JsonObject, part: Any) -> None:
     replay.emit("response.content_part.done", **where, part=part)
 
 
+@dataclass(frozen=True, slots=True)
+class _TextRun:
+    """The events that stream one text part of a reasoning item, and the part's type."""
+
+    added: str
+    delta: str
+    done: str
+    part_done: str
+    part_type: str
+    position: str  # the index field that places the part
+
+
+_SUMMARY = _TextRun(
+    "response.reasoning_summary_part.added", "response.reasoning_summary_text.delta",
+    "response.reasoning_summary_text.done", "response.reasoning_summary_part.done", "summary_text", "summary_index",
+)  # fmt: skip
+_REASONING_TEXT = _TextRun(
+    "response.content_part.added", "response.reasoning_text.delta", "response.reasoning_text.done",
+    "response.content_part.done", "reasoning_text", "content_index",
+)  # fmt: skip
+
+
 def _reasoning_events(replay: _Replay, where: JsonObject, item: JsonObject) -> None:
     """A reasoning item: its summary parts and its reasoning text, each in deltas."""
-    index = where["output_index"]
     opening = {**_opening(item), "summary": []}
     if item.get("content") is not None:
         opening["content"] = []
-    replay.emit("response.output_item.added", output_index=index, item=opening)
-    for summary_index, part in enumerate(item.get("summary") or []):
+    replay.emit("response.output_item.added", output_index=where["output_index"], item=opening)
+    _text_runs(replay, where, item.get("summary"), _SUMMARY)
+    _text_runs(replay, where, item.get("content"), _REASONING_TEXT)
+
+
+def _text_runs(replay: _Replay, where: JsonObject, parts: Any, run: _TextRun) -> None:
+    for number, part in enumerate(parts if isinstance(parts, list) else []):
         text = str(part.get("text") or "") if isinstance(part, dict) else ""
-        at = {**where, "summary_index": summary_index}
-        replay.emit("response.reasoning_summary_part.added", **at, part={"type": "summary_text", "text": ""})
+        at = {**where, run.position: number}
+        replay.emit(run.added, **at, part={"type": run.part_type, "text": ""})
         for piece in text_pieces(text):
-            replay.emit("response.reasoning_summary_text.delta", **at, delta=piece)
-        replay.emit("response.reasoning_summary_text.done", **at, text=text)
-        replay.emit("response.reasoning_summary_part.done", **at, part={"type": "summary_text", "text": text})
-    for content_index, part in enumerate(item.get("content") or []):
-        text = str(part.get("text") or "") if isinstance(part, dict) else ""
-        at = {**where, "content_index": content_index}
-        replay.emit("response.content_part.added", **at, part={"type": "reasoning_text", "text": ""})
-        for piece in text_pieces(text):
-            replay.emit("response.reasoning_text.delta", **at, delta=piece)
-        replay.emit("response.reasoning_text.done", **at, text=text)
-        replay.emit("response.content_part.done", **at, part={"type": "reasoning_text", "text": text})
+            replay.emit(run.delta, **at, delta=piece)
+        replay.emit(run.done, **at, text=text)
+        replay.emit(run.part_done, **at, part={"type": run.part_type, "text": text})
 
 
 def _opening(item: JsonObject) -> JsonObject:
