@@ -1,6 +1,6 @@
 """The Responses API through the proxy with the official openai SDK: exact and semantic hits, JSON and streams
 serving each other, structured outputs, tool turns, the bypass rule, what is never stored, single-flight, an
-abandoned stream, the router, metrics and the admin catalog."""
+abandoned stream, the router, metrics, the admin catalog and the console."""
 
 from __future__ import annotations
 
@@ -16,12 +16,14 @@ import openai
 import pytest
 from openai import AsyncOpenAI, OpenAI
 from openai.types.responses import FunctionToolParam, Response
+from playwright.sync_api import Browser, expect
 from pydantic import BaseModel
 
 from tests.conftest import FakeUpstream
 from tests.integration.test_cache_cli import cli
 from tests.integration.test_metrics import scrape, scrape_until, value
 from tests.support.admin import ADMIN_TOKEN, AdminProxy
+from tests.support.console import console_page
 from tests.support.router import BLOCKED_PROMPT, ROUTES
 
 MODEL = "fake-model"
@@ -364,3 +366,24 @@ def test_a_response_answered_by_the_fake_directly_has_the_shape_a_hit_returns(sd
     hit, headers = create(sdk, "shape check")
     assert headers["x-cache"] == "HIT-L1"
     assert set(hit.model_dump(exclude_unset=True)) == set(direct) == set(cached.model_dump(exclude_unset=True))
+
+
+def test_the_console_finds_a_responses_entry_by_kind_and_shows_its_text(
+    browser: Browser, admin_proxy: AdminProxy, api_key: str, fake: FakeUpstream
+) -> None:
+    with sdk_for(admin_proxy.url, api_key, fake) as sdk:
+        answer, _ = create(sdk, QUESTION)
+        sdk.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": QUESTION}])
+    with console_page(browser, admin_proxy.url) as console:
+        console.open("entries")
+        console.sign_in(ADMIN_TOKEN)
+        page = console.page
+        expect(page.locator("#entries-summary")).to_have_text("2 entries; showing 1–2.")
+        page.get_by_label("Kind").select_option("responses")
+        page.get_by_role("button", name="Search").click()
+        expect(page.locator("#entries-summary")).to_have_text("1 entry matching the search; showing 1–1.")
+        (row,) = console.rows("entries-table")
+        assert (row[0], row[4]) == (QUESTION, "responses")
+        page.get_by_role("button", name=f"View entry: {QUESTION}").click()
+        expect(page.get_by_role("dialog", name="Entry").locator("[data-answer]")).to_have_text(answer.output_text)
+        console.assert_no_errors()
