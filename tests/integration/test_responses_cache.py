@@ -116,6 +116,14 @@ def test_changed_instructions_are_a_miss_even_for_the_same_input(sdk: OpenAI, fa
     assert headers["x-cache"] == "MISS" and fake.calls(RESPONSES) == 2
 
 
+def test_a_chained_turn_is_cached_within_its_previous_response(sdk: OpenAI, fake: FakeUpstream) -> None:
+    first, _ = create(sdk, "Remember that my name is Ada.")
+    chained = [create(sdk, text, previous_response_id=first.id)[1]["x-cache"] for text in (QUESTION, PARAPHRASE)]
+    unchained = create(sdk, PARAPHRASE)[1]["x-cache"]
+    assert (chained, unchained) == (["MISS", "HIT-L2"], "MISS")  # the previous response is the paraphrase's context
+    assert fake.calls(RESPONSES) == 3
+
+
 def test_no_hits_across_protocols(sdk: OpenAI, fake: FakeUpstream) -> None:
     sdk.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": QUESTION}])
     _, headers = create(sdk, QUESTION)
