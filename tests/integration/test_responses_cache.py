@@ -162,8 +162,11 @@ def test_the_sdk_stream_helper_works_on_a_hit(sdk: OpenAI, fake: FakeUpstream) -
 def test_responses_parse_with_a_pydantic_model_is_cached(sdk: OpenAI, fake: FakeUpstream) -> None:
     first = sdk.responses.parse(model=MODEL, input="Facts about Paris, please.", text_format=CityFacts)
     second = sdk.responses.parse(model=MODEL, input="Facts about Paris, please.", text_format=CityFacts)
-    assert isinstance(first.output_parsed, CityFacts) and second.output_parsed == first.output_parsed
-    assert second.id == first.id and fake.calls(RESPONSES) == 1
+    with sdk.responses.stream(model=MODEL, input="Facts about Paris, please.", text_format=CityFacts) as stream:
+        third = stream.get_final_response()
+    assert isinstance(first.output_parsed, CityFacts)
+    assert second.output_parsed == first.output_parsed and third.output_parsed == first.output_parsed
+    assert second.id == third.id == first.id and fake.calls(RESPONSES) == 1
 
 
 # --- Tool turns -------------------------------------------------------------------------------------
