@@ -155,7 +155,10 @@ def open_pipeline(
 ) -> Pipeline:
     """The request path over its cache steps: the forwarder, the replies it makes itself, single-flight."""
     forwarder = Forwarder(
-        upstreams=upstreams, write_back=cache.write_back, want_usage=settings.upstream.request_stream_usage
+        upstreams=upstreams,
+        write_back=cache.write_back,
+        want_usage=settings.upstream.request_stream_usage,
+        max_pending_writes=settings.cache.max_pending_writes,
     )
     replies = Replies(clock=time.time)
     return Pipeline(

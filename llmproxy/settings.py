@@ -210,6 +210,14 @@ class CacheSettings(Section):
         "which is then not parsed). Larger answers are relayed but not stored (cache writes outcome too_large).",
     )
 
+    max_pending_writes: int = Field(
+        256,
+        ge=0,
+        description="JSON answers whose write-back may run after their response was sent, at once, per worker (each "
+        "holds its answer in memory until written). Past this many, a write runs before its response: back-pressure, "
+        "nothing is dropped (llmproxy_cache_write_timing_total). 0: every answer is written before it is sent.",
+    )
+
     @model_validator(mode="after")
     def _check_ttl_bounds(self) -> CacheSettings:
         if not self.min_ttl_s <= self.default_ttl_s <= self.max_ttl_s:

@@ -11,6 +11,7 @@ from typing import Literal
 Stage = Literal["l1", "embed", "router", "l2", "upstream", "write"]
 Result = Literal["hit_l1", "hit_l2", "miss", "bypass", "error"]
 WriteOutcome = Literal["stored", "incomplete", "too_large", "rejected_oom", "failed"]
+WriteTiming = Literal["after_response", "before_response"]
 Component = Literal["redis", "embedder"]
 FlightRole = Literal["leader", "follower_local", "follower_remote"]
 # leader: stored | not_stored; followers: served | leader_gone | timeout; any role: redis_error (went upstream).
@@ -51,6 +52,8 @@ class RequestTrace:
     upstream_status: int | None = None
     cached_usage: TokenUsage | None = None  # on a hit: the tokens the cached answer would have cost
     write: WriteOutcome | None = None
+    write_timing: WriteTiming | None = None  # JSON answers: whether the write-back ran after the response was sent
+    ended_s: float | None = None  # seconds from arrival to the response, when work goes on after it (a write-back)
     bypass_reason: str | None = None  # why a BYPASS did not use the cache (X-Cache-Bypass-Reason)
     route_undecided: str | None = None  # why routes in force could not decide (timeout, embedder-error, too-long)
     errors: list[tuple[Component, str]] = field(default_factory=list)  # (component, operation), failed open
@@ -72,3 +75,7 @@ class RequestTrace:
     def elapsed(self) -> float:
         """Seconds since the request arrived."""
         return time.perf_counter() - self.started
+
+    def duration(self) -> float:
+        """Seconds from arrival to the end of the response (work after it, such as a write-back, not counted)."""
+        return self.ended_s if self.ended_s is not None else self.elapsed()

@@ -1,4 +1,5 @@
-"""Turning pipeline Replies into Starlette responses, releasing upstream resources afterwards."""
+"""Turning pipeline Replies into Starlette responses, and running their `close` afterwards (releasing a stream's
+upstream connection, writing a JSON answer back)."""
 
 from __future__ import annotations
 
@@ -38,12 +39,28 @@ class ClosingStreamingResponse(StreamingResponse):
                 await self._on_close()
 
 
+class ClosingResponse(Response):
+    """A whole body, then `on_close` (when set: a write-back) once it was sent, or when sending it failed."""
+
+    def __init__(
+        self, body: bytes, status_code: int, headers: Headers, on_close: Callable[[], Awaitable[None]] | None
+    ) -> None:
+        super().__init__(body, status_code=status_code)
+        self.raw_headers = [*encode_headers(headers), (b"content-length", str(len(body)).encode())]
+        self._on_close = on_close
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            if self._on_close is not None:
+                await self._on_close()
+
+
 def render(reply: Reply) -> Response:
     """The Starlette response for a Reply."""
     if isinstance(reply.body, bytes):
-        response = Response(reply.body, status_code=reply.status)
-        response.raw_headers = [*encode_headers(reply.headers), (b"content-length", str(len(reply.body)).encode())]
-        return response
+        return ClosingResponse(reply.body, reply.status, reply.headers, reply.close)
     return ClosingStreamingResponse(reply.body, reply.status, reply.headers, reply.close)
 
 

@@ -13,12 +13,14 @@ def finish_after(reply: Reply, trace: RequestTrace, telemetry: Telemetry, *, str
     """The reply, arranged so that `telemetry.finish(trace)` runs exactly once when it is over (`streamed`: the
     caller asked for a stream, whose first byte is timed)."""
     trace.status = reply.status
+    inner_close = reply.close
     if isinstance(reply.body, bytes):
         if streamed:
             trace.first_byte_s = trace.elapsed()  # a replayed stream is sent as one block
-        telemetry.finish(trace)
-        return reply
-    inner_close = reply.close
+        if inner_close is None:
+            telemetry.finish(trace)
+            return reply
+        trace.ended_s = trace.elapsed()  # the work after the body (a write-back) is not the request's latency
 
     async def close() -> None:
         try:
@@ -27,7 +29,8 @@ def finish_after(reply: Reply, trace: RequestTrace, telemetry: Telemetry, *, str
         finally:
             telemetry.finish(trace)
 
-    return Reply(reply.status, reply.headers, _first_byte_timed(reply.body, trace), close)
+    body = reply.body if isinstance(reply.body, bytes) else _first_byte_timed(reply.body, trace)
+    return Reply(reply.status, reply.headers, body, close)
 
 
 async def _first_byte_timed(body: AsyncIterator[bytes], trace: RequestTrace) -> AsyncIterator[bytes]:

@@ -64,9 +64,9 @@ class ExactCache:
         entry = None if raw is None else decode_entry(raw)
         return None if entry is None or ttl_ms <= 0 else (entry, int(ttl_ms))
 
-    def stage(self, pipe: Pipeline, key: str, entry: CacheEntry, ttl_s: int) -> None:
-        """Queue the write of entry into a caller's pipeline (to write it atomically with its L2 record)."""
-        pipe.set(key, encode_entry(entry), ex=ttl_s)
+    def stage(self, pipe: Pipeline, key: str, encoded: bytes, ttl_s: int) -> None:
+        """Queue the write of an encoded entry into a caller's pipeline (to write it atomically with its L2 record)."""
+        pipe.set(key, encoded, ex=ttl_s)
 
     def stage_copy(self, pipe: Pipeline, key: str, entry: CacheEntry, ttl_ms: int) -> None:
         """Queue the write of a copy of another entry, which expires when the original does (ttl_ms left)."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
@@ -67,12 +67,13 @@ class WriteBack:
         if not plan.protocol.is_complete(response):
             return "incomplete"
         entry = CacheEntry(kind=plan.protocol.name, model=plan.model, created_at=self._clock(), response=response)
-        if self.max_entry_bytes is not None and len(encode_entry(entry)) > self.max_entry_bytes:
+        encoded = encode_entry(entry)
+        if self.max_entry_bytes is not None and len(encoded) > self.max_entry_bytes:
             # Big entries would cost every hit a large read and decode, and crowd out many small ones.
             return "too_large"
 
         def stage(pipe: Pipeline) -> None:
-            self._exact.stage(pipe, plan.key, entry, plan.ttl_s)
+            self._exact.stage(pipe, plan.key, encoded, plan.ttl_s)
             if plan.record is not None and self._index is not None:
                 self._index.stage(pipe, plan.record, plan.ttl_s, plan.protocol.name)
             if plan.listing is not None and self._catalog is not None:
@@ -84,7 +85,7 @@ class WriteBack:
         """Copy an L2 hit's answer under the request's own L1 key, expiring with the original."""
 
         # The copy names its origin, so invalidating the original finds it even without its catalog document.
-        copy = entry.model_copy(update={"origin": listing.origin})
+        copy = replace(entry, origin=listing.origin)
 
         def stage(pipe: Pipeline) -> None:
             self._exact.stage_copy(pipe, key, copy, ttl_ms)

@@ -160,9 +160,9 @@ class WireProtocol(ABC):
         Only asked when `parsed.stream`: a protocol that never streams may raise TypeError.
         """
 
-    def answer_body(self, answer: JsonObject) -> bytes:
-        """The JSON body of a stored answer."""
-        return orjson.dumps(answer)
+    def answer_body(self, answer: JsonObject, encoded: bytes | None = None) -> bytes:
+        """The JSON body of a stored answer; `encoded` is its JSON as stored, when at hand (sent as it is)."""
+        return encoded if encoded is not None else orjson.dumps(answer)
 
     @abstractmethod
     def usage(self, answer: JsonObject) -> TokenUsage | None:

@@ -41,7 +41,7 @@ class Coalescer:
         except BaseException:
             await lead.release(stored=False)
             raise
-        if reply.close is None:  # a whole body: its write-back, if any, already ran
+        if reply.close is None:  # nothing runs after the reply (a JSON write-back, if any, already ran)
             await lead.release(stored=False)
             return reply
         close = reply.close

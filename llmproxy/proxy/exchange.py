@@ -32,7 +32,8 @@ class CacheRequest:
 
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """What to send back; `close` (when set) must run once the body was sent or abandoned."""
+    """What to send back; `close` (when set) must run once the body was sent or abandoned: it releases a stream's
+    upstream connection, or writes a JSON answer back after the caller has it."""
 
     status: int
     headers: Headers

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
@@ -10,7 +10,7 @@ from llmproxy.cache.writeback import WriteBack
 from llmproxy.protocols.base import UpstreamFamily
 from llmproxy.proxy.exchange import SSE_TYPE, CacheRequest, Forward, Reply
 from llmproxy.proxy.headers import CONTROL_HEADERS, attempts_headers
-from llmproxy.proxy.storing import AnswerStore
+from llmproxy.proxy.storing import AnswerStore, PendingWrites
 from llmproxy.proxy.stream_relay import RelayPlan, relay_stream
 from llmproxy.settings import DEFAULT_UPSTREAM
 from llmproxy.upstream.answers import checked_answer
@@ -35,10 +35,13 @@ class Upstreams:
 class Forwarder:
     """Sends planned misses upstream and stores complete answers; errors are relayed, never stored."""
 
-    def __init__(self, *, upstreams: Upstreams, write_back: WriteBack, want_usage: bool) -> None:
+    def __init__(
+        self, *, upstreams: Upstreams, write_back: WriteBack, want_usage: bool, max_pending_writes: int
+    ) -> None:
         self._upstreams = upstreams
         self._write_back = write_back
         self._want_usage = want_usage  # upstream.request_stream_usage: ask streams for their usage, for metrics
+        self._pending = PendingWrites(max_pending_writes)
 
     async def send(self, request: CacheRequest, forward: Forward) -> Reply:
         """The upstream's answer as a Reply: a whole body, or a relayed stream whose `close` frees the connection.
@@ -63,15 +66,17 @@ class Forwarder:
             outgoing = _outgoing(request, client)
             reply = await client.send("POST", request.protocol.path, outgoing, self._body(request, forward))
         trace.upstream_status = reply.status
+        write = None
         if reply.status == 200:
-            await self._store_answer(request, reply.body, reply.headers, store)
+            write = await self._store_answer(request, reply.body, reply.headers, store)
         headers = [*relayable_headers(reply.headers, decoded=True), *forward.headers, *attempts_headers(reply.attempts)]
-        return Reply(reply.status, headers, reply.body)
+        # The write-back, when it waits, is the reply's `close`: it runs once the body was sent.
+        return Reply(reply.status, headers, reply.body, write)
 
     async def _store_answer(
         self, request: CacheRequest, body: bytes, headers: Headers, store: AnswerStore | None
-    ) -> None:
-        """Check a 200 is an answer and store it when planned.
+    ) -> Callable[[], Awaitable[None]] | None:
+        """Check a 200 is an answer, and store it when planned: now, or by the returned write after the response.
 
         Raises:
             InvalidUpstreamAnswerError: the body is not a JSON answer (truncated, HTML, an error object).
@@ -79,11 +84,14 @@ class Forwarder:
         limit = self._write_back.max_entry_bytes
         answer = checked_answer(body, _content_type(headers), limit, request.protocol)
         if store is None:
-            return
+            return None
         if answer is None:  # over the entry limit: not even parsed
             await store.settle("too_large")
-            return
-        await store.store(answer)
+            return None
+        write = self._pending.after_response(store, answer)
+        if write is None:
+            await store.store(answer)
+        return write
 
     async def _stream(
         self, request: CacheRequest, forward: Forward, client: UpstreamClient, store: AnswerStore | None

@@ -26,7 +26,7 @@ class Replies:
     def entry(self, entry: CacheEntry, request: CacheRequest, status: CacheStatus, headers: list[Header]) -> Reply:
         """Serve a stored answer (a hit, or a leader's answer to its followers): its tokens count as saved."""
         request.trace.cached_usage = request.protocol.usage(entry.response)
-        return self._answer(entry.response, entry.created_at, request, status, headers)
+        return self._answer(entry.response, entry.created_at, request, status, headers, entry.encoded_response)
 
     def fixed(self, request: CacheRequest, action: RespondAction, route: RouteDecision) -> Reply:
         """A route's `respond` action: its text as a complete answer of the request's protocol."""
@@ -44,7 +44,13 @@ class Replies:
         return Reply(action.status, [*headers, route_header(route.name)], orjson.dumps(body))
 
     def _answer(
-        self, answer: JsonObject, created_at: float, request: CacheRequest, status: CacheStatus, extra: list[Header]
+        self,
+        answer: JsonObject,
+        created_at: float,
+        request: CacheRequest,
+        status: CacheStatus,
+        extra: list[Header],
+        encoded: bytes | None = None,
     ) -> Reply:
         protocol, parsed = request.protocol, request.parsed
         request.trace.result = status.result
@@ -53,4 +59,4 @@ class Replies:
         if parsed.stream:
             body = protocol.replay(answer, parsed)
             return Reply(200, [("content-type", SSE_TYPE), ("cache-control", "no-cache"), *headers], body)
-        return Reply(200, [("content-type", JSON_TYPE), *headers], protocol.answer_body(answer))
+        return Reply(200, [("content-type", JSON_TYPE), *headers], protocol.answer_body(answer, encoded))

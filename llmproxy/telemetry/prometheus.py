@@ -145,6 +145,13 @@ class ProxyMetrics:
             ["outcome"],
             registry=registry,
         )
+        self.write_timing = Counter(
+            "llmproxy_cache_write_timing",
+            "Write-backs of JSON answers, by when they ran: after_response (the answer was sent first) or "
+            "before_response (cache.max_pending_writes were already waiting).",
+            ["when"],
+            registry=registry,
+        )
         self.invalidated = Counter(
             "llmproxy_cache_invalidated_entries",
             "Entries deleted through the admin API, by invalidation mode.",
@@ -223,6 +230,8 @@ class ProxyMetrics:
             self._child(self.upstream_responses, trace.upstream or DEFAULT_UPSTREAM, str(trace.upstream_status)).inc()
         if trace.write is not None:
             self._child(self.cache_writes, trace.write).inc()
+        if trace.write_timing is not None:
+            self._child(self.write_timing, trace.write_timing).inc()
         if trace.bypass_reason is not None:
             self._child(self.bypasses, trace.bypass_reason).inc()
         if trace.route_undecided is not None:

@@ -33,7 +33,7 @@ class Telemetry:
 
     def finish(self, trace: RequestTrace) -> None:
         """Record a request that has ended (last byte sent, or the client left)."""
-        total_s = trace.elapsed()
+        total_s = trace.duration()
         if trace.status >= 400:
             trace.result = "error"
         model = self._models(trace.model)

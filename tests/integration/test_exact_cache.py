@@ -7,10 +7,13 @@ import base64
 from typing import Any
 
 import httpx
+import orjson
 import pytest
+import redis
 from openai import AsyncOpenAI, OpenAI
 
-from tests.conftest import FakeUpstream
+from tests.conftest import TEST_KEY_PREFIX, FakeUpstream
+from tests.support.admin import tenant
 
 MESSAGES: list[Any] = [{"role": "user", "content": "What is the capital of France?"}]
 TOOLS: list[Any] = [
@@ -116,4 +119,25 @@ def test_async_client_gets_hits_too(async_client: AsyncOpenAI, upstream: FakeUps
         return statuses
 
     assert asyncio.run(run()) == ["MISS", "HIT-L1", "HIT-L1"]
+    assert upstream.calls() == 1
+
+
+def test_a_json_hit_sends_the_stored_answer_bytes_as_they_are(
+    proxy_url: str, api_key: str, upstream: FakeUpstream, redis_client: redis.Redis
+) -> None:
+    # The stored answer is rewritten with other (valid) formatting: a hit that decoded and encoded it again would
+    # answer compact JSON; one that sends the ready bytes answers exactly these.
+    headers = {"Authorization": f"Bearer {api_key}", **upstream.headers}
+    body = {"model": "fake-model", "messages": MESSAGES}
+    first = httpx.post(proxy_url + "/v1/chat/completions", json=body, headers=headers)
+    assert first.headers["x-cache"] == "MISS"
+    [key] = redis_client.keys(f"{TEST_KEY_PREFIX}:l1:{tenant(api_key)}:*")
+    head, marker, answer = redis_client.get(key).partition(b',"response":')
+    spaced = orjson.dumps(orjson.loads(answer[:-1]), option=orjson.OPT_INDENT_2)
+    redis_client.set(key, head + marker + spaced + b"}", keepttl=True)
+
+    second = httpx.post(proxy_url + "/v1/chat/completions", json=body, headers=headers)
+    assert second.headers["x-cache"] == "HIT-L1"
+    assert second.content == spaced
+    assert orjson.loads(second.content) == first.json()
     assert upstream.calls() == 1

@@ -105,6 +105,8 @@ def test_a_paused_redis_delays_requests_by_its_timeout_at_most_then_is_skipped(
         OpenAI(base_url=proxy + "/v1", api_key=api_key, max_retries=0, timeout=CLIENT_TIMEOUT_S) as sdk,
     ):
         ask(sdk, "warm the connection pool")
+        # Its write-back runs after its answer: a repeat served from L1 shows it is over before Redis stops.
+        assert ask(sdk, "warm the connection pool") == "HIT-L1"
         with paused(pid):
             # Redis accepts connections but answers nothing: each command times out after socket_timeout_s,
             # twice, then the breaker opens and requests stop waiting on Redis at all.
