@@ -17,6 +17,7 @@ from llmproxy.store.embedded_redis import EmbeddedRedis
 from tests.conftest import FakeUpstream
 from tests.support.admin import ADMIN_TOKEN, AdminProxy, chat, running_admin_proxy
 from tests.support.router import ROUTES
+from tests.support.waiting import eventually
 
 AUTH = {"authorization": f"Bearer {ADMIN_TOKEN}"}
 StartProxy = Callable[..., AbstractContextManager[str]]
@@ -102,7 +103,14 @@ def test_routes_listing_shows_each_route_with_its_action_and_traffic(
         chat(sdk, "hi there, how are you doing today?")  # small-talk: a miss
         chat(sdk, "hi there, how are you doing today?")  # an L1 hit: served before routing
         chat(sdk, "How do I reverse a list in Python?")  # default
-        listed = proxy.http.get("/admin/routes").json()
+
+        def routes() -> dict[str, Any]:
+            listing: dict[str, Any] = proxy.http.get("/admin/routes").json()
+            return listing
+
+        # A request is counted once its write-back, which follows its response, is over.
+        assert eventually(lambda: any(other["name"] == "default" for other in routes()["other"]))
+        listed = routes()
     assert listed["configured"] is True
     assert listed["routes_file"] == str(routes_file)
     by_name = {route["name"]: route for route in listed["routes"]}

@@ -13,6 +13,7 @@ from openai import OpenAI
 from llmproxy.proxy.scope import scope_id
 from tests.conftest import TEST_KEY_PREFIX, FakeUpstream
 from tests.support.admin import tenant
+from tests.support.waiting import eventually
 
 MESSAGES: list[Any] = [{"role": "user", "content": "How long do cached answers live?"}]
 
@@ -49,6 +50,7 @@ def test_ttl_header_sets_the_lifetime_and_the_entry_expires(
     client: OpenAI, api_key: str, upstream: FakeUpstream, redis_client: redis.Redis
 ) -> None:
     ask(client, **{"X-LLMProxy-TTL": "1"})
+    assert eventually(lambda: len(entry_keys(redis_client, api_key)) == 1)  # written after the response
     [key] = entry_keys(redis_client, api_key)
     assert 0 < redis_client.pttl(key) <= 1000
     assert ask(client)[1] == "HIT-L1"
@@ -61,6 +63,7 @@ def test_ttl_header_sets_the_lifetime_and_the_entry_expires(
 
 def test_ttl_is_clamped_to_the_operator_maximum(client: OpenAI, api_key: str, redis_client: redis.Redis) -> None:
     ask(client, **{"X-LLMProxy-TTL": str(10**9), "X-LLMProxy-Namespace": "clamp"})
+    assert eventually(lambda: len(entry_keys(redis_client, api_key, "clamp")) == 1)
     [key] = entry_keys(redis_client, api_key, "clamp")
     assert 30 * 86_400 - 60 < redis_client.ttl(key) <= 30 * 86_400
 

@@ -19,6 +19,7 @@ import redis
 from llmproxy.store.embedded_redis import EmbeddedRedis
 from tests.conftest import TEST_KEY_PREFIX, FakeUpstream
 from tests.support.upstream import metric
+from tests.support.waiting import eventually
 
 CHAT = "/v1/chat/completions"
 PAUSE_MS = 30_000  # ended by CLIENT UNPAUSE long before
@@ -45,15 +46,6 @@ def gets(client: redis.Redis) -> int:
     """GET commands Redis has run so far."""
     stats: dict[str, Any] = client.info("commandstats")
     return int(stats.get("cmdstat_get", {}).get("calls", 0))
-
-
-def eventually(condition: Callable[[], bool], within_s: float = 15.0) -> bool:
-    deadline = time.monotonic() + within_s
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 @contextmanager

@@ -12,6 +12,7 @@ import redis
 from openai import OpenAI
 
 from llmproxy.proxy.scope import caller_credentials, tenant_id
+from tests.support.waiting import eventually
 
 ADMIN_TOKEN = "admin-test-token-0123456789"
 FAMILIES = ("l1", "l2", "cat")  # answers, L2 documents, catalog documents
@@ -63,6 +64,11 @@ class AdminProxy:
     def ids(self, family: str) -> frozenset[str]:
         keys = self.redis.scan_iter(match=f"{self.prefix}:{family}:*", count=1000)
         return frozenset(key.decode().rpartition(":")[2] for key in keys)
+
+    def new_ids(self, family: str, before: frozenset[str]) -> frozenset[str]:
+        """The ids of `family` that were not there `before`, once there are any (write-backs follow responses)."""
+        eventually(lambda: bool(self.ids(family) - before))
+        return self.ids(family) - before
 
 
 @contextmanager
