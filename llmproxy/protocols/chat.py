@@ -14,8 +14,10 @@ from pydantic_core import PydanticCustomError
 
 from llmproxy.jsontypes import JsonObject
 from llmproxy.protocols.base import ParsedRequest, RequestHeaders, SemanticView, cut
-from llmproxy.protocols.openai import GenerationRequest, StrictBody, validated
-from llmproxy.protocols.openai_stream import Choice, ChunkedProtocol, Lists, Text, index_of, text_pieces
+from llmproxy.protocols.json_body import StrictBody, validated
+from llmproxy.protocols.openai import GenerationRequest
+from llmproxy.protocols.openai_stream import Choice, ChunkedProtocol, Lists, Text, index_of
+from llmproxy.protocols.text_pieces import text_pieces
 
 _LOGPROB_KEYS = ("content", "refusal")
 

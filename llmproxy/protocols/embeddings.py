@@ -12,7 +12,8 @@ from pydantic import Field
 
 from llmproxy.jsontypes import JsonObject
 from llmproxy.protocols.base import ParsedRequest, RequestHeaders, SemanticView, StreamAssembler, cut
-from llmproxy.protocols.openai import OpenAIProtocol, StrictBody, shown_texts, validated
+from llmproxy.protocols.json_body import StrictBody, validated
+from llmproxy.protocols.openai import OpenAIProtocol, shown_texts
 
 
 class EmbeddingRequest(StrictBody):

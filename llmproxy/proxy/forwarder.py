@@ -7,12 +7,13 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
 from llmproxy.cache.writeback import WriteBack
+from llmproxy.errors import UpstreamError
 from llmproxy.protocols.base import UpstreamFamily
 from llmproxy.proxy.exchange import SSE_TYPE, CacheRequest, Forward, Reply
 from llmproxy.proxy.headers import CONTROL_HEADERS, attempts_headers
 from llmproxy.proxy.storing import AnswerStore
 from llmproxy.proxy.stream_relay import RelayPlan, relay_stream
-from llmproxy.settings import DEFAULT_UPSTREAM
+from llmproxy.settings import ANTHROPIC_UPSTREAM, DEFAULT_UPSTREAM
 from llmproxy.upstream.answers import checked_answer
 from llmproxy.upstream.client import Headers, UpstreamClient, relayable_headers
 
@@ -27,9 +28,23 @@ class Upstreams:
         """The client of a named upstream (None: the family's default one).
 
         Raises:
-            KeyError: no such upstream (routes are checked against the configured names when they load).
+            UpstreamError: the family has no upstream of that name (routes are checked against the configured
+                names when they load, but the named upstreams are OpenAI-compatible: the Anthropic family has
+                only its default one).
         """
-        return self.families[family][name]
+        clients = self.families[family]
+        if name not in clients:
+            raise UpstreamError(
+                f"The route forwards to upstream {name!r}, which does not speak this API.", code="upstream_mismatch"
+            )
+        return clients[name]
+
+    @staticmethod
+    def label(family: UpstreamFamily, name: str | None) -> str:
+        """The upstream's name in metrics and traces."""
+        if name is not None:
+            return name
+        return DEFAULT_UPSTREAM if family == "openai" else ANTHROPIC_UPSTREAM
 
 
 class Forwarder:
@@ -47,8 +62,9 @@ class Forwarder:
             UpstreamError: the upstream could not be reached (502) or timed out (504).
             InvalidUpstreamAnswerError: it answered 200 with something other than an answer (502).
         """
-        client = self._upstreams.client(request.protocol.upstream_family, forward.upstream)
-        request.trace.upstream = forward.upstream or DEFAULT_UPSTREAM
+        family = request.protocol.upstream_family
+        client = self._upstreams.client(family, forward.upstream)
+        request.trace.upstream = self._upstreams.label(family, forward.upstream)
         plan = forward.store
         store = None if plan is None else AnswerStore(self._write_back, plan, request.trace, forward.on_stored)
         if request.parsed.stream:
