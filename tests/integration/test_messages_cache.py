@@ -18,6 +18,7 @@ from anthropic import Anthropic, AsyncAnthropic
 from anthropic.types import Message, MessageParam, ToolParam
 
 from tests.conftest import FakeUpstream
+from tests.support.admin import AdminProxy
 from tests.support.servers import free_port
 from tests.support.upstream import metric
 
@@ -440,3 +441,26 @@ def test_router_block_refuses_in_anthropic_shape(routed: str, api_key: str, fake
         "error": {"type": "permission_error", "message": "This topic is not allowed here."},
     }
     assert fake.calls(MESSAGES_PATH) == 0
+
+
+def test_admin_lists_invalidates_and_audits_messages_and_counts(admin_proxy: AdminProxy, api_key: str) -> None:
+    fake = FakeUpstream(admin_proxy.url)  # only for its (empty) headers: counts are not read here
+    with sdk(admin_proxy.url, api_key, fake) as client:
+        create(client, ask(QUESTION), system="be brief")
+        client.messages.count_tokens(model=MODEL, messages=ask(QUESTION))
+        listed = admin_proxy.entries(kind="messages")["entries"]
+        counted = admin_proxy.entries(kind="count_tokens")["entries"]
+        assert [(entry["kind"], entry["prompt"]) for entry in listed] == [("messages", QUESTION)]
+        assert [entry["kind"] for entry in counted] == ["count_tokens"]
+        shown = admin_proxy.http.get(f"/admin/entries/{listed[0]['id']}").json()
+        assert shown["response"]["type"] == "message"
+
+        deleted = admin_proxy.invalidate(kind="messages")
+        assert deleted.status_code == 200 and deleted.json()["deleted"] == 1
+        assert create(client, ask(QUESTION), system="be brief")[1]["x-cache"] == "MISS"
+        assert (
+            client.messages.with_raw_response.count_tokens(model=MODEL, messages=ask(QUESTION)).headers["x-cache"]
+            == "HIT-L1"
+        )
+    (event,) = admin_proxy.audit()
+    assert (event["action"], event["filters"], event["deleted"]) == ("invalidate", {"kind": "messages"}, 1)
