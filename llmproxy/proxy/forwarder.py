@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from llmproxy.cache.writeback import WriteBack
-from llmproxy.errors import UpstreamError
 from llmproxy.protocols.base import UpstreamFamily
 from llmproxy.proxy.exchange import SSE_TYPE, CacheRequest, Forward, Reply
 from llmproxy.proxy.headers import CONTROL_HEADERS, attempts_headers
@@ -28,16 +27,13 @@ class Upstreams:
         """The client of a named upstream (None: the family's default one).
 
         Raises:
-            UpstreamError: the family has no upstream of that name (routes are checked against the configured
-                names when they load, but the named upstreams are OpenAI-compatible: the Anthropic family has
-                only its default one).
+            KeyError: no such upstream (routes are checked against the configured names when they load).
         """
-        clients = self.families[family]
-        if name not in clients:
-            raise UpstreamError(
-                f"The route forwards to upstream {name!r}, which does not speak this API.", code="upstream_mismatch"
-            )
-        return clients[name]
+        return self.families[family][name]
+
+    def serves(self, family: UpstreamFamily, name: str | None) -> bool:
+        """Whether the family has an upstream of this name (the named upstreams are all OpenAI-compatible)."""
+        return name in self.families[family]
 
     @staticmethod
     def label(family: UpstreamFamily, name: str | None) -> str:
@@ -63,6 +59,10 @@ class Forwarder:
             InvalidUpstreamAnswerError: it answered 200 with something other than an answer (502).
         """
         family = request.protocol.upstream_family
+        if not self._upstreams.serves(family, forward.upstream):
+            # A route's named upstream (and its model) is OpenAI-compatible: a request of another family keeps
+            # its own upstream and model rather than failing.
+            forward = replace(forward, upstream=None, model=None)
         client = self._upstreams.client(family, forward.upstream)
         request.trace.upstream = self._upstreams.label(family, forward.upstream)
         plan = forward.store

@@ -37,6 +37,12 @@ WEATHER: ToolParam = {
 }
 ROUTES = """
 routes:
+  - name: small-talk
+    references: ["hi there, how are you doing today?", "good morning, nice to meet you!"]
+    distance_threshold: 0.3
+    action: forward
+    upstream: cheap
+    model: cheap-model
   - name: identity
     references: ["who are you?", "what are you exactly?"]
     distance_threshold: 0.3
@@ -418,8 +424,20 @@ def test_metrics_count_messages_by_endpoint(proxy_url: str, claude: Anthropic) -
 def routed(start_proxy: Callable[..., AbstractContextManager[str]], tmp_path: Path, api_key: str) -> Iterator[str]:
     routes = tmp_path / "routes.yaml"
     routes.write_text(ROUTES)
-    with start_proxy(router={"routes_file": str(routes)}, redis={"key_prefix": f"msg-router-{api_key[-12:]}"}) as url:
+    cheap = {"base_url": f"http://127.0.0.1:{free_port()}/v1"}  # OpenAI-compatible, and closed
+    prefix = {"key_prefix": f"msg-router-{api_key[-12:]}"}
+    with start_proxy(router={"routes_file": str(routes)}, upstreams={"cheap": cheap}, redis=prefix) as url:
         yield url
+
+
+def test_a_route_to_a_named_openai_upstream_leaves_messages_on_their_own(
+    routed: str, api_key: str, fake: FakeUpstream
+) -> None:
+    with sdk(routed, api_key, fake) as client:
+        message, headers = create(client, ask("hi there, how are you doing today?"))
+    assert headers["x-llmproxy-route"] == "small-talk"
+    assert message.model == MODEL  # the caller's model, from the Anthropic upstream
+    assert fake.calls(MESSAGES_PATH) == 1
 
 
 def test_router_respond_answers_an_anthropic_message(routed: str, api_key: str, fake: FakeUpstream) -> None:
