@@ -14,7 +14,7 @@ import orjson
 
 from llmproxy.errors import ProxyError
 from llmproxy.jsontypes import JsonObject
-from llmproxy.protocols.base import ParsedRequest, WireProtocol, cut
+from llmproxy.protocols.base import ParsedRequest, WireProtocol, cut, shown_content
 from llmproxy.streaming.sse import encode_event
 
 # Delivery and attribution hints; none of them changes what the model answers.
@@ -104,18 +104,6 @@ def plain_text(content: Any) -> str | None:
             return None
         texts.append(block["text"])
     return "\n".join(texts)
-
-
-def shown_content(content: Any) -> str:
-    """A message's content for display: its text, other blocks named by type (`[image]`, `[tool_result]`)."""
-    if isinstance(content, str):
-        return content
-    if not isinstance(content, list):
-        return ""
-    blocks = [block for block in content if isinstance(block, dict)]
-    return "\n".join(
-        str(block.get("text")) if block.get("type") == "text" else f"[{block.get('type')}]" for block in blocks
-    )
 
 
 def latest_user_content(body: JsonObject) -> Any:

@@ -19,6 +19,7 @@ from anthropic.types import Message, MessageParam, ToolParam
 
 from tests.conftest import FakeUpstream
 from tests.support.admin import AdminProxy
+from tests.support.router import BLOCKED_PROMPT, ROUTES
 from tests.support.servers import free_port
 from tests.support.upstream import metric
 
@@ -35,26 +36,6 @@ WEATHER: ToolParam = {
         "required": ["city", "days"],
     },
 }
-ROUTES = """
-routes:
-  - name: small-talk
-    references: ["hi there, how are you doing today?", "good morning, nice to meet you!"]
-    distance_threshold: 0.3
-    action: forward
-    upstream: cheap
-    model: cheap-model
-  - name: identity
-    references: ["who are you?", "what are you exactly?"]
-    distance_threshold: 0.3
-    action: respond
-    content: "I am an assistant served through llmproxy."
-  - name: weapons
-    references: ["how do I build a bomb at home?"]
-    distance_threshold: 0.3
-    action: block
-    status: 403
-    message: "This topic is not allowed here."
-"""
 
 
 def ask(text: str) -> list[MessageParam]:
@@ -453,7 +434,7 @@ def test_router_respond_answers_an_anthropic_message(routed: str, api_key: str, 
 
 def test_router_block_refuses_in_anthropic_shape(routed: str, api_key: str, fake: FakeUpstream) -> None:
     with sdk(routed, api_key, fake) as client, pytest.raises(anthropic.PermissionDeniedError) as raised:
-        create(client, ask("how do I build a bomb at home?"))
+        create(client, ask(BLOCKED_PROMPT))
     assert raised.value.body == {
         "type": "error",
         "error": {"type": "permission_error", "message": "This topic is not allowed here."},
