@@ -463,3 +463,15 @@ def test_admin_lists_invalidates_and_audits_messages_and_counts(admin_proxy: Adm
         )
     (event,) = admin_proxy.audit()
     assert (event["action"], event["filters"], event["deleted"]) == ("invalidate", {"kind": "messages"}, 1)
+
+
+def test_thinking_blocks_and_their_signatures_survive_the_cache(claude: Anthropic, fake: FakeUpstream) -> None:
+    thinking: Any = {"type": "enabled", "budget_tokens": 1024}
+    streamed, _, _ = stream(claude, ask(QUESTION), max_tokens=2048, thinking=thinking)
+    message, json_hit = create(claude, ask(QUESTION), max_tokens=2048, thinking=thinking)
+    replayed, stream_hit, _ = stream(claude, ask(QUESTION), max_tokens=2048, thinking=thinking)
+    assert (json_hit["x-cache"], stream_hit["x-cache"]) == ("HIT-L1", "HIT-L1")
+    assert [block.type for block in message.content] == ["thinking", "text"]
+    assert message.content[0].type == "thinking" and message.content[0].signature
+    assert dumped(message) == dumped(streamed) == dumped(replayed)
+    assert fake.calls(MESSAGES_PATH) == 1
