@@ -23,6 +23,7 @@ from llmproxy.streaming.sse import SseEvent, encode_event
 
 _TOOL_INPUT_BLOCKS = frozenset({"tool_use", "server_tool_use"})  # blocks whose input streams as JSON pieces
 _TOOL_INPUT_PIECES = 3  # a replayed tool input arrives in this many pieces
+_STOP_FIELDS = frozenset({"stop_reason", "stop_sequence", "container"})  # what message_delta sets on the message
 # The delta types and the block field each one extends.
 _TEXT_DELTAS = {"text_delta": "text", "thinking_delta": "thinking"}
 
@@ -87,13 +88,12 @@ class MessageStream(StreamAssembler):
         except orjson.JSONDecodeError as exc:
             self._failed = True
             raise MalformedStreamError("The upstream sent a malformed stream event.") from exc
-        kind = data.get("type") if isinstance(data, dict) else None
-        if event.event == "error" or kind == "error":
+        if event.event == "error" or (isinstance(data, dict) and data.get("type") == "error"):
             self._failed = True  # relayed as it came (the SDK raises it), and the stream is not cached
             return True
         try:
-            self._fold(str(kind), data)
-        except (AttributeError, TypeError, ValueError, KeyError):
+            self._fold(data["type"], data)
+        except (AttributeError, TypeError, ValueError, KeyError, IndexError):
             # Upstream JSON is untrusted: an event of the wrong shape costs the cache copy, never the relay.
             self._broken = True
         return True
@@ -129,9 +129,6 @@ class MessageStream(StreamAssembler):
         except orjson.JSONDecodeError:
             return None  # a tool input that is not JSON: the relay had it, the cache does not
         return {**self._message, "content": content}
-
-
-_STOP_FIELDS = frozenset({"stop_reason", "stop_sequence", "container"})
 
 
 def message_events(message: JsonObject) -> bytes:

@@ -368,8 +368,18 @@ def test_a_stream_cut_before_message_stop_is_not_stored() -> None:
     assert (assembler.ended, assembler.result()) == (False, None)
 
 
-def test_events_of_the_wrong_shape_are_relayed_but_not_stored() -> None:
-    odd = RECORDED.replace(b'"index":1', b'"index":"one"')
+@pytest.mark.parametrize(
+    "odd",
+    [
+        RECORDED.replace(b'"index":1', b'"index":"one"'),
+        RECORDED.replace(b'event: ping\ndata: {"type":"ping"}', b"event: ping\ndata: [1]"),
+        RECORDED.replace(b'dis\\", \\"limit\\": 3}', b"dis"),
+        RECORDED[RECORDED.index(b"event: content_block_start") :],
+    ],
+    ids=["index-not-int", "data-not-object", "tool-input-not-json", "no-message-start"],
+)
+def test_events_of_the_wrong_shape_are_relayed_but_not_stored(odd: bytes) -> None:
+    assert odd != RECORDED
     assembler = MESSAGES.assembler(STREAMED, want_usage=False)
     assert all(assembler.add(item) for item in events(odd))
     assert assembler.ended and not assembler.failed
