@@ -16,6 +16,7 @@ import httpx
 import pytest
 from anthropic import Anthropic, AsyncAnthropic
 from anthropic.types import Message, MessageParam, ToolParam
+from openai import OpenAI
 
 from tests.conftest import FakeUpstream
 from tests.support.admin import AdminProxy
@@ -475,3 +476,12 @@ def test_thinking_blocks_and_their_signatures_survive_the_cache(claude: Anthropi
     assert message.content[0].type == "thinking" and message.content[0].signature
     assert dumped(message) == dumped(streamed) == dumped(replayed)
     assert fake.calls(MESSAGES_PATH) == 1
+
+
+def test_no_answer_crosses_between_chat_and_messages(proxy_url: str, api_key: str, claude: Anthropic) -> None:
+    # Same tenant (this SDK sends the key as a Bearer token, like the OpenAI SDK), same model, same question.
+    with OpenAI(base_url=proxy_url + "/v1", api_key=api_key, max_retries=0) as openai_sdk:
+        openai_sdk.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": QUESTION}])
+    _, exact = create(claude, ask(QUESTION))
+    _, paraphrase = create(claude, ask(PARAPHRASE), max_tokens=201)
+    assert (exact["x-cache"], paraphrase["x-cache"]) == ("MISS", "MISS")
