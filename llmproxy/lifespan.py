@@ -34,7 +34,7 @@ from llmproxy.proxy.forwarder import Forwarder, Upstreams
 from llmproxy.proxy.pipeline import Pipeline
 from llmproxy.proxy.replies import Replies
 from llmproxy.routing import Router, RoutesError, load_routes
-from llmproxy.settings import DEFAULT_UPSTREAM, Settings, UpstreamSettings
+from llmproxy.settings import ANTHROPIC_UPSTREAM, DEFAULT_UPSTREAM, Settings, UpstreamSettings
 from llmproxy.state import STATE_KEY, AdminTools, AppState
 from llmproxy.store.errors import CacheUnavailableError
 from llmproxy.store.eviction import check_eviction_policy
@@ -48,7 +48,7 @@ from llmproxy.telemetry.recorder import Telemetry
 from llmproxy.telemetry.redis_sampler import sample_redis
 from llmproxy.telemetry.timeseries import HistoryError, HistoryStore, TimeSeriesUnsupportedError
 from llmproxy.upstream.attempts import UpstreamHooks
-from llmproxy.upstream.client import UpstreamClient
+from llmproxy.upstream.client import ANTHROPIC_STYLE, UpstreamClient
 
 logger = logging.getLogger(__name__)
 
@@ -74,12 +74,13 @@ def lifespan_for(
             if not await is_reachable(redis):
                 logger.warning("Redis at %s does not answer yet; requests bypass the cache until it does", redis_url)
             await check_eviction_policy(redis)  # warns under a policy that can evict the audit log or history
-            # 2. The upstream connection pools: the default one, and one per named upstream, each with its own
-            # breaker and retries, reported to the metrics.
+            # 2. The upstream connection pools: the default one, one per named upstream, and Anthropic's, each with
+            # its own breaker and retries, reported to the metrics.
             metrics = ProxyMetrics()
             upstreams = upstream_clients(settings, metrics)
-            for client in upstreams.values():
-                resources.push_async_callback(client.aclose)
+            for family in upstreams.families.values():
+                for client in family.values():
+                    resources.push_async_callback(client.aclose)
             # 3. The semantic layer: model, batcher task, vector index, router (skipped when disabled).
             exact = ExactCache(redis, settings.redis.key_prefix)
             semantic = await open_semantic_layer(settings, redis, exact, model_loader, background)
@@ -108,7 +109,7 @@ def lifespan_for(
             )
             pipeline = open_pipeline(
                 settings,
-                upstreams=Upstreams({"openai": upstreams}),  # issue 13 adds the Anthropic family's clients
+                upstreams=upstreams,
                 cache=CacheSteps(exact=exact, finder=semantic.finder, write_back=write_back, health=redis_health),
                 router=semantic.router,
                 flight=open_single_flight(settings, redis, background),
@@ -122,7 +123,7 @@ def lifespan_for(
             state = AppState(
                 settings=settings,
                 redis=redis,
-                upstream=upstreams[None],
+                upstreams=upstreams,
                 pipeline=pipeline,
                 clock=time.time,
                 router=semantic.router,
@@ -140,14 +141,19 @@ def lifespan_for(
     return lifespan
 
 
-def upstream_clients(settings: Settings, metrics: ProxyMetrics) -> dict[str | None, UpstreamClient]:
-    """The default upstream's client (key None) and one per named upstream."""
+def upstream_clients(settings: Settings, metrics: ProxyMetrics) -> Upstreams:
+    """The OpenAI family: the default upstream's client (key None) and one per named upstream; the Anthropic
+    family: its one client (named `anthropic` in metrics)."""
     targets: dict[str | None, UpstreamSettings] = {None: settings.upstream}
     targets.update(settings.upstreams)
-    return {
+    openai = {
         name: UpstreamClient(target, hooks=upstream_hooks(name or DEFAULT_UPSTREAM, metrics))
         for name, target in targets.items()
     }
+    anthropic = UpstreamClient(
+        settings.anthropic, hooks=upstream_hooks(ANTHROPIC_UPSTREAM, metrics), style=ANTHROPIC_STYLE
+    )
+    return Upstreams({"openai": openai, "anthropic": {None: anthropic}})
 
 
 def open_pipeline(

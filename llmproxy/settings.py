@@ -24,6 +24,8 @@ from pydantic_settings import (
 ENV_PREFIX = "LLMPROXY_"
 DEFAULT_UPSTREAM = "default"  # the name the unnamed upstream (`upstream`) goes by in metrics and traces
 DEFAULT_CONFIG_FILE = Path("config/llmproxy.yaml")
+ANTHROPIC_BASE_URL = "https://api.anthropic.com"
+ANTHROPIC_UPSTREAM = "anthropic"  # the name the Anthropic upstream goes by in metrics and traces
 
 
 class SettingsError(Exception):
@@ -91,7 +93,7 @@ class UpstreamSettings(Section):
         2,
         ge=0,
         le=10,
-        description="Retries after a connection failure or a 429/502/503 answer (the request did not run); "
+        description="Retries after a connection failure or a 429/502/503/529 answer (the request did not run); "
         "never after a 500, a 504, another 4xx, a timeout, or once a byte went to the client.",
     )
     retry_backoff_base_s: float = Field(
@@ -140,6 +142,20 @@ class UpstreamSettings(Section):
         if not value:
             raise ValueError(f"api_key_env names {self.api_key_env}, which is not set in the environment")
         return self.model_copy(update={"api_key": SecretStr(value)})
+
+
+class AnthropicUpstreamSettings(UpstreamSettings):
+    """The Anthropic upstream (`/v1/messages`, `count_tokens`, and every request with an `anthropic-version`
+    header): its own connection pool, retries and breaker, with the same knobs as `upstream`."""
+
+    base_url: str = Field(
+        ANTHROPIC_BASE_URL,
+        description="Anthropic API base URL, without /v1 (as ANTHROPIC_BASE_URL is). Unset with `llmproxy serve "
+        "--upstream URL`: that URL without its /v1, so one server (the fake upstream) can speak every protocol.",
+    )
+    api_key: SecretStr | None = Field(
+        None, description="Key sent upstream as x-api-key. Unset: the caller's own x-api-key is forwarded."
+    )
 
 
 class RedisSettings(Section):
@@ -441,6 +457,9 @@ class Settings(BaseSettings):
     upstreams: dict[str, UpstreamSettings] = Field(
         default_factory=dict, description="More upstreams, by name, for routes to forward to (router.routes_file)."
     )
+    anthropic: AnthropicUpstreamSettings = Field(
+        default_factory=AnthropicUpstreamSettings, description="Where Anthropic Messages misses are forwarded."
+    )
     redis: RedisSettings = Field(default_factory=RedisSettings, description="The cache store.")
     cache: CacheSettings = Field(default_factory=CacheSettings, description="Cache policy.")
     single_flight: SingleFlightSettings = Field(
@@ -459,6 +478,7 @@ class Settings(BaseSettings):
         "server",
         "upstream",
         "upstreams",
+        "anthropic",
         "redis",
         "cache",
         "single_flight",
@@ -486,6 +506,13 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, YamlConfigSettingsSource(settings_cls))
 
+    @field_validator("upstreams")
+    @classmethod
+    def _anthropic_is_taken(cls, upstreams: dict[str, UpstreamSettings]) -> dict[str, UpstreamSettings]:
+        if ANTHROPIC_UPSTREAM in upstreams:
+            raise ValueError(f"{ANTHROPIC_UPSTREAM!r} names the Anthropic upstream (the `anthropic` section)")
+        return upstreams
+
     def upstream_names(self) -> frozenset[str]:
         """The named upstreams routes may forward to."""
         return frozenset(self.upstreams)
@@ -509,6 +536,17 @@ def load_settings(config_file: Path | None = None, overrides: Mapping[str, Any] 
         raise SettingsError(describe_validation_error(exc, config_file)) from exc
     except yaml.YAMLError as exc:
         raise SettingsError(f"config file {config_file} is not valid YAML: {exc}") from exc
+
+
+def with_upstream_for_all(settings: Settings, base_url: str) -> Settings:
+    """`llmproxy serve --upstream URL`: the Anthropic upstream follows the OpenAI one unless it was configured.
+
+    `base_url` is the OpenAI-style URL (ending in /v1); Anthropic's base URL is the same server without it.
+    """
+    if "base_url" in settings.anthropic.model_fields_set:
+        return settings
+    anthropic = settings.anthropic.model_copy(update={"base_url": base_url.rstrip("/").removesuffix("/v1")})
+    return settings.model_copy(update={"anthropic": anthropic})
 
 
 def describe_validation_error(exc: ValidationError, config_file: Path | None) -> str:

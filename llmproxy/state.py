@@ -9,6 +9,7 @@ from llmproxy.cache.catalog.audit import AuditLog
 from llmproxy.cache.catalog.entry_view import EntryReader
 from llmproxy.cache.catalog.index import Catalog
 from llmproxy.cache.catalog.invalidation import Invalidator
+from llmproxy.proxy.forwarder import Upstreams
 from llmproxy.proxy.pipeline import Pipeline
 from llmproxy.routing import Router
 from llmproxy.settings import Settings
@@ -16,7 +17,6 @@ from llmproxy.store.health import RedisHealth
 from llmproxy.store.redis_client import RedisClient
 from llmproxy.telemetry.history import History
 from llmproxy.telemetry.recorder import Telemetry
-from llmproxy.upstream.client import UpstreamClient
 
 STATE_KEY = "app_state"  # where the lifespan puts AppState in the request state
 
@@ -35,7 +35,7 @@ class AdminTools:
 class AppState:
     settings: Settings
     redis: RedisClient
-    upstream: UpstreamClient
+    upstreams: Upstreams  # every upstream client, by family (a protocol's upstream_family) and name
     pipeline: Pipeline
     clock: Callable[[], float]
     router: Router | None

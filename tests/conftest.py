@@ -100,16 +100,14 @@ def upstream(upstream_url: str) -> FakeUpstream:
 
 def proxy_settings(redis_url: str, upstream_api_url: str, **sections: dict[str, Any]) -> Settings:
     """Test settings: explicit Redis and upstream, small body limit; `sections` override per section."""
+    # Short backoffs keep retry tests fast. Tests inject upstream failures on purpose, so a shared proxy's
+    # breaker would couple them: only the breaker tests (with proxies of their own) let it open.
+    upstream = {"retry_backoff_base_s": 0.01, "retry_backoff_max_s": 0.05, "breaker_failure_threshold": 1000}
     base: dict[str, dict[str, Any]] = {
         "server": {"max_body_bytes": TEST_MAX_BODY_BYTES},
-        # Short backoffs keep retry tests fast. Tests inject upstream failures on purpose, so a shared proxy's
-        # breaker would couple them: only the breaker tests (with proxies of their own) let it open.
-        "upstream": {
-            "base_url": upstream_api_url,
-            "retry_backoff_base_s": 0.01,
-            "retry_backoff_max_s": 0.05,
-            "breaker_failure_threshold": 1000,
-        },
+        "upstream": {"base_url": upstream_api_url, **upstream},
+        # The fake speaks Anthropic's API too, at its root (as `llmproxy serve --upstream` sets it).
+        "anthropic": {"base_url": upstream_api_url.removesuffix("/v1"), **upstream},
         "redis": {"url": redis_url, "key_prefix": TEST_KEY_PREFIX},
         "router": {"routes_file": None},  # router tests start proxies with their own routes
     }

@@ -1,4 +1,5 @@
-"""Every other /v1/* route: forwarded untouched, bodies streamed both ways."""
+"""Every other /v1/* route: forwarded untouched, bodies streamed both ways, to the upstream of the request's family
+(Anthropic's for requests with an `anthropic-version` header), whose error shape the proxy's own errors take."""
 
 from __future__ import annotations
 
@@ -9,13 +10,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from llmproxy.api.body import StreamedBody
+from llmproxy.api.cacheable import error_reply
 from llmproxy.api.context import app_state
-from llmproxy.api.render import ClosingStreamingResponse
+from llmproxy.api.render import ClosingStreamingResponse, render
 from llmproxy.errors import InvalidRequestError, ProxyError
+from llmproxy.protocols.registry import passthrough_protocol
+from llmproxy.proxy.forwarder import Upstreams
 from llmproxy.proxy.headers import attempts_headers
-from llmproxy.settings import DEFAULT_UPSTREAM
 from llmproxy.trace import RequestTrace
-from llmproxy.upstream.client import Headers, UpstreamStream, relayable_headers
+from llmproxy.upstream.client import Headers, UpstreamClient, UpstreamStream, relayable_headers
 
 PASSTHROUGH_ENDPOINT = "passthrough"
 
@@ -23,13 +26,20 @@ PASSTHROUGH_ENDPOINT = "passthrough"
 async def passthrough(request: Request) -> Response:
     """Relay the request to the upstream and its response back, byte for byte."""
     state = app_state(request)
-    trace = RequestTrace(PASSTHROUGH_ENDPOINT, upstream=DEFAULT_UPSTREAM)  # one label: paths carry ids (files, batches)
+    family = passthrough_protocol(request.headers.items())
+    upstream = state.upstreams.client(family.upstream_family, None)
+    # One endpoint label: paths carry ids (files, batches).
+    trace = RequestTrace(PASSTHROUGH_ENDPOINT, upstream=Upstreams.label(family.upstream_family, None))
     resources = AsyncExitStack()
     resources.callback(state.telemetry.finish, trace)  # runs last, once the body was sent or abandoned
     try:
-        stream = await _open_upstream(request, trace, resources)
-    except BaseException as exc:
-        trace.status = exc.status_code if isinstance(exc, ProxyError) else 500
+        stream = await _open_upstream(request, upstream, trace, resources)
+    except ProxyError as error:
+        trace.status = family.error_status(error)
+        await resources.aclose()
+        return render(error_reply(family, error))
+    except BaseException:
+        trace.status = 500
         await resources.aclose()
         raise
     trace.status = trace.upstream_status = stream.status
@@ -37,7 +47,9 @@ async def passthrough(request: Request) -> Response:
     return ClosingStreamingResponse(stream.chunks(decoded=False), stream.status, headers, resources.aclose)
 
 
-async def _open_upstream(request: Request, trace: RequestTrace, resources: AsyncExitStack) -> UpstreamStream:
+async def _open_upstream(
+    request: Request, upstream: UpstreamClient, trace: RequestTrace, resources: AsyncExitStack
+) -> UpstreamStream:
     """The upstream's response to the relayed request, its body owned by `resources`.
 
     Raises:
@@ -55,8 +67,8 @@ async def _open_upstream(request: Request, trace: RequestTrace, resources: Async
             body.on_abort = waiting.cancel
         with trace.timing("upstream"):
             return await resources.enter_async_context(
-                state.upstream.open(
-                    request.method, path, request.url.query, _headers(request), body.chunks() if body else b""
+                upstream.open(
+                    request.method, path, request.url.query, _headers(request, upstream), body.chunks() if body else b""
                 )
             )
     assert body is not None and body.failure is not None  # only an aborted body cancels the scope
@@ -78,8 +90,8 @@ def _upstream_path(request: Request) -> str:
     return raw_path.decode("latin-1") if raw_path else request.url.path
 
 
-def _headers(request: Request) -> Headers:
-    headers = app_state(request).upstream.outgoing_headers(request.headers.items(), drop=frozenset())
+def _headers(request: Request, upstream: UpstreamClient) -> Headers:
+    headers = upstream.outgoing_headers(request.headers.items(), drop=frozenset())
     if "accept-encoding" not in request.headers:
         # Bytes are relayed raw, so the upstream may only use an encoding the client asked for.
         headers.append(("accept-encoding", "identity"))
@@ -87,6 +99,6 @@ def _headers(request: Request) -> Headers:
 
 
 def _streamed_body(request: Request, timeout_s: float) -> StreamedBody | None:
-    # A streamed body cannot be sent twice, so only requests without one are retried (429/502/503, connection).
+    # A streamed body cannot be sent twice, so only requests without one are retried (429/502/503/529, connection).
     has_body = "content-length" in request.headers or "transfer-encoding" in request.headers
     return StreamedBody(request, timeout_s) if has_body else None

@@ -15,7 +15,7 @@ from llmproxy.commands.cache_cli import add_cache_commands
 from llmproxy.commands.config_reference import render_reference
 from llmproxy.commands.logging_setup import configure_logging
 from llmproxy.fake_upstream import FakeUpstreamConfig, run_fake_upstream
-from llmproxy.settings import DEFAULT_CONFIG_FILE, SettingsError, load_settings
+from llmproxy.settings import DEFAULT_CONFIG_FILE, SettingsError, load_settings, with_upstream_for_all
 from llmproxy.store.embedded_redis import EmbeddedRedisError
 
 
@@ -34,7 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="listen address [LLMPROXY_SERVER__HOST]")
     serve.add_argument("--port", type=int, help="listen port [LLMPROXY_SERVER__PORT]")
     serve.add_argument(
-        "--upstream", help="upstream base URL, e.g. https://api.openai.com/v1 [LLMPROXY_UPSTREAM__BASE_URL]"
+        "--upstream",
+        help="upstream base URL, e.g. https://api.openai.com/v1 [LLMPROXY_UPSTREAM__BASE_URL]; also the Anthropic "
+        "upstream's (without /v1) unless anthropic.base_url is configured",
     )
     serve.add_argument("--workers", type=int, help="uvicorn worker processes [LLMPROXY_SERVER__WORKERS]")
     serve.add_argument("--redis-url", help="Redis Stack / Redis 8 URL; omit for the embedded one [LLMPROXY_REDIS__URL]")
@@ -113,6 +115,8 @@ def serve_command(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         print(f"llmproxy: {exc}", file=sys.stderr)
         return 2
+    if args.upstream is not None:
+        settings = with_upstream_for_all(settings, settings.upstream.base_url)
     configure_logging(settings.server.log_level)
     try:
         run_proxy(settings)

@@ -13,31 +13,7 @@ from collections.abc import Mapping
 from starlette.responses import Response
 
 from llmproxy.fake_upstream.errors import JsonResponse, RequestRejected
-from llmproxy.fake_upstream.replies import Json
-
-ERROR_TYPES: Mapping[int, str] = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    402: "billing_error",
-    403: "permission_error",
-    404: "not_found_error",
-    413: "request_too_large",
-    429: "rate_limit_error",
-    500: "api_error",
-    504: "timeout_error",
-    529: "overloaded_error",
-}
-
-
-def anthropic_error_type(status_code: int) -> str:
-    """The Anthropic error `type` for an HTTP status."""
-    default = "api_error" if status_code >= 500 else "invalid_request_error"
-    return ERROR_TYPES.get(status_code, default)
-
-
-def anthropic_error_body(message: str, error_type: str) -> Json:
-    """The Anthropic error envelope."""
-    return {"type": "error", "error": {"type": error_type, "message": message}}
+from llmproxy.protocols.anthropic import anthropic_error_body, anthropic_error_type
 
 
 def render_anthropic(exc: RequestRejected) -> Response:

@@ -202,6 +202,17 @@ def picked_headers(headers: RequestHeaders, names: Iterable[str]) -> tuple[tuple
     return tuple(sorted((name.lower(), value) for name, value in headers if name.lower() in wanted))
 
 
+def shown_content(content: Any) -> str:
+    """A message's content for display: a string, or its parts' text (OpenAI's parts and Anthropic's blocks both
+    are `{"type": "text", "text"}`), other parts named by type so an entry with only an image is not shown empty."""
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        return ""
+    parts = [part for part in content if isinstance(part, dict)]
+    return "\n".join(str(part.get("text")) if part.get("type") == "text" else f"[{part.get('type')}]" for part in parts)
+
+
 def cut(text: str, limit: int) -> str:
     """`text`, ending in an ellipsis when it is longer than `limit` characters."""
     return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -13,9 +13,11 @@ from pydantic import Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from llmproxy.jsontypes import JsonObject
-from llmproxy.protocols.base import ParsedRequest, RequestHeaders, SemanticView, cut
-from llmproxy.protocols.openai import GenerationRequest, StrictBody, validated
-from llmproxy.protocols.openai_stream import Choice, ChunkedProtocol, Lists, Text, index_of, text_pieces
+from llmproxy.protocols.base import ParsedRequest, RequestHeaders, SemanticView, cut, shown_content
+from llmproxy.protocols.json_body import StrictBody, validated
+from llmproxy.protocols.openai import GenerationRequest
+from llmproxy.protocols.openai_stream import Choice, ChunkedProtocol, Lists, Text, index_of
+from llmproxy.protocols.text_pieces import text_pieces
 
 _LOGPROB_KEYS = ("content", "refusal")
 
@@ -74,7 +76,7 @@ class ChatProtocol(ChunkedProtocol):
         turns = [message for message in messages if isinstance(message, dict)] if isinstance(messages, list) else []
         users = [message for message in turns if message.get("role") == "user"]
         chosen = users[-1] if users else (turns[-1] if turns else {})
-        return cut(_content_text(chosen.get("content")), limit)
+        return cut(shown_content(chosen.get("content")), limit)
 
     def fixed_answer(self, model: str, text: str, answer_id: str, created: int) -> JsonObject:
         message = {"role": "assistant", "content": text, "refusal": None}
@@ -106,16 +108,6 @@ def _plain_text(content: Any) -> str | None:
     texts = [part.get("text") for part in content if isinstance(part, dict) and part.get("type") == "text"]
     strings = [text for text in texts if isinstance(text, str)]
     return "\n".join(strings) if len(strings) == len(content) else None
-
-
-def _content_text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if not isinstance(content, list):
-        return ""
-    parts = [part for part in content if isinstance(part, dict)]
-    # Images, audio and files are named by type, so an entry with only an image is not shown as empty.
-    return "\n".join(str(part["text"]) if part.get("type") == "text" else f"[{part.get('type')}]" for part in parts)
 
 
 # --- the stream's choices ------------------------------------------------------------------------

@@ -10,8 +10,10 @@ from typing import Any
 
 from llmproxy.jsontypes import JsonObject
 from llmproxy.protocols.base import ParsedRequest, RequestHeaders, SemanticView, cut
-from llmproxy.protocols.openai import GenerationRequest, shown_texts, validated
-from llmproxy.protocols.openai_stream import Choice, ChunkedProtocol, Lists, Text, text_pieces
+from llmproxy.protocols.json_body import validated
+from llmproxy.protocols.openai import GenerationRequest, shown_texts
+from llmproxy.protocols.openai_stream import Choice, ChunkedProtocol, Lists, Text
+from llmproxy.protocols.text_pieces import text_pieces
 
 _LOGPROB_KEYS = ("tokens", "token_logprobs", "top_logprobs", "text_offset")
 

@@ -11,8 +11,10 @@ from typing import Any, Literal
 from pydantic import Field
 
 from llmproxy.jsontypes import JsonObject
-from llmproxy.protocols.base import ParsedRequest, RequestHeaders, SemanticView, StreamAssembler, cut
-from llmproxy.protocols.openai import OpenAIProtocol, StrictBody, shown_texts, validated
+from llmproxy.protocols.base import ParsedRequest, RequestHeaders, cut
+from llmproxy.protocols.deterministic import Deterministic
+from llmproxy.protocols.json_body import StrictBody, validated
+from llmproxy.protocols.openai import OpenAIProtocol, shown_texts
 
 
 class EmbeddingRequest(StrictBody):
@@ -22,7 +24,7 @@ class EmbeddingRequest(StrictBody):
     dimensions: int | None = Field(None, ge=1)
 
 
-class EmbeddingsProtocol(OpenAIProtocol):
+class EmbeddingsProtocol(Deterministic, OpenAIProtocol):
     name = "embedding"
     path = "/v1/embeddings"
 
@@ -31,25 +33,12 @@ class EmbeddingsProtocol(OpenAIProtocol):
         # Embeddings have no `stream` parameter: such a field is an unknown one, forwarded as it came.
         return ParsedRequest(body, request.model, stream=False, key_headers=self.headers_in_key(headers))
 
-    def semantic_view(self, body: JsonObject) -> SemanticView | None:
-        return None  # the vector of one text is not the vector of a paraphrase
-
     def display_prompt(self, body: JsonObject, limit: int) -> str:
         return cut(shown_texts(body.get("input"), limit), limit)
 
     def is_complete(self, answer: JsonObject) -> bool:
         data = answer.get("data")
         return "error" not in answer and isinstance(data, list) and bool(data)
-
-    def assembler(self, parsed: ParsedRequest, *, want_usage: bool) -> StreamAssembler:
-        raise TypeError("embeddings are never streamed")
-
-    def replay(self, answer: JsonObject, parsed: ParsedRequest) -> bytes:
-        raise TypeError("embeddings are never streamed")
-
-    def fixed_answer(self, model: str, text: str, answer_id: str, created: int) -> JsonObject:
-        # Only requests with a semantic view are routed; an embedding never is.
-        raise TypeError("an embedding request is never answered with a fixed text")
 
 
 EMBEDDINGS = EmbeddingsProtocol()

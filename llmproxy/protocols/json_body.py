@@ -1,11 +1,12 @@
-"""JSON request bodies, for every protocol: decoding within a nesting limit, and validation errors as 400s (pure)."""
+"""JSON request bodies, for every protocol: decoding within a nesting limit, strict validation of the checked
+fields, and validation errors as 400s (pure)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from llmproxy.errors import InvalidRequestError
 from llmproxy.jsontypes import JsonObject
@@ -35,6 +36,29 @@ def decode_json_object(raw: bytes) -> JsonObject:
             f"The JSON body of your request is nested more than {MAX_JSON_DEPTH} levels deep.", code="invalid_json"
         )
     return body
+
+
+class StrictBody(BaseModel):
+    """The checked fields of a request body; every other field is kept for the upstream to judge."""
+
+    # strict: "true" is not a boolean and "0.5" is not a number, as in OpenAI's and Anthropic's own APIs.
+    model_config = ConfigDict(strict=True, extra="allow")
+
+
+Validated = TypeVar("Validated", bound=StrictBody)
+
+
+def validated(model: type[Validated], raw: bytes) -> tuple[JsonObject, Validated]:
+    """The decoded body and its validated view.
+
+    Raises:
+        InvalidRequestError: the body is not JSON, not an object, or a field is missing or mistyped.
+    """
+    body = decode_json_object(raw)
+    try:
+        return body, model.model_validate(body)
+    except ValidationError as exc:
+        raise invalid_request_from(exc) from exc
 
 
 def nested_deeper_than(value: Any, limit: int) -> bool:

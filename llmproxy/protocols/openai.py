@@ -7,15 +7,15 @@ every other field is forwarded as the caller sent it, for the upstream to judge.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
 
 from llmproxy.errors import ProxyError, error_body
 from llmproxy.jsontypes import JsonObject
 from llmproxy.protocols.base import ParsedRequest, WireProtocol
-from llmproxy.protocols.json_body import decode_json_object, invalid_request_from
+from llmproxy.protocols.json_body import StrictBody
 from llmproxy.streaming.sse import encode_event
 from llmproxy.trace import TokenUsage
 
@@ -23,11 +23,6 @@ from llmproxy.trace import TokenUsage
 NON_ANSWER_FIELDS = frozenset(
     {"stream", "stream_options", "user", "safety_identifier", "metadata", "store", "service_tier", "prompt_cache_key"}
 )
-
-
-class StrictBody(BaseModel):
-    # strict: "true" is not a boolean and "0.5" is not a number, as in OpenAI's own API.
-    model_config = ConfigDict(strict=True, extra="allow")
 
 
 class StreamOptions(StrictBody):
@@ -45,22 +40,6 @@ class GenerationRequest(StrictBody):
     top_p: float | None = Field(None, ge=0, le=1)
     max_tokens: int | None = Field(None, ge=0)
     seed: int | None = None
-
-
-Validated = TypeVar("Validated", bound=StrictBody)
-
-
-def validated(model: type[Validated], raw: bytes) -> tuple[JsonObject, Validated]:
-    """The decoded body and its validated view.
-
-    Raises:
-        InvalidRequestError: the body is not JSON, not an object, or a field is missing or mistyped.
-    """
-    body = decode_json_object(raw)
-    try:
-        return body, model.model_validate(body)
-    except ValidationError as exc:
-        raise invalid_request_from(exc) from exc
 
 
 def include_usage(parsed: ParsedRequest) -> bool:

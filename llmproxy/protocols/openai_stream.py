@@ -8,7 +8,6 @@ stream helpers accumulate into it. Each protocol module supplies its choices (ho
 
 from __future__ import annotations
 
-import re
 from abc import abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,8 +22,6 @@ from llmproxy.streaming.sse import SseEvent, done_event, encode_event
 # Top-level keys a chunk repeats from the response; the optional ones are copied only when present.
 REQUIRED_ENVELOPE_KEYS = ("id", "created", "model")
 OPTIONAL_ENVELOPE_KEYS = ("system_fingerprint", "service_tier")
-REPLAY_DELTAS = 16  # at most this many text deltas per replayed choice: several, as a real stream sends
-_WORD_START = re.compile(r"(?<=\s)(?=\S)")
 
 
 def index_of(item: JsonObject) -> int:
@@ -42,13 +39,6 @@ def index_of(item: JsonObject) -> int:
 def is_usage_only_chunk(chunk: JsonObject) -> bool:
     """Whether this is the `include_usage` tail chunk: no choices, only usage."""
     return chunk.get("choices") == [] and chunk.get("usage") is not None
-
-
-def text_pieces(text: str, most: int = REPLAY_DELTAS) -> list[str]:
-    """`text` cut at word starts into at most `most` pieces that join back into it (one piece for one word)."""
-    words = _WORD_START.split(text)
-    size = -(-len(words) // most)  # words per piece, rounded up
-    return ["".join(words[start : start + size]) for start in range(0, len(words), size)]
 
 
 @dataclass(slots=True)

@@ -6,13 +6,16 @@ from typing import Annotated
 
 from pydantic import AfterValidator
 
-from llmproxy.protocols.base import WireProtocol
+from llmproxy.protocols.anthropic import ANTHROPIC_VERSION_HEADER
+from llmproxy.protocols.base import RequestHeaders, WireProtocol
 from llmproxy.protocols.chat import CHAT
 from llmproxy.protocols.completions import COMPLETIONS
+from llmproxy.protocols.count_tokens import COUNT_TOKENS
 from llmproxy.protocols.embeddings import EMBEDDINGS
+from llmproxy.protocols.messages import MESSAGES
 from llmproxy.protocols.responses import RESPONSES
 
-PROTOCOLS: tuple[WireProtocol, ...] = (CHAT, COMPLETIONS, EMBEDDINGS, RESPONSES)
+PROTOCOLS: tuple[WireProtocol, ...] = (CHAT, COMPLETIONS, EMBEDDINGS, RESPONSES, MESSAGES, COUNT_TOKENS)
 PROTOCOL_NAMES: tuple[str, ...] = tuple(protocol.name for protocol in PROTOCOLS)
 _BY_NAME = {protocol.name: protocol for protocol in PROTOCOLS}
 _BY_PATH = {protocol.path: protocol for protocol in PROTOCOLS}
@@ -30,6 +33,14 @@ def by_name(name: str) -> WireProtocol:
 def by_path(path: str) -> WireProtocol | None:
     """The protocol served at a `/v1/...` path, or None (the path is passed through)."""
     return _BY_PATH.get(path)
+
+
+def passthrough_protocol(headers: RequestHeaders) -> WireProtocol:
+    """The protocol whose upstream and error shape an uncached request gets: Anthropic's when it carries an
+    `anthropic-version` header (the Anthropic SDKs always send one: models, batches, files), else OpenAI's."""
+    if any(name.lower() == ANTHROPIC_VERSION_HEADER for name, _ in headers):
+        return MESSAGES
+    return CHAT
 
 
 def _known(name: str) -> str:

@@ -21,7 +21,8 @@ from pydantic import Field
 from llmproxy.errors import InvalidRequestError, ProxyError
 from llmproxy.jsontypes import JsonObject
 from llmproxy.protocols.base import ParsedRequest, RequestHeaders, SemanticView, StreamAssembler, cut
-from llmproxy.protocols.openai import OpenAIProtocol, StrictBody, validated
+from llmproxy.protocols.json_body import StrictBody, validated
+from llmproxy.protocols.openai import OpenAIProtocol
 from llmproxy.protocols.responses_stream import ResponseEvents, error_event, replay_response
 from llmproxy.trace import TokenUsage
 

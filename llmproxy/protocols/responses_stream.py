@@ -16,7 +16,7 @@ from typing import Any
 
 from llmproxy.jsontypes import JsonObject
 from llmproxy.protocols.json_events import JsonEventStream
-from llmproxy.protocols.openai_stream import REPLAY_DELTAS, text_pieces
+from llmproxy.protocols.text_pieces import REPLAY_DELTAS, text_pieces
 from llmproxy.streaming.sse import SseEvent, encode_event
 
 COMPLETED = "response.completed"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from llmproxy.cache.writeback import WriteBack
 from llmproxy.protocols.base import UpstreamFamily
@@ -12,7 +12,7 @@ from llmproxy.proxy.exchange import SSE_TYPE, CacheRequest, Forward, Reply
 from llmproxy.proxy.headers import CONTROL_HEADERS, attempts_headers
 from llmproxy.proxy.storing import AnswerStore, PendingWrites
 from llmproxy.proxy.stream_relay import RelayPlan, relay_stream
-from llmproxy.settings import DEFAULT_UPSTREAM
+from llmproxy.settings import ANTHROPIC_UPSTREAM, DEFAULT_UPSTREAM
 from llmproxy.upstream.answers import checked_answer
 from llmproxy.upstream.client import Headers, UpstreamClient, relayable_headers
 
@@ -30,6 +30,17 @@ class Upstreams:
             KeyError: no such upstream (routes are checked against the configured names when they load).
         """
         return self.families[family][name]
+
+    def serves(self, family: UpstreamFamily, name: str | None) -> bool:
+        """Whether the family has an upstream of this name (the named upstreams are all OpenAI-compatible)."""
+        return name in self.families[family]
+
+    @staticmethod
+    def label(family: UpstreamFamily, name: str | None) -> str:
+        """The upstream's name in metrics and traces."""
+        if name is not None:
+            return name
+        return DEFAULT_UPSTREAM if family == "openai" else ANTHROPIC_UPSTREAM
 
 
 class Forwarder:
@@ -50,8 +61,13 @@ class Forwarder:
             UpstreamError: the upstream could not be reached (502) or timed out (504).
             InvalidUpstreamAnswerError: it answered 200 with something other than an answer (502).
         """
-        client = self._upstreams.client(request.protocol.upstream_family, forward.upstream)
-        request.trace.upstream = forward.upstream or DEFAULT_UPSTREAM
+        family = request.protocol.upstream_family
+        if not self._upstreams.serves(family, forward.upstream):
+            # A route's named upstream (and its model) is OpenAI-compatible: a request of another family keeps
+            # its own upstream and model rather than failing.
+            forward = replace(forward, upstream=None, model=None)
+        client = self._upstreams.client(family, forward.upstream)
+        request.trace.upstream = self._upstreams.label(family, forward.upstream)
         plan = forward.store
         store = None if plan is None else AnswerStore(self._write_back, plan, request.trace, forward.on_stored)
         if request.parsed.stream:

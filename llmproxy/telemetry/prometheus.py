@@ -114,7 +114,7 @@ class ProxyMetrics:
         )
         self.upstream_retries = Counter(
             "llmproxy_upstream_retries",
-            "Upstream attempts retried, by upstream and reason (connection, 429, 502, 503).",
+            "Upstream attempts retried, by upstream and reason (connection, 429, 502, 503, 529).",
             ["upstream", "reason"],
             registry=registry,
         )

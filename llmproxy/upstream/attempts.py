@@ -33,7 +33,7 @@ def _ignore(value: object) -> None:
 class UpstreamHooks:
     """How a client reports to telemetry, which sits beside the upstream package and is not imported by it."""
 
-    retried: Callable[[str], None] = _ignore  # a retry, by reason: "connection", "429", "502" or "503"
+    retried: Callable[[str], None] = _ignore  # a retry, by reason: "connection", "429", "502", "503" or "529"
     breaker_changed: Callable[[BreakerState], None] = _ignore
 
 

@@ -33,10 +33,25 @@ HOP_BY_HOP = frozenset(
         "content-length",
     }
 )
-_AUTHORIZATION = frozenset({"authorization"})
 # Response headers not relayed, as two sets built once (raw relay, or a body the proxy decoded).
 _DROPPED_RAW = HOP_BY_HOP | {"date", "server"}
 _DROPPED_DECODED = _DROPPED_RAW | {"content-encoding"}
+
+
+@dataclass(frozen=True, slots=True)
+class ApiStyle:
+    """How an upstream family addresses its paths and carries the operator's key."""
+
+    path_root: str  # the start of `/v1/...` paths that its base URLs already end with
+    key_header: str
+    key_prefix: str  # written before the key in `key_header`
+    replaced: frozenset[str]  # the caller's credential headers not forwarded when the operator's key is sent
+
+
+OPENAI_STYLE = ApiStyle("/v1", "authorization", "Bearer ", frozenset({"authorization"}))
+# Anthropic base URLs are the server root (`https://api.anthropic.com`), and the key travels as x-api-key; the
+# SDK's `auth_token` (Authorization: Bearer) is a credential too, so the operator's key replaces both.
+ANTHROPIC_STYLE = ApiStyle("", "x-api-key", "", frozenset({"x-api-key", "authorization"}))
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,15 +120,17 @@ class UpstreamStream:
 
 
 class UpstreamClient:
-    """Sends requests to the configured OpenAI-compatible base URL over one connection pool."""
+    """Sends requests to one configured base URL (OpenAI-compatible, or Anthropic's) over one connection pool."""
 
     def __init__(
         self,
         settings: UpstreamSettings,
         transport: httpx.AsyncBaseTransport | None = None,
         hooks: UpstreamHooks | None = None,
+        style: ApiStyle = OPENAI_STYLE,
     ) -> None:
         self._base_url = settings.base_url
+        self._style = style
         self._origin = urlsplit(settings.base_url).netloc
         self._api_key = settings.api_key.get_secret_value() if settings.api_key else None
         self._dropped: dict[frozenset[str], frozenset[str]] = {}
@@ -136,18 +153,19 @@ class UpstreamClient:
         await self._http.aclose()
 
     def url_for(self, path: str, query: str = "") -> str:
-        """Upstream URL of a `/v1/...` path: `/v1/models` → `<base_url>/models`."""
-        suffix = path.removeprefix("/v1")
+        """Upstream URL of a `/v1/...` path: `/v1/models` → `<base_url>/models` (Anthropic: `<base_url>/v1/models`)."""
+        suffix = path.removeprefix(self._style.path_root)
         return f"{self._base_url}{suffix}" + (f"?{query}" if query else "")
 
     def outgoing_headers(self, incoming: Iterable[tuple[str, str]], *, drop: frozenset[str]) -> Headers:
         """Client headers minus hop-by-hop and `drop`, with the configured key if there is one."""
         dropped = self._dropped.get(drop)
         if dropped is None:  # one set per caller's `drop`, built once: not a union per header per request
-            dropped = self._dropped[drop] = HOP_BY_HOP | drop | _AUTHORIZATION if self._api_key else HOP_BY_HOP | drop
+            replaced = self._style.replaced if self._api_key else frozenset()
+            dropped = self._dropped[drop] = HOP_BY_HOP | drop | replaced
         headers = [(name, value) for name, value in incoming if name.lower() not in dropped]
         if self._api_key is not None:
-            headers.append(("authorization", f"Bearer {self._api_key}"))
+            headers.append((self._style.key_header, self._style.key_prefix + self._api_key))
         return headers
 
     async def send(self, method: str, path: str, headers: Headers, content: bytes) -> UpstreamReply:

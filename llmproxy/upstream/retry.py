@@ -1,7 +1,8 @@
 """When to retry an upstream request, and after how long: full-jitter backoff and Retry-After (pure).
 
-Only answers that prove the request did not run are retried: 429, 502 and 503, and connection failures
-before any response. A 500 or 504 may have run (and been billed), and other 4xx fail again the same way.
+Only answers that prove the request did not run are retried: 429, 502, 503 and Anthropic's 529
+(`overloaded_error`), and connection failures before any response. A 500 or 504 may have run (and been
+billed), and other 4xx fail again the same way.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from email.utils import parsedate_to_datetime
 
 from llmproxy.settings import UpstreamSettings
 
-RETRYABLE_STATUSES = frozenset({429, 502, 503})
+RETRYABLE_STATUSES = frozenset({429, 502, 503, 529})
 CONNECTION = "connection"  # the retry reason of a failure before any response
 
 Uniform = Callable[[float, float], float]

@@ -40,7 +40,10 @@ def test_overview_reports_redis_entries_memory_and_closed_breakers(admin_proxy: 
     assert redis_part["used_memory_bytes"] > 0
     assert redis_part["eviction_policy"] == "noeviction"
     assert redis_part["warnings"] == []
-    assert body["upstreams"] == [{"name": "default", "breaker": "closed", "opened": 0}]
+    assert body["upstreams"] == [
+        {"name": "default", "breaker": "closed", "opened": 0},
+        {"name": "anthropic", "breaker": "closed", "opened": 0},  # the Anthropic upstream's own breaker
+    ]
     assert body["fail_open"] == {}
     assert body["semantic"]["enabled"] is True
     assert (body["history"], body["router"]) == (True, False)
@@ -63,7 +66,10 @@ def test_an_open_upstream_breaker_and_its_openings_are_shown(
             body = {"model": "fake-model", "messages": [{"role": "user", "content": uuid.uuid4().hex}]}
             headers = {"authorization": "Bearer sk-test", "X-Fake-Status": "500"}
             assert httpx.post(proxy.url + "/v1/chat/completions", json=body, headers=headers).status_code == 500
-        assert overview(proxy)["upstreams"] == [{"name": "default", "breaker": "open", "opened": 1}]
+        assert overview(proxy)["upstreams"] == [
+            {"name": "default", "breaker": "open", "opened": 1},
+            {"name": "anthropic", "breaker": "closed", "opened": 0},
+        ]
 
 
 def test_with_redis_down_the_overview_still_answers_and_counts_fail_open(

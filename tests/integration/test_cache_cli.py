@@ -11,6 +11,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 import pytest
+from anthropic import Anthropic
 from openai import OpenAI
 
 from tests.conftest import FakeUpstream
@@ -96,3 +97,12 @@ def test_a_wrong_token_or_no_proxy_is_a_clear_error(proxy: str) -> None:
     assert "HTTP 401" in wrong.stderr and "admin bearer token" in wrong.stderr
     unreachable = cli("http://127.0.0.1:9", "ls")
     assert unreachable.returncode == 1 and "cannot reach the proxy" in unreachable.stderr
+
+
+def test_ls_filters_anthropic_messages_by_kind(proxy: str, api_key: str, upstream: FakeUpstream) -> None:
+    fill(proxy, api_key, {"model-a": ["What is the capital of France?"]})
+    with Anthropic(base_url=proxy, api_key=api_key, max_retries=0) as sdk:
+        sdk.messages.create(model="model-a", max_tokens=50, messages=[{"role": "user", "content": "Name a prime."}])
+
+    listed = cli_json(proxy, "ls", "--kind", "messages")
+    assert [(entry["kind"], entry["prompt"]) for entry in listed["entries"]] == [("messages", "Name a prime.")]

@@ -86,7 +86,7 @@ def test_the_health_panels_show_redis_entries_breakers_and_fail_open(console: Co
     assert re.fullmatch(r"[\d.]+ (KiB|MiB|GiB)", console.fact("memory"))
     assert console.fact("eviction-policy") == "noeviction"
     tables = console.page.locator("#breakers table")
-    assert tables.nth(0).locator("tbody tr").all_inner_texts() == ["default\tclosed\t0"]
+    assert tables.nth(0).locator("tbody tr").all_inner_texts() == ["default\tclosed\t0", "anthropic\tclosed\t0"]
     assert tables.nth(1).locator("tbody tr").all_inner_texts() == ["redis\t0", "embedder\t0"]
     console.assert_no_errors()
 

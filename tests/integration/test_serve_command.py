@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from anthropic import Anthropic
 from openai import OpenAI
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -95,6 +96,21 @@ def test_serve_runs_an_embedded_redis_and_stops_it(tmp_path: Path, upstream: Fak
         assert not port_refuses(port)
     assert port_refuses(port), "the embedded Redis must stop with the proxy"
     assert (tmp_path / "redis-data").is_dir()
+
+
+def test_one_upstream_flag_serves_anthropic_messages_too(tmp_path: Path, upstream: FakeUpstream) -> None:
+    # --upstream http://fake/v1 also makes http://fake the Anthropic upstream (anthropic.base_url unset).
+    with serve(tmp_path, upstream) as (url, _), Anthropic(base_url=url, api_key="sk-serve-test", max_retries=0) as sdk:
+        statuses = [
+            sdk.messages.with_raw_response.create(
+                model="fake-model", max_tokens=50, messages=[{"role": "user", "content": "persist me"}]
+            ).headers.get("x-cache")
+            for _ in range(2)
+        ]
+        models = sdk.models.list()
+    assert statuses == ["MISS", "HIT-L1"]
+    assert models.data and models.data[0].type == "model"
+    assert upstream.calls("/v1/messages") == 1
 
 
 def test_embedded_cache_survives_a_restart(tmp_path: Path, upstream: FakeUpstream) -> None:

@@ -19,7 +19,8 @@ from llmproxy.jsontypes import JsonObject
 from llmproxy.protocols.base import ParsedRequest
 from llmproxy.protocols.chat import CHAT
 from llmproxy.protocols.completions import COMPLETIONS
-from llmproxy.protocols.openai_stream import ChunkedProtocol, is_usage_only_chunk, text_pieces
+from llmproxy.protocols.openai_stream import ChunkedProtocol, is_usage_only_chunk
+from llmproxy.protocols.text_pieces import text_pieces
 from llmproxy.streaming import SseDecoder, SseEvent, done_event, encode_event
 
 T = TypeVar("T")

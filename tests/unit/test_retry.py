@@ -40,8 +40,8 @@ def test_backoff_is_full_jitter_from_zero() -> None:
     assert ranges == [(0.0, 0.4)]
 
 
-@pytest.mark.parametrize("status", [None, 429, 502, 503])
-def test_connection_failures_and_429_502_503_are_retried_with_backoff(status: int | None) -> None:
+@pytest.mark.parametrize("status", [None, 429, 502, 503, 529])
+def test_connection_failures_and_429_502_503_529_are_retried_with_backoff(status: int | None) -> None:
     assert retry_delay(POLICY, 0, Failure(status), NOW, highest) == 0.2
     assert retry_delay(POLICY, 1, Failure(status), NOW, highest) == 0.4
 

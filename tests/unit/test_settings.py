@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from llmproxy.settings import SettingsError, load_settings
+from llmproxy.settings import SettingsError, load_settings, with_upstream_for_all
 
 
 def test_defaults_point_at_openai_with_an_embedded_redis(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -68,3 +68,21 @@ def test_base_url_trailing_slash_is_normalised() -> None:
 def test_shipped_config_file_loads_and_matches_the_defaults() -> None:
     shipped = Path(__file__).parents[2] / "config" / "llmproxy.yaml"
     assert load_settings(shipped).model_dump() == load_settings().model_dump()
+
+
+def test_the_anthropic_upstream_follows_serve_upstream_unless_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [name for name in os.environ if name.startswith("LLMPROXY_")]:
+        monkeypatch.delenv(name)
+    assert load_settings().anthropic.base_url == "https://api.anthropic.com"
+    flagged = with_upstream_for_all(
+        load_settings(None, {"upstream": {"base_url": "http://fake:9000/v1/"}}), "http://fake:9000/v1"
+    )
+    assert flagged.anthropic.base_url == "http://fake:9000"
+    monkeypatch.setenv("LLMPROXY_ANTHROPIC__BASE_URL", "https://claude.example")
+    configured = with_upstream_for_all(load_settings(), "http://fake:9000/v1")
+    assert configured.anthropic.base_url == "https://claude.example"
+
+
+def test_the_anthropic_upstream_name_is_reserved() -> None:
+    with pytest.raises(SettingsError, match="anthropic"):
+        load_settings(None, {"upstreams": {"anthropic": {"base_url": "http://x/v1"}}})

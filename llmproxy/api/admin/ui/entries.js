@@ -106,7 +106,8 @@ function pair(label, value) {
   return h("div", {}, h("dt", {}, label), h("dd", {}, value));
 }
 
-/** The text of a cached answer: a chat message, a completion, a Response's messages, or a note for an embedding. */
+/** The text of a cached answer: a chat message, a completion, a Response's messages, an Anthropic message, or a
+ * note for an embedding or a token count. */
 function answerText(entry) {
   const choices = entry.response?.choices;
   if (Array.isArray(choices) && choices.length) {
@@ -119,6 +120,12 @@ function answerText(entry) {
     const texts = parts.map((part) => part?.text ?? part?.refusal).filter((t) => typeof t === "string");
     if (texts.length) return texts.join("\n\n");
   }
+  const blocks = entry.response?.content;
+  if (Array.isArray(blocks)) {
+    const texts = blocks.filter((block) => block?.type === "text" && typeof block.text === "string");
+    if (texts.length) return texts.map((block) => block.text).join("\n\n");
+  }
+  if (typeof entry.response?.input_tokens === "number") return `${entry.response.input_tokens} input tokens.`;
   const vectors = entry.response?.data;
   if (Array.isArray(vectors) && vectors.length && Array.isArray(vectors[0].embedding)) {
     return `${vectors.length} embedding vector(s) of ${vectors[0].embedding.length} dimensions.`;
