@@ -47,9 +47,13 @@ class JsonEventStream(StreamAssembler):
             self._failed = True
             raise MalformedStreamError("The upstream sent a malformed stream event.") from exc
         if not isinstance(data, dict):
-            self._failed = True
-            return True
+            return self.not_an_object()
         return self.fold(data, event)
+
+    def not_an_object(self) -> bool:
+        """Account for JSON data that is not an object (by default the stream failed); True: forward the event."""
+        self._failed = True
+        return True
 
     @abstractmethod
     def fold(self, data: JsonObject, event: SseEvent) -> bool:

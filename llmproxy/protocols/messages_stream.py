@@ -15,9 +15,8 @@ from typing import Any
 
 import orjson
 
-from llmproxy.errors import MalformedStreamError
 from llmproxy.jsontypes import JsonObject
-from llmproxy.protocols.base import StreamAssembler
+from llmproxy.protocols.json_events import JsonEventStream
 from llmproxy.protocols.text_pieces import text_pieces
 from llmproxy.streaming.sse import SseEvent, encode_event
 
@@ -60,35 +59,23 @@ class _Block:
         return block
 
 
-class MessageStream(StreamAssembler):
+class MessageStream(JsonEventStream):
     """The events of one Messages stream, folded into the Message; every event is forwarded."""
 
-    __slots__ = ("_message", "_blocks", "_ended", "_failed", "_broken")
+    __slots__ = ("_message", "_blocks", "_broken")
 
     def __init__(self) -> None:
+        super().__init__()
         self._message: JsonObject | None = None
         self._blocks: dict[int, _Block] = {}
-        self._ended = False
-        self._failed = False
         self._broken = False  # an event of the wrong shape: relayed, but the copy is not stored
 
-    @property
-    def ended(self) -> bool:
-        return self._ended
+    def not_an_object(self) -> bool:
+        self._broken = True  # of the wrong shape, like an event missing its fields
+        return True
 
-    @property
-    def failed(self) -> bool:
-        return self._failed
-
-    def add(self, event: SseEvent) -> bool:
-        if event.data is None:
-            return True
-        try:
-            data = orjson.loads(event.data)
-        except orjson.JSONDecodeError as exc:
-            self._failed = True
-            raise MalformedStreamError("The upstream sent a malformed stream event.") from exc
-        if event.event == "error" or (isinstance(data, dict) and data.get("type") == "error"):
+    def fold(self, data: JsonObject, event: SseEvent) -> bool:
+        if data.get("type") == "error":
             self._failed = True  # relayed as it came (the SDK raises it), and the stream is not cached
             return True
         try:
