@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -127,9 +128,7 @@ class SemanticIndex:
             CacheUnavailableError: Redis failed, timed out, or the index is missing.
         """
         query = VectorQuery(
-            vector=self._vector_bytes(vector),
-            vector_field_name=_VECTOR_FIELD,
-            return_fields=list(_RETURN_FIELDS),
+            **self._searched(vector),
             filter_expression=partition_filter(partition),
             num_results=k,
             ef_runtime=self._hnsw.ef_runtime,
@@ -145,15 +144,15 @@ class SemanticIndex:
             CacheUnavailableError: Redis failed, timed out, or the index is missing.
         """
         query = VectorRangeQuery(
-            vector=self._vector_bytes(vector),
-            vector_field_name=_VECTOR_FIELD,
-            return_fields=list(_RETURN_FIELDS),
-            filter_expression=where,
-            distance_threshold=distance,
-            num_results=limit,
+            **self._searched(vector), filter_expression=where, distance_threshold=distance, num_results=limit
         )
         query.paging(offset, limit)
         return await self._search(query)
+
+    def _searched(self, vector: NDArray[np.float32]) -> dict[str, Any]:
+        """What every vector query asks: this vector, against the vector field, returning prompt and entry key."""
+        vector_bytes = self._vector_bytes(vector)
+        return {"vector": vector_bytes, "vector_field_name": _VECTOR_FIELD, "return_fields": list(_RETURN_FIELDS)}
 
     async def _search(self, query: VectorQuery | VectorRangeQuery) -> list[Neighbour]:
         if not self._ready:
