@@ -41,7 +41,7 @@ def proxy(
     start_proxy: StartProxy, key_prefix: str, redis_client: redis.Redis, routes_file: Path, upstream: FakeUpstream
 ) -> Iterator[AdminProxy]:
     sections = {"router": {"routes_file": str(routes_file)}, "upstreams": {"cheap": {"base_url": upstream.api_url}}}
-    with running_admin_proxy(start_proxy, key_prefix, redis_client, **sections) as running:
+    with running_admin_proxy(start_proxy, key_prefix, redis_client, upstream, **sections) as running:
         yield running
 
 

@@ -11,6 +11,7 @@ import pytest
 from openai import AsyncOpenAI, OpenAI
 
 from tests.conftest import FakeUpstream
+from tests.support.clients import caller_headers
 
 MESSAGES: list[Any] = [{"role": "user", "content": "What is the capital of France?"}]
 TOOLS: list[Any] = [
@@ -98,7 +99,7 @@ def test_embeddings_are_cached_exactly_in_both_encodings(client: OpenAI, upstrea
 
 def test_cached_embedding_is_the_stored_base64_payload(proxy_url: str, api_key: str, upstream: FakeUpstream) -> None:
     body = {"model": "fake-embed", "input": "hello", "encoding_format": "base64"}
-    headers = {"authorization": f"Bearer {api_key}"}
+    headers = caller_headers(api_key, upstream)
     miss = httpx.post(proxy_url + "/v1/embeddings", json=body, headers=headers)
     hit = httpx.post(proxy_url + "/v1/embeddings", json=body, headers=headers)
     assert hit.headers["x-cache"] == "HIT-L1"
