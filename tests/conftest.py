@@ -1,8 +1,11 @@
 """Session fixtures: a real Redis Stack, the fake model server and the proxy, each on a loopback port.
 
 Every test gets its own API key, which is its own tenant scope: tests share one Redis and one proxy
-without ever seeing each other's entries, and without FLUSHALL. The fake upstream can keep a recorder per test
-(X-Fake-Recorder); the `upstream` fixture still reads its default recorder, cleared per test.
+without ever seeing each other's entries, and without FLUSHALL. Every test also gets its own recorder in the
+shared fake upstream (`upstream`): its clients send the recorder's X-Fake-Recorder header, which proxies forward,
+so the fake's call counts, call log and reply numbers are the test's own. Build clients with
+tests/support/clients.py (`openai_sdk(url, api_key, upstream)`, `caller_headers(api_key, upstream)`, ...); a
+request without the header lands in the fake's default recorder, which no test reads.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from tests.support.admin import AdminProxy, running_admin_proxy
 from tests.support.clients import async_openai_sdk, openai_sdk
 from tests.support.console import chromium
 from tests.support.servers import free_port, serve_in_thread
-from tests.support.upstream import FakeUpstream
+from tests.support.upstream import FakeUpstream as FakeUpstream  # re-exported for tests that import it from here
 
 # Fuzz tests (test_fuzz.py): `ci` runs by default, the same examples every time and well under a minute;
 # `--hypothesis-profile=fuzz` is the long run by hand (BENCHMARKS.md, Robustness). Real HTTP: no deadline.
@@ -60,13 +63,14 @@ def upstream_url() -> Iterator[str]:
 
 @pytest.fixture
 def recorder() -> str:
-    """This test's recorder in the shared fake upstream."""
+    """The name of this test's recorder in the shared fake upstream (and in any fake the test starts itself)."""
     return f"test-{uuid.uuid4().hex}"
 
 
 @pytest.fixture
 def upstream(upstream_url: str, recorder: str) -> Iterator[FakeUpstream]:
-    """The fake upstream as this test sees it: only the calls its clients (which send `upstream.headers`) made."""
+    """The shared fake upstream as this test sees it: only the calls its clients (which send `upstream.headers`) made.
+    The recorder is dropped afterwards."""
     fake = FakeUpstream(upstream_url, recorder)
     yield fake
     fake.reset()  # the fake forgets this test's recorder

@@ -13,10 +13,10 @@ import pytest
 import redis
 
 from llmproxy.store.embedded_redis import EmbeddedRedis
-from tests.conftest import FakeUpstream
 from tests.support.admin import ADMIN_TOKEN, AdminProxy, chat, running_admin_proxy
 from tests.support.clients import caller_headers, openai_sdk
 from tests.support.router import ROUTES
+from tests.support.upstream import FakeUpstream
 
 AUTH = {"authorization": f"Bearer {ADMIN_TOKEN}"}
 StartProxy = Callable[..., AbstractContextManager[str]]

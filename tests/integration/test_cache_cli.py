@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import FakeUpstream
 from tests.support.clients import openai_sdk
+from tests.support.upstream import FakeUpstream
 
 ADMIN_TOKEN = "cli-admin-token-0123456789"
 

@@ -13,10 +13,9 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import FakeUpstream
 from tests.support.clients import caller_headers, openai_sdk
 from tests.support.servers import free_port
-from tests.support.upstream import metric
+from tests.support.upstream import FakeUpstream, metric
 
 THRESHOLD = 2
 SHORT_RESET_S = 0.3  # tests of the trial poll until it is admitted
@@ -111,10 +110,12 @@ def test_failed_trial_opens_it_again(start_proxy: StartProxy, api_key: str, upst
     assert upstream.calls() == THRESHOLD + 1
 
 
-def test_unreachable_upstream_opens_it_after_retries(start_proxy: StartProxy, api_key: str) -> None:
+def test_unreachable_upstream_opens_it_after_retries(
+    start_proxy: StartProxy, api_key: str, upstream: FakeUpstream
+) -> None:
     closed_port = f"http://127.0.0.1:{free_port()}/v1"
-    upstream = {"breaker_failure_threshold": THRESHOLD, "breaker_reset_s": LONG_RESET_S}
-    with start_proxy(upstream_api_url=closed_port, upstream=upstream, semantic={"enabled": False}) as url:
+    breaker = {"breaker_failure_threshold": THRESHOLD, "breaker_reset_s": LONG_RESET_S}
+    with start_proxy(upstream_api_url=closed_port, upstream=breaker, semantic={"enabled": False}) as url:
         statuses = [chat(url, api_key, upstream).status_code for _ in range(THRESHOLD + 1)]
         retries = metric(url, "llmproxy_upstream_retries_total", upstream="default", reason="connection")
     assert statuses == [502] * THRESHOLD + [503]

@@ -12,9 +12,9 @@ import pytest
 import redis
 from playwright.sync_api import Browser, expect
 
-from tests.conftest import FakeUpstream
 from tests.support.admin import ADMIN_TOKEN, AdminProxy, chat, running_admin_proxy
 from tests.support.console import REFUSED, ConsolePage, console_page, stats_totals, wait_for
+from tests.support.upstream import FakeUpstream
 
 QUESTION = "How do I reverse a list in Python?"
 PARAPHRASE = "What is the way to reverse a Python list?"

@@ -12,10 +12,10 @@ import pytest
 import redis
 from playwright.sync_api import Browser, expect
 
-from tests.conftest import FakeUpstream
 from tests.support.admin import ADMIN_TOKEN, AdminProxy, chat, running_admin_proxy
 from tests.support.console import REFUSED, ConsolePage, console_page
 from tests.support.router import ROUTES
+from tests.support.upstream import FakeUpstream
 
 StartProxy = Callable[..., AbstractContextManager[str]]
 SMALL_TALK = "hi there, how are you doing today?"

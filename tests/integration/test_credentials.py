@@ -20,10 +20,10 @@ import pytest
 import redis
 from openai import Omit, omit
 
-from tests.conftest import FakeUpstream
 from tests.integration.test_tenancy import stored_values
 from tests.support.admin import ADMIN_TOKEN, AdminProxy, drop_indexes
 from tests.support.clients import openai_sdk
+from tests.support.upstream import FakeUpstream
 
 QUESTION = "Summarise my private notes"
 PROXY_KEY = "sk-the-proxys-own-upstream-key"

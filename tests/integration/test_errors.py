@@ -11,9 +11,10 @@ import openai
 import pytest
 from openai import OpenAI
 
-from tests.conftest import TEST_MAX_BODY_BYTES, FakeUpstream
+from tests.conftest import TEST_MAX_BODY_BYTES
 from tests.support.clients import caller_headers, openai_sdk
 from tests.support.servers import free_port
+from tests.support.upstream import FakeUpstream
 
 MESSAGES: list[Any] = [{"role": "user", "content": "Is this going to fail?"}]
 

@@ -26,10 +26,10 @@ from llmproxy.cache.catalog.invalidation import Invalidation, Invalidator
 from llmproxy.cache.catalog.query import EntryFilter
 from llmproxy.cache.keys import request_key
 from llmproxy.protocols.chat import CHAT
-from tests.conftest import FakeUpstream
 from tests.support.admin import ADMIN_TOKEN, AdminProxy, chat, embed, tenant
 from tests.support.clients import openai_sdk
 from tests.support.redis_servers import redis_stack
+from tests.support.upstream import FakeUpstream
 
 StartProxy = Callable[..., AbstractContextManager[str]]
 ALLKEYS_WARNING = "can evict keys without a TTL"

@@ -10,8 +10,8 @@ import httpx
 import pytest
 from openai import AsyncOpenAI, OpenAI
 
-from tests.conftest import FakeUpstream
 from tests.support.clients import caller_headers
+from tests.support.upstream import FakeUpstream
 
 MESSAGES: list[Any] = [{"role": "user", "content": "What is the capital of France?"}]
 TOOLS: list[Any] = [

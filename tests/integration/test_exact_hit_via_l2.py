@@ -19,11 +19,12 @@ import redis
 from llmproxy.app import create_app
 from llmproxy.embeddings.embedder import ModelLoader
 from llmproxy.settings import EmbeddingSettings
-from tests.conftest import FakeUpstream, proxy_settings
+from tests.conftest import proxy_settings
 from tests.integration.test_metrics import scrape, value
 from tests.support.admin import drop_indexes
 from tests.support.clients import openai_sdk
 from tests.support.servers import serve_in_thread
+from tests.support.upstream import FakeUpstream
 
 QUESTION = "How do I reverse a list in Python?"
 CHAT = "/v1/chat/completions"

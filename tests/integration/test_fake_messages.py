@@ -12,8 +12,8 @@ import pytest
 from anthropic import Anthropic
 from anthropic.types import Message, MessageParam, ToolParam
 
-from tests.conftest import FakeUpstream
 from tests.support.clients import anthropic_sdk
+from tests.support.upstream import FakeUpstream
 
 MODEL = "fake-model"
 HEADERS = {"x-api-key": "sk-ant-test", "anthropic-version": "2023-06-01"}

@@ -12,8 +12,8 @@ import pytest
 from openai import OpenAI
 from openai.types.responses import FunctionToolParam, Response, ResponseInputParam
 
-from tests.conftest import FakeUpstream
 from tests.support.clients import openai_sdk
+from tests.support.upstream import FakeUpstream
 
 MODEL = "fake-model"
 AUTH = {"Authorization": "Bearer sk-test"}

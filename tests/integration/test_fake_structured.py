@@ -11,8 +11,8 @@ import pytest
 from openai import OpenAI
 from pydantic import BaseModel, Field
 
-from tests.conftest import FakeUpstream
 from tests.support.clients import anthropic_sdk, openai_sdk
+from tests.support.upstream import FakeUpstream
 
 MODEL = "fake-model"
 

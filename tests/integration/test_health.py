@@ -8,9 +8,9 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import FakeUpstream
 from tests.support.clients import openai_sdk
 from tests.support.servers import free_port
+from tests.support.upstream import FakeUpstream
 
 MESSAGES: list[Any] = [{"role": "user", "content": "Are you there?"}]
 

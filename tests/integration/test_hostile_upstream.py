@@ -15,10 +15,11 @@ import redis
 from openai import OpenAI
 
 from llmproxy.proxy.scope import scope_id
-from tests.conftest import TEST_KEY_PREFIX, FakeUpstream
+from tests.conftest import TEST_KEY_PREFIX
 from tests.integration.test_metrics import scrape, value
 from tests.support.admin import tenant
 from tests.support.clients import openai_sdk
+from tests.support.upstream import FakeUpstream
 
 MESSAGES: list[Any] = [{"role": "user", "content": "Tell me something hostile"}]
 StartProxy = Callable[..., AbstractContextManager[str]]

@@ -8,8 +8,8 @@ from typing import Any
 
 from openai import OpenAI
 
-from tests.conftest import FakeUpstream
 from tests.support.clients import openai_sdk
+from tests.support.upstream import FakeUpstream
 
 # Stored first, then asked: a paraphrase both decisions serve, a negation the learned vetoes refuse, and a
 # question-focus change the rules serve.

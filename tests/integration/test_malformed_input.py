@@ -13,7 +13,6 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.conftest import FakeUpstream
 from tests.support.admin import AdminProxy
 from tests.support.keepalive import (
     OneConnection,
@@ -23,6 +22,7 @@ from tests.support.keepalive import (
     connect,
     read_response,
 )
+from tests.support.upstream import FakeUpstream
 
 CHAT = "/v1/chat/completions"
 

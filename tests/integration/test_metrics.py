@@ -16,9 +16,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from llmproxy.app import create_app
 from llmproxy.embeddings.embedder import ModelLoader
 from llmproxy.settings import EmbeddingSettings
-from tests.conftest import FakeUpstream, proxy_settings
+from tests.conftest import proxy_settings
 from tests.support.clients import openai_sdk
 from tests.support.servers import free_port, serve_in_thread
+from tests.support.upstream import FakeUpstream
 
 MODEL = "gpt-4o-mini-2024-07-18"  # priced through its prefix, gpt-4o-mini
 CHAT = "/v1/chat/completions"

@@ -25,9 +25,9 @@ from llmproxy.embeddings.embedder import EncoderBackend, ModelLoader, load_model
 from llmproxy.embeddings.onnx_backend import OnnxBackend
 from llmproxy.embeddings.onnx_store import MANIFEST_FILE, MODEL_FILE, TOKENIZER_FILE, OnnxExportError, prepare_for
 from llmproxy.settings import EmbeddingSettings
-from tests.conftest import FakeUpstream
 from tests.support.clients import openai_sdk
 from tests.support.servers import free_port
+from tests.support.upstream import FakeUpstream
 
 QUESTION = "How do I reverse a list in Python?"
 PARAPHRASE = "What is the way to reverse a Python list?"

@@ -8,8 +8,8 @@ from contextlib import AbstractContextManager
 import httpx
 from openai import OpenAI
 
-from tests.conftest import FakeUpstream
 from tests.support.clients import caller_headers
+from tests.support.upstream import FakeUpstream
 
 
 def test_models_list_passes_through(client: OpenAI, upstream: FakeUpstream) -> None:

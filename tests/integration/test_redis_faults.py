@@ -20,10 +20,9 @@ import redis
 from openai import OpenAI
 
 from llmproxy.store.embedded_redis import EmbeddedRedis
-from tests.conftest import FakeUpstream
 from tests.support.clients import caller_headers, openai_sdk
 from tests.support.redis_servers import paused
-from tests.support.upstream import metric
+from tests.support.upstream import FakeUpstream, metric
 
 # Short enough that recovery is quick to observe; the request timeout below is far above the Redis budget.
 FAULT_SETTINGS = {"breaker_failure_threshold": 2, "breaker_reset_s": 0.2, "socket_timeout_s": 0.25}

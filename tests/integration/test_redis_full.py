@@ -18,10 +18,9 @@ import pytest
 import redis
 
 from llmproxy.store.embedded_redis import EmbeddedRedis, EmbeddedRedisConfig
-from tests.conftest import FakeUpstream
 from tests.support.admin import ADMIN_TOKEN, chat
 from tests.support.clients import caller_headers, openai_sdk
-from tests.support.upstream import metric
+from tests.support.upstream import FakeUpstream, metric
 
 HEADROOM_BYTES = 2 * 1024 * 1024  # maxmemory above what the proxy's first entries use
 FILLER = b"x" * 64 * 1024

@@ -17,10 +17,11 @@ from llmproxy.embeddings.embedder import ModelLoader
 from llmproxy.fake_upstream import create_fake_upstream
 from llmproxy.routing import load_routes
 from llmproxy.settings import load_settings
-from tests.conftest import TEST_KEY_PREFIX, FakeUpstream
+from tests.conftest import TEST_KEY_PREFIX
 from tests.support.clients import openai_sdk
 from tests.support.router import ROUTES, chat
 from tests.support.servers import serve_in_thread
+from tests.support.upstream import FakeUpstream
 
 ADMIN_TOKEN = "admin-test-token"
 REPO = Path(__file__).resolve().parents[2]

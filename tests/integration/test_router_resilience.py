@@ -21,11 +21,12 @@ from llmproxy.app import create_app
 from llmproxy.embeddings.embedder import ModelLoader
 from llmproxy.settings import EmbeddingSettings
 from llmproxy.store.embedded_redis import EmbeddedRedis
-from tests.conftest import FakeUpstream, proxy_settings
+from tests.conftest import proxy_settings
 from tests.integration.test_metrics import scrape, value
 from tests.support.clients import openai_sdk
 from tests.support.router import BLOCKED_PROMPT, NO_CACHE_PROMPT, ROUTES, chat
 from tests.support.servers import serve_in_thread
+from tests.support.upstream import FakeUpstream
 
 LOREM = (
     "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt ut labore et dolore. "

@@ -12,9 +12,10 @@ import redis
 from openai import OpenAI
 
 from llmproxy.proxy.scope import scope_id
-from tests.conftest import TEST_KEY_PREFIX, FakeUpstream
+from tests.conftest import TEST_KEY_PREFIX
 from tests.support.admin import tenant
 from tests.support.clients import openai_sdk
+from tests.support.upstream import FakeUpstream
 
 QUESTION = "How do I reverse a list in Python?"
 PARAPHRASE = "What is the way to reverse a Python list?"

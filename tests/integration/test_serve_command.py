@@ -17,10 +17,10 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import FakeUpstream
 from tests.support.clients import openai_sdk
 from tests.support.keepalive import closed_by_server, connect, read_response
 from tests.support.servers import free_port
+from tests.support.upstream import FakeUpstream
 
 STARTUP_TIMEOUT_S = 60.0
 

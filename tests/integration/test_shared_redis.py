@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 
-from tests.conftest import FakeUpstream
 from tests.support.clients import openai_sdk
+from tests.support.upstream import FakeUpstream
 
 
 def x_cache(proxy: str, api_key: str, fake: FakeUpstream, text: str) -> str:

@@ -30,12 +30,13 @@ from llmproxy.proxy.scope import scope_id
 from llmproxy.settings import RedisSettings, SingleFlightSettings
 from llmproxy.store.redis_client import create_redis
 from llmproxy.trace import FlightRecord, RequestTrace
-from tests.conftest import TEST_KEY_PREFIX, FakeUpstream
+from tests.conftest import TEST_KEY_PREFIX
 from tests.integration.test_metrics import scrape_until, value
 from tests.integration.test_serve_command import serve
 from tests.support.admin import drop_indexes, tenant
 from tests.support.clients import async_openai_sdk, caller_headers
 from tests.support.servers import free_port
+from tests.support.upstream import FakeUpstream
 
 MODEL = "fake-model"
 MESSAGES: list[Any] = [{"role": "user", "content": "What do twenty identical questions cost?"}]
@@ -134,7 +135,7 @@ def test_requests_split_over_two_replicas_reach_the_upstream_once(
     two_replicas: list[str], api_key: str, upstream: FakeUpstream
 ) -> None:
     streams = [i % 4 < 2 for i in range(20)]  # each replica gets streamed and plain requests
-    answers = asyncio.run(ask_together(two_replicas, api_key, streams, SLOW))
+    answers = asyncio.run(ask_together(two_replicas, api_key, upstream, streams, SLOW))
     assert upstream.calls() == 1
     assert_one_answer(answers)
     assert flights(two_replicas, "leader", "stored") == 1
@@ -156,7 +157,7 @@ def test_two_serve_processes_sharing_redis_reach_the_upstream_once(
     replica = ("--redis-url", redis_url, "--config", str(config))
     try:
         with serve(tmp_path, upstream, *replica) as (first, _), serve(tmp_path, upstream, *replica) as (second, _):
-            answers = asyncio.run(ask_together([first, second], api_key, [False] * 10 + [True] * 10, SLOW))
+            answers = asyncio.run(ask_together([first, second], api_key, upstream, [False] * 10 + [True] * 10, SLOW))
             assert upstream.calls() == 1
             assert_one_answer(answers)
             assert flights([first, second], "follower_remote", "served") >= 1

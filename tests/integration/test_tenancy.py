@@ -9,8 +9,9 @@ from typing import Any
 import redis
 from openai import OpenAI
 
-from tests.conftest import TEST_KEY_PREFIX, FakeUpstream
+from tests.conftest import TEST_KEY_PREFIX
 from tests.support.clients import openai_sdk
+from tests.support.upstream import FakeUpstream
 
 MESSAGES: list[Any] = [{"role": "user", "content": "Summarise my private notes"}]
 

@@ -15,8 +15,8 @@ from llmproxy.embeddings.embedder import Embedder, EncoderBackend, ModelLoader
 from llmproxy.embeddings.onnx_backend import OnnxBackend
 from llmproxy.embeddings.torch_backend import TorchBackend
 from llmproxy.settings import EmbeddingSettings
-from tests.conftest import FakeUpstream
 from tests.support.clients import openai_sdk
+from tests.support.upstream import FakeUpstream
 
 MAX_COSINE_DISTANCE = 1e-5
 QUESTION = "How do I reverse a list in Python?"

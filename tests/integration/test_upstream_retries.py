@@ -14,10 +14,9 @@ import openai
 import pytest
 from openai import OpenAI
 
-from tests.conftest import FakeUpstream
 from tests.support.clients import caller_headers, openai_sdk
 from tests.support.servers import free_port
-from tests.support.upstream import failing, metric
+from tests.support.upstream import FakeUpstream, failing, metric
 
 MODEL = "fake-model"
 ATTEMPTS = "x-llmproxy-upstream-attempts"
