@@ -23,7 +23,7 @@ from redisvl.schema import IndexSchema
 from llmproxy.cache.tags import tag_field, tag_value
 from llmproxy.settings import HnswSettings
 from llmproxy.store.errors import CacheUnavailableError, causes, redis_call
-from llmproxy.store.search_index import already_exists, index_missing
+from llmproxy.store.search_index import create_or_compare, index_missing
 from llmproxy.store.search_results import as_text, result_rows
 
 __all__ = ["Neighbour", "Partition", "SemanticIndex", "SemanticIndexError", "SemanticRecord", "document_key"]
@@ -35,8 +35,6 @@ _PARTITION_FIELD = "partition"
 _VECTOR_FIELD = "vector"
 _RETURN_FIELDS = ("prompt", "entry_key")
 _DISTANCE_FIELD = VectorQuery.DISTANCE_ID
-# FT.INFO does not report these, so they cannot be compared; EF_RUNTIME is sent with every query instead.
-_UNREPORTED_VECTOR_ATTRS = frozenset({"ef_runtime", "epsilon"})
 
 
 class SemanticIndexError(Exception):
@@ -113,19 +111,10 @@ class SemanticIndex:
             CacheUnavailableError: Redis failed or timed out.
         """
         try:
-            with redis_call("L2 index creation"):
-                await self._index.create(overwrite=False)
-        except CacheUnavailableError as exc:
-            if not already_exists(exc):
-                self._refuse_unusable(exc)
-                raise
-        try:
-            with redis_call("L2 index check"):
-                existing = await AsyncSearchIndex.from_existing(self.name, redis_client=self._redis, owns_client=False)
+            differences = await create_or_compare(self._index, self._redis, "L2")
         except CacheUnavailableError as exc:
             self._refuse_unusable(exc)
             raise
-        differences = schema_differences(existing.schema, self._schema)
         if differences:
             raise SemanticIndexError(self._mismatch_message(differences))
         self._ready = True
@@ -295,27 +284,6 @@ def partition_filter(partition: Partition) -> FilterExpression:
     (load_tests/results/l2_index.md).
     """
     return Tag(_PARTITION_FIELD) == partition_digest(partition)
-
-
-def schema_differences(existing: IndexSchema, wanted: IndexSchema) -> list[str]:
-    """Human-readable differences that matter between an existing index and the configured one."""
-    have, want = _describe(existing), _describe(wanted)
-    return [
-        f"{item} is {have.get(item, 'absent')}, configured {want.get(item, 'absent')}"
-        for item in sorted(have.keys() | want.keys())
-        if have.get(item) != want.get(item)
-    ]
-
-
-def _describe(schema: IndexSchema) -> dict[str, str]:
-    prefix = schema.index.prefix
-    prefixes = prefix if isinstance(prefix, list) else [prefix]
-    items = {"key prefix": ",".join(prefixes), "storage type": str(schema.index.storage_type.value)}
-    for name, field in schema.fields.items():
-        attrs = field.attrs.model_dump(mode="json", exclude=_UNREPORTED_VECTOR_ATTRS)
-        items[f"field {name!r} type"] = str(field.type)
-        items.update({f"field {name!r} {attr}": repr(value) for attr, value in attrs.items()})
-    return items
 
 
 def _neighbour(fields: dict[str, object]) -> Neighbour | None:

@@ -21,8 +21,8 @@ from llmproxy.fake_upstream.prompts import (
     pieces,
     truncate,
 )
-from llmproxy.fake_upstream.replies import Envelope, Json, Usage, with_usage
-from llmproxy.fake_upstream.tool_calls import ToolChoice, ToolSpec, tool_arguments, tools_to_call
+from llmproxy.fake_upstream.replies import ChoicesReply, Envelope, Json, Usage, with_usage
+from llmproxy.fake_upstream.tool_calls import ToolChoice, ToolSpec, openai_tool_choice, tool_arguments, tools_to_call
 
 MAX_CHOICES = 128
 
@@ -46,13 +46,7 @@ class ChatChoice:
     finish_reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class ChatReply:
-    """Everything needed to render one chat completion, as JSON or as a stream."""
-
-    envelope: Envelope
-    choices: tuple[ChatChoice, ...]
-    usage: Usage
+ChatReply = ChoicesReply[ChatChoice]
 
 
 def plan_chat(body: Body, number: int, content_bytes: int | None = None) -> ChatReply:
@@ -77,7 +71,7 @@ def plan_chat(body: Body, number: int, content_bytes: int | None = None) -> Chat
     )
     completion_tokens = sum(_choice_words(choice) for choice in choices)
     envelope = Envelope(f"chatcmpl-fake-{number}", "chat.completion", int(time.time()), model)
-    return ChatReply(envelope, choices, Usage(message_words(messages), completion_tokens))
+    return ChoicesReply(envelope, choices, Usage(message_words(messages), completion_tokens))
 
 
 def chat_json(reply: ChatReply) -> Json:
@@ -123,12 +117,9 @@ def _tool_spec(tool: object) -> ToolSpec | None:
 
 def _tool_choice_of(body: Body) -> ToolChoice:
     choice = body.get("tool_choice")
-    parallel = body.get("parallel_tool_calls") is not False
-    if choice in ("none", "required"):
-        return ToolChoice("none" if choice == "none" else "required", parallel=parallel)
-    if isinstance(choice, dict) and choice.get("type") == "function" and isinstance(choice.get("function"), dict):
-        return ToolChoice("named", str(choice["function"].get("name", "tool")), parallel)
-    return ToolChoice("auto", parallel=parallel)
+    function = choice.get("function") if isinstance(choice, dict) and choice.get("type") == "function" else None
+    named = str(function.get("name", "tool")) if isinstance(function, dict) else None
+    return openai_tool_choice(body, named)
 
 
 def _reply_text(number: int, messages: list[object], user_text: str) -> str:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from llmproxy.fake_upstream.bodies import Body, model_of, optional_int
 from llmproxy.fake_upstream.errors import RequestRejected
 from llmproxy.fake_upstream.prompts import count_words, input_texts, pad, pieces, truncate
-from llmproxy.fake_upstream.replies import Envelope, Json, Usage, with_usage
+from llmproxy.fake_upstream.replies import ChoicesReply, Envelope, Json, Usage, with_usage
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,13 +19,7 @@ class CompletionChoice:
     finish_reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class CompletionReply:
-    """Everything needed to render one text completion, as JSON or as a stream."""
-
-    envelope: Envelope
-    choices: tuple[CompletionChoice, ...]
-    usage: Usage
+CompletionReply = ChoicesReply[CompletionChoice]
 
 
 def plan_completion(body: Body, number: int, content_bytes: int | None = None) -> CompletionReply:
@@ -42,7 +36,7 @@ def plan_completion(body: Body, number: int, content_bytes: int | None = None) -
     texts = (pad(f"Fake completion #{number} for: {prompt}", content_bytes) for prompt in prompts)
     choices = tuple(_choice(i, text, limit) for i, text in enumerate(texts))
     usage = Usage(sum(map(count_words, prompts)), sum(count_words(choice.text) for choice in choices))
-    return CompletionReply(Envelope(f"cmpl-fake-{number}", "text_completion", int(time.time()), model), choices, usage)
+    return ChoicesReply(Envelope(f"cmpl-fake-{number}", "text_completion", int(time.time()), model), choices, usage)
 
 
 def completion_json(reply: CompletionReply) -> Json:

@@ -2,6 +2,7 @@
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 SYSTEM_FINGERPRINT = "fp_fake"
 
@@ -47,3 +48,15 @@ def with_usage(chunks: Iterator[Json], usage: Usage, usage_chunk: Json) -> Itera
     for chunk in chunks:
         yield {**chunk, "usage": None}
     yield {**usage_chunk, "choices": [], "usage": usage.to_json()}
+
+
+ChoiceT = TypeVar("ChoiceT")
+
+
+@dataclass(frozen=True, slots=True)
+class ChoicesReply(Generic[ChoiceT]):
+    """Everything needed to render one chat or text completion, as JSON or as a stream."""
+
+    envelope: Envelope
+    choices: tuple[ChoiceT, ...]
+    usage: Usage

@@ -18,7 +18,7 @@ from llmproxy.fake_upstream.formats import formatted, read_format
 from llmproxy.fake_upstream.prompts import count_words, truncate
 from llmproxy.fake_upstream.replies import Json
 from llmproxy.fake_upstream.responses_input import ResponsesInput, read_input
-from llmproxy.fake_upstream.tool_calls import ToolChoice, ToolSpec, tool_arguments, tools_to_call
+from llmproxy.fake_upstream.tool_calls import ToolChoice, ToolSpec, openai_tool_choice, tool_arguments, tools_to_call
 
 OUTCOMES = ("failed", "incomplete")
 FAILURE: Json = {"code": "server_error", "message": "fake response failure"}
@@ -169,14 +169,11 @@ def _tool_specs(body: Body) -> list[ToolSpec]:
 
 def _tool_choice(body: Body) -> ToolChoice:
     choice = body.get("tool_choice")
-    parallel = body.get("parallel_tool_calls") is not False
-    if choice in ("none", "required"):
-        return ToolChoice("none" if choice == "none" else "required", parallel=parallel)
-    if isinstance(choice, dict) and choice.get("type") == "function" and isinstance(choice.get("name"), str):
-        return ToolChoice("named", choice["name"], parallel)
-    if isinstance(choice, dict) and choice.get("type") == "allowed_tools" and choice.get("mode") == "required":
-        return ToolChoice("required", parallel=parallel)
-    return ToolChoice("auto", parallel=parallel)
+    if not isinstance(choice, dict):
+        return openai_tool_choice(body, None)
+    named = choice.get("name") if choice.get("type") == "function" else None
+    required = choice.get("type") == "allowed_tools" and choice.get("mode") == "required"
+    return openai_tool_choice(body, named, required=required)
 
 
 def _usage_json(reply: ResponsesReply) -> Json:

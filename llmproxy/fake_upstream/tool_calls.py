@@ -46,6 +46,23 @@ class ToolChoice:
     parallel: bool = True
 
 
+def openai_tool_choice(body: Mapping[str, object], named: object, *, required: bool = False) -> ToolChoice:
+    """`tool_choice` and `parallel_tool_calls` as OpenAI's APIs spell them.
+
+    The caller reads what differs between chat and Responses: `named`, the forced function's name (chat nests it
+    under `function`; anything but a string: none is forced), and `required`, a forced choice spelled otherwise.
+    """
+    choice = body.get("tool_choice")
+    parallel = body.get("parallel_tool_calls") is not False
+    if choice in ("none", "required"):
+        return ToolChoice("none" if choice == "none" else "required", parallel=parallel)
+    if isinstance(named, str):
+        return ToolChoice("named", named, parallel)
+    if required:
+        return ToolChoice("required", parallel=parallel)
+    return ToolChoice("auto", parallel=parallel)
+
+
 def tools_to_call(tools: Sequence[ToolSpec], choice: ToolChoice, prompt: str, user_turn: bool) -> tuple[ToolSpec, ...]:
     """The tools the fake calls for this request, in order; empty for a text answer."""
     if not tools or choice.mode == "none":

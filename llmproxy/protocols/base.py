@@ -1,6 +1,6 @@
 """The protocol seam: one interface for everything a wire protocol decides, so the request path stays protocol-free.
 
-A protocol (chat completions, completions, embeddings today) answers, with pure code and no state:
+A protocol (chat completions, completions, embeddings, the Responses API today) answers, with pure code and no state:
 
     identity   name (the kind in cache keys, entries and the catalog), path (the route, and the upstream path),
                upstream_family (which upstream speaks it)

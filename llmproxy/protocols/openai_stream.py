@@ -14,11 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
-import orjson
-
-from llmproxy.errors import MalformedStreamError
 from llmproxy.jsontypes import JsonObject
 from llmproxy.protocols.base import ParsedRequest, StreamAssembler
+from llmproxy.protocols.json_events import JsonEventStream
 from llmproxy.protocols.openai import OpenAIProtocol, include_usage
 from llmproxy.streaming.sse import SseEvent, done_event, encode_event
 
@@ -159,46 +157,23 @@ class ChunkAssembler:
         return response
 
 
-class ChunkStream(StreamAssembler):
+class ChunkStream(JsonEventStream):
     """The events of an OpenAI stream: chunks folded into the answer until `[DONE]`; the usage tail hidden when
     the proxy asked for it and the caller did not."""
 
-    __slots__ = ("_chunks", "_hide_usage", "_ended", "_failed")
+    __slots__ = ("_chunks", "_hide_usage")
 
     def __init__(self, chunks: ChunkAssembler, hide_usage: bool) -> None:
+        super().__init__()
         self._chunks = chunks
         self._hide_usage = hide_usage
-        self._ended = False
-        self._failed = False
 
-    @property
-    def ended(self) -> bool:
-        return self._ended
-
-    @property
-    def failed(self) -> bool:
-        return self._failed
-
-    def add(self, event: SseEvent) -> bool:
-        if event.event == "error":
-            # Relayed as it came (the SDKs raise it when it holds an error object), and the stream is not cached.
+    def fold(self, data: JsonObject, event: SseEvent) -> bool:
+        if "error" in data:
             self._failed = True
             return True
-        if event.data is None:
-            return True
-        if event.is_done:
-            self._ended = True
-            return True
-        try:
-            chunk = orjson.loads(event.data)
-        except orjson.JSONDecodeError as exc:
-            self._failed = True
-            raise MalformedStreamError("The upstream sent a malformed stream event.") from exc
-        if not isinstance(chunk, dict) or "error" in chunk:
-            self._failed = True
-            return True
-        self._chunks.add(chunk)
-        return not (self._hide_usage and is_usage_only_chunk(chunk))
+        self._chunks.add(data)
+        return not (self._hide_usage and is_usage_only_chunk(data))
 
     def result(self) -> JsonObject | None:
         if not self._ended or self._failed:

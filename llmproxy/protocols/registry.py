@@ -10,8 +10,9 @@ from llmproxy.protocols.base import WireProtocol
 from llmproxy.protocols.chat import CHAT
 from llmproxy.protocols.completions import COMPLETIONS
 from llmproxy.protocols.embeddings import EMBEDDINGS
+from llmproxy.protocols.responses import RESPONSES
 
-PROTOCOLS: tuple[WireProtocol, ...] = (CHAT, COMPLETIONS, EMBEDDINGS)
+PROTOCOLS: tuple[WireProtocol, ...] = (CHAT, COMPLETIONS, EMBEDDINGS, RESPONSES)
 PROTOCOL_NAMES: tuple[str, ...] = tuple(protocol.name for protocol in PROTOCOLS)
 _BY_NAME = {protocol.name: protocol for protocol in PROTOCOLS}
 _BY_PATH = {protocol.path: protocol for protocol in PROTOCOLS}

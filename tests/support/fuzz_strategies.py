@@ -23,11 +23,18 @@ VALID_BODIES: dict[str, dict[str, Any]] = {
     },
     "/v1/completions": {"model": "fake-model", "prompt": "Say hello", "max_tokens": 8},
     "/v1/embeddings": {"model": "fake-embed", "input": ["one", "two"]},
+    "/v1/responses": {
+        "model": "fake-model",
+        "instructions": "Be brief.",
+        "input": [{"role": "user", "content": [{"type": "input_text", "text": "What is 2+2?"}]}],
+        "max_output_tokens": 16,
+    },
 }
 KNOWN_FIELDS = [
     "model", "messages", "prompt", "input", "stream", "stream_options", "n", "temperature", "top_p", "max_tokens",
     "max_completion_tokens", "seed", "tools", "tool_choice", "response_format", "logit_bias", "stop", "user",
-    "encoding_format", "dimensions", "metadata", "store",
+    "encoding_format", "dimensions", "metadata", "store", "instructions", "max_output_tokens", "background",
+    "conversation", "previous_response_id",
 ]  # fmt: skip
 ROLES = ["system", "developer", "user", "assistant", "tool", "function", "robot", ""]
 PART_TYPES = ["text", "image_url", "input_audio", "file", "refusal", ""]

@@ -19,7 +19,7 @@ STREAMING = [protocol for protocol in PROTOCOLS if isinstance(protocol, ChunkedP
 
 
 def test_each_protocol_is_found_by_its_name_and_its_path() -> None:
-    assert PROTOCOL_NAMES == ("chat", "completion", "embedding")
+    assert PROTOCOL_NAMES == ("chat", "completion", "embedding", "responses")
     for protocol in PROTOCOLS:
         assert by_name(protocol.name) is protocol and by_path(protocol.path) is protocol
         assert protocol.path.startswith("/v1/") and protocol.upstream_family == "openai"
@@ -97,13 +97,16 @@ def test_a_fixed_answer_replayed_and_assembled_is_the_answer(protocol: ChunkedPr
 @pytest.mark.parametrize("protocol", PROTOCOLS, ids=PROTOCOL_NAMES)
 def test_the_upstream_body_is_the_callers_unless_a_route_or_usage_changes_it(protocol: WireProtocol) -> None:
     body = {"model": "m", "prompt": "p", "input": "p", "messages": [{"role": "user", "content": "p"}], "stream": True}
+    if protocol.name == "responses":
+        del body["prompt"]  # a reusable prompt there: an object
     parsed = protocol.parse(orjson.dumps(body), [])
 
     assert protocol.upstream_body(parsed, model=None, want_usage=False) is None
     rewritten = orjson.loads(protocol.upstream_body(parsed, model="other", want_usage=True) or b"")
     assert rewritten["model"] == "other"
-    # Only streams are asked for their usage, and only protocols that stream have any.
-    assert ("stream_options" in rewritten) is parsed.stream
+    # Only chunk streams are asked for their usage (a Responses stream always reports it), and only protocols
+    # that stream have any.
+    assert ("stream_options" in rewritten) is (parsed.stream and isinstance(protocol, ChunkedProtocol))
 
 
 def test_body_nested_deeper_than_the_limit_is_a_400() -> None:

@@ -21,13 +21,12 @@ from redisvl.query.filter import FilterExpression
 from redisvl.schema import IndexSchema
 
 from llmproxy.cache.catalog.query import NO_NAMESPACE
-from llmproxy.cache.semantic import schema_differences
 from llmproxy.cache.tags import tag_field, tag_value
 from llmproxy.jsontypes import JsonObject
 from llmproxy.protocols.base import WireProtocol
 from llmproxy.protocols.registry import ProtocolName
 from llmproxy.store.errors import CacheUnavailableError, redis_call
-from llmproxy.store.search_index import already_exists, index_missing
+from llmproxy.store.search_index import create_or_compare, index_missing
 from llmproxy.store.search_results import as_text, result_rows, result_total
 
 logger = logging.getLogger(__name__)
@@ -126,15 +125,7 @@ class Catalog:
             CatalogIndexError: the index exists with another schema.
             CacheUnavailableError: Redis failed or timed out.
         """
-        try:
-            with redis_call("catalog index creation"):
-                await self._index.create(overwrite=False)
-        except CacheUnavailableError as exc:
-            if not already_exists(exc):
-                raise
-        with redis_call("catalog index check"):
-            existing = await AsyncSearchIndex.from_existing(self.name, redis_client=self._redis, owns_client=False)
-        differences = schema_differences(existing.schema, self._schema)
+        differences = await create_or_compare(self._index, self._redis, "catalog")
         if differences:
             raise CatalogIndexError(
                 f"The catalog index {self.name!r} already exists with another schema: {'; '.join(differences)}. "

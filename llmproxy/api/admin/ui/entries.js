@@ -106,11 +106,17 @@ function pair(label, value) {
   return h("div", {}, h("dt", {}, label), h("dd", {}, value));
 }
 
-/** The text of a cached answer: a chat message, a completion, or a note for an embedding. */
+/** The text of a cached answer: a chat message, a completion, a Response's messages, or a note for an embedding. */
 function answerText(entry) {
   const choices = entry.response?.choices;
   if (Array.isArray(choices) && choices.length) {
     const texts = choices.map((choice) => choice.message?.content ?? choice.text).filter((t) => typeof t === "string");
+    if (texts.length) return texts.join("\n\n");
+  }
+  const output = entry.response?.output;
+  if (Array.isArray(output)) {
+    const parts = output.flatMap((item) => (item?.type === "message" && Array.isArray(item.content) ? item.content : []));
+    const texts = parts.map((part) => part?.text ?? part?.refusal).filter((t) => typeof t === "string");
     if (texts.length) return texts.join("\n\n");
   }
   const vectors = entry.response?.data;
