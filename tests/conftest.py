@@ -63,7 +63,7 @@ def upstream_url() -> Iterator[str]:
 
 @pytest.fixture
 def recorder() -> str:
-    """The name of this test's recorder in the shared fake upstream (and in any fake the test starts itself)."""
+    """The name of this test's recorder in the shared fake upstream (a fake the test starts itself can use it too)."""
     return f"test-{uuid.uuid4().hex}"
 
 

@@ -23,18 +23,15 @@ def caller_headers(api_key: str, fake: FakeUpstream) -> dict[str, str]:
 
 def openai_sdk(url: str, api_key: str, fake: FakeUpstream, **options: Any) -> OpenAI:
     """An OpenAI SDK client of the server at `url` (its root, without /v1); `options` go to OpenAI(...)."""
-    headers = fake.headers | options.pop("default_headers", {})
-    return OpenAI(base_url=url + "/v1", api_key=api_key, default_headers=headers, **(SDK_OPTIONS | options))
+    return OpenAI(base_url=url + "/v1", api_key=api_key, default_headers=fake.headers, **(SDK_OPTIONS | options))
 
 
 def async_openai_sdk(url: str, api_key: str, fake: FakeUpstream, **options: Any) -> AsyncOpenAI:
     """The asyncio twin of `openai_sdk`."""
-    headers = fake.headers | options.pop("default_headers", {})
-    return AsyncOpenAI(base_url=url + "/v1", api_key=api_key, default_headers=headers, **(SDK_OPTIONS | options))
+    return AsyncOpenAI(base_url=url + "/v1", api_key=api_key, default_headers=fake.headers, **(SDK_OPTIONS | options))
 
 
 def anthropic_sdk(url: str, fake: FakeUpstream, **options: Any) -> Anthropic:
     """An Anthropic SDK client of the server at `url` (its root); the credential (`api_key=` or `auth_token=`) and
     other `options` go to Anthropic(...)."""
-    headers = fake.headers | options.pop("default_headers", {})
-    return Anthropic(base_url=url, default_headers=headers, **(SDK_OPTIONS | options))
+    return Anthropic(base_url=url, default_headers=fake.headers, **(SDK_OPTIONS | options))
