@@ -1,8 +1,11 @@
 """Session fixtures: a real Redis Stack, the fake model server and the proxy, each on a loopback port.
 
 Every test gets its own API key, which is its own tenant scope: tests share one Redis and one proxy
-without ever seeing each other's entries, and without FLUSHALL. The fake upstream can keep a recorder per test
-(X-Fake-Recorder); the `upstream` fixture still reads its default recorder, cleared per test.
+without ever seeing each other's entries, and without FLUSHALL. Every test also gets its own recorder in the
+shared fake upstream (`upstream`): its clients send the recorder's X-Fake-Recorder header, which proxies forward,
+so the fake's call counts, call log and reply numbers are the test's own. Build clients with
+tests/support/clients.py (`openai_sdk(url, api_key, upstream)`, `caller_headers(api_key, upstream)`, ...); a
+request without the header lands in the fake's default recorder, which no test reads.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import redis
 from hypothesis import HealthCheck, settings
@@ -27,12 +29,13 @@ from llmproxy.app import create_app
 from llmproxy.commands.http_protocol import server_options
 from llmproxy.embeddings.embedder import ModelLoader, load_model
 from llmproxy.fake_upstream import FakeUpstreamConfig, create_fake_upstream
-from llmproxy.fake_upstream.recorder import RECORDER_HEADER
 from llmproxy.settings import EmbeddingSettings, Settings, load_settings
 from llmproxy.store.embedded_redis import EmbeddedRedis, EmbeddedRedisConfig
 from tests.support.admin import AdminProxy, running_admin_proxy
+from tests.support.clients import async_openai_sdk, openai_sdk
 from tests.support.console import chromium
 from tests.support.servers import free_port, serve_in_thread
+from tests.support.upstream import FakeUpstream as FakeUpstream  # re-exported for tests that import it from here
 
 # Fuzz tests (test_fuzz.py): `ci` runs by default, the same examples every time and well under a minute;
 # `--hypothesis-profile=fuzz` is the long run by hand (BENCHMARKS.md, Robustness). Real HTTP: no deadline.
@@ -43,31 +46,6 @@ settings.load_profile("ci")
 
 TEST_KEY_PREFIX = "llmproxy-test"
 TEST_MAX_BODY_BYTES = 64 * 1024
-
-
-class FakeUpstream:
-    """The fake model server's control endpoints for one recorder: request counts and the call log.
-
-    Requests count here when they carry `headers` (the test's clients send them; None: the fake's default recorder).
-    """
-
-    def __init__(self, base_url: str, recorder: str | None = None) -> None:
-        self.base_url = base_url
-        self.api_url = base_url + "/v1"
-        self.headers: dict[str, str] = {} if recorder is None else {RECORDER_HEADER: recorder}
-
-    def reset(self) -> None:
-        httpx.post(self.base_url + "/_reset", headers=self.headers).raise_for_status()
-
-    def calls(self, path: str = "/v1/chat/completions") -> int:
-        counts: dict[str, int] = httpx.get(self.base_url + "/_stats", headers=self.headers).json()["requests"]
-        return counts.get(path, 0)
-
-    def requests(self) -> list[dict[str, Any]]:
-        recorded: list[dict[str, Any]] = httpx.get(self.base_url + "/_requests", headers=self.headers).json()[
-            "requests"
-        ]
-        return recorded
 
 
 @pytest.fixture(scope="session")
@@ -85,17 +63,17 @@ def upstream_url() -> Iterator[str]:
 
 @pytest.fixture
 def recorder() -> str:
-    """This test's recorder in the shared fake upstream."""
+    """The name of this test's recorder in the shared fake upstream (a fake the test starts itself can use it too)."""
     return f"test-{uuid.uuid4().hex}"
 
 
 @pytest.fixture
-def upstream(upstream_url: str) -> FakeUpstream:
-    """The fake upstream's default recorder, cleared for this test. Per-test recorders (`FakeUpstream(url, recorder)`,
-    clients sending `upstream.headers`) exist in the fake, but not every test's clients send the header yet."""
-    fake = FakeUpstream(upstream_url)
-    fake.reset()
-    return fake
+def upstream(upstream_url: str, recorder: str) -> Iterator[FakeUpstream]:
+    """The shared fake upstream as this test sees it: only the calls its clients (which send `upstream.headers`) made.
+    The recorder is dropped afterwards."""
+    fake = FakeUpstream(upstream_url, recorder)
+    yield fake
+    fake.reset()  # the fake forgets this test's recorder
 
 
 def proxy_settings(redis_url: str, upstream_api_url: str, **sections: dict[str, Any]) -> Settings:
@@ -162,15 +140,15 @@ def api_key() -> str:
 
 @pytest.fixture
 def client(proxy_url: str, api_key: str, upstream: FakeUpstream) -> Iterator[OpenAI]:
-    headers = upstream.headers
-    with OpenAI(base_url=proxy_url + "/v1", api_key=api_key, max_retries=0, timeout=30, default_headers=headers) as sdk:
+    """The shared proxy as this test's tenant (api_key) sees it; its upstream calls count in `upstream`."""
+    with openai_sdk(proxy_url, api_key, upstream) as sdk:
         yield sdk
 
 
 @pytest.fixture
 def async_client(proxy_url: str, api_key: str, upstream: FakeUpstream) -> AsyncOpenAI:
-    headers = upstream.headers
-    return AsyncOpenAI(base_url=proxy_url + "/v1", api_key=api_key, max_retries=0, timeout=30, default_headers=headers)
+    """The asyncio twin of `client`."""
+    return async_openai_sdk(proxy_url, api_key, upstream)
 
 
 @pytest.fixture
@@ -196,10 +174,14 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
 
 @pytest.fixture
 def admin_proxy(
-    start_proxy: Callable[..., AbstractContextManager[str]], key_prefix: str, redis_client: redis.Redis
+    start_proxy: Callable[..., AbstractContextManager[str]],
+    key_prefix: str,
+    redis_client: redis.Redis,
+    upstream: FakeUpstream,
 ) -> Iterator[AdminProxy]:
-    """A proxy with an admin token and a key prefix of this test's own; its indexes are dropped afterwards."""
-    with running_admin_proxy(start_proxy, key_prefix, redis_client) as proxy:
+    """A proxy with an admin token and a key prefix of this test's own (its tenants' calls count in `upstream`); its
+    indexes are dropped afterwards."""
+    with running_admin_proxy(start_proxy, key_prefix, redis_client, upstream) as proxy:
         yield proxy
 
 

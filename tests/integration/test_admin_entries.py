@@ -11,9 +11,9 @@ import httpx
 import pytest
 from openai import OpenAI
 
-from tests.conftest import FakeUpstream
 from tests.support.admin import ADMIN_TOKEN, AdminProxy, chat, embed, tenant
 from tests.support.servers import free_port
+from tests.support.upstream import FakeUpstream
 
 QUESTION = "How do I reverse a list in Python?"
 PARAPHRASE = "What is the way to reverse a Python list?"

@@ -27,8 +27,8 @@ from llmproxy.cache.semantic import Partition, SemanticIndex, SemanticRecord
 from llmproxy.cache.writeback import StorePlan, WriteBack
 from llmproxy.protocols.chat import CHAT
 from llmproxy.settings import HnswSettings
-from tests.conftest import FakeUpstream
 from tests.support.admin import ADMIN_TOKEN, AdminProxy, Snapshot, chat, drop_indexes, embed, tenant
+from tests.support.upstream import FakeUpstream
 
 CAPITAL = "What is the capital of France?"
 REVERSE = "How do I reverse a list in Python?"
@@ -256,12 +256,16 @@ def test_a_bad_actor_header_is_refused_before_anything_is_deleted(
 
 
 def test_catalog_and_filter_invalidation_work_without_the_semantic_layer(
-    start_proxy: Callable[..., AbstractContextManager[str]], key_prefix: str, redis_client: Any, api_key: str
+    start_proxy: Callable[..., AbstractContextManager[str]],
+    key_prefix: str,
+    redis_client: Any,
+    api_key: str,
+    upstream: FakeUpstream,
 ) -> None:
     with start_proxy(
         redis={"key_prefix": key_prefix}, admin={"token": ADMIN_TOKEN}, semantic={"enabled": False}
     ) as url:
-        with closing(AdminProxy(url, key_prefix, redis_client)) as admin:
+        with closing(AdminProxy(url, key_prefix, redis_client, upstream)) as admin:
             entry = cached(admin, lambda: chat(admin.sdk(api_key), CAPITAL))
             by_prompt = admin.invalidate(prompt=CAPITAL)
             assert (by_prompt.status_code, by_prompt.json()["error"]["param"]) == (400, "prompt")

@@ -11,12 +11,12 @@ from typing import Any
 import httpx
 import pytest
 import redis
-from openai import OpenAI
 
 from llmproxy.store.embedded_redis import EmbeddedRedis
-from tests.conftest import FakeUpstream
 from tests.support.admin import ADMIN_TOKEN, AdminProxy, chat, running_admin_proxy
+from tests.support.clients import caller_headers, openai_sdk
 from tests.support.router import ROUTES
+from tests.support.upstream import FakeUpstream
 from tests.support.waiting import eventually
 
 AUTH = {"authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -61,10 +61,10 @@ def test_an_open_upstream_breaker_and_its_openings_are_shown(
     start_proxy: StartProxy, key_prefix: str, redis_client: redis.Redis, upstream: FakeUpstream
 ) -> None:
     breaker = {"breaker_failure_threshold": 2, "breaker_reset_s": 60, "max_retries": 0}
-    with running_admin_proxy(start_proxy, key_prefix, redis_client, upstream=breaker) as proxy:
+    with running_admin_proxy(start_proxy, key_prefix, redis_client, upstream, upstream=breaker) as proxy:
         for _ in range(2):
             body = {"model": "fake-model", "messages": [{"role": "user", "content": uuid.uuid4().hex}]}
-            headers = {"authorization": "Bearer sk-test", "X-Fake-Status": "500"}
+            headers = caller_headers("sk-test", upstream) | {"X-Fake-Status": "500"}
             assert httpx.post(proxy.url + "/v1/chat/completions", json=body, headers=headers).status_code == 500
         assert overview(proxy)["upstreams"] == [
             {"name": "default", "breaker": "open", "opened": 1},
@@ -77,7 +77,7 @@ def test_with_redis_down_the_overview_still_answers_and_counts_fail_open(
 ) -> None:
     fast = {"socket_timeout_s": 0.25, "breaker_failure_threshold": 100}
     with start_proxy(redis_url=own_redis.url, redis=fast, admin={"token": ADMIN_TOKEN}) as url:
-        with OpenAI(base_url=url + "/v1", api_key="sk-test", max_retries=0) as sdk:
+        with openai_sdk(url, "sk-test", upstream) as sdk:
             assert chat(sdk, "How do I reverse a list in Python?") == "MISS"
             seen = httpx.get(url + "/admin/overview", headers=AUTH).json()["redis"]
             own_redis.stop()
@@ -104,7 +104,7 @@ def test_routes_listing_shows_each_route_with_its_action_and_traffic(
     routes_file.write_text(ROUTES)
     router = {"routes_file": str(routes_file)}
     cheap = {"cheap": {"base_url": upstream.api_url}}
-    with running_admin_proxy(start_proxy, key_prefix, redis_client, router=router, upstreams=cheap) as proxy:
+    with running_admin_proxy(start_proxy, key_prefix, redis_client, upstream, router=router, upstreams=cheap) as proxy:
         sdk = proxy.sdk(f"sk-{uuid.uuid4().hex}")
         chat(sdk, "hi there, how are you doing today?")  # small-talk: a miss
         chat(sdk, "hi there, how are you doing today?")  # an L1 hit: served before routing

@@ -14,7 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-from openai import OpenAI
 from redis.asyncio import Redis
 
 from llmproxy.settings import TimeSeriesSettings
@@ -22,7 +21,9 @@ from llmproxy.telemetry.history import HistoryWriter
 from llmproxy.telemetry.prometheus import ProxyMetrics
 from llmproxy.telemetry.sample import Sample
 from llmproxy.telemetry.timeseries import HistoryStore
+from tests.support.clients import openai_sdk
 from tests.support.redis_servers import plain_redis
+from tests.support.upstream import FakeUpstream
 
 pytestmark = pytest.mark.anyio
 
@@ -155,14 +156,14 @@ def test_stats_are_unavailable_when_history_is_disabled(
 
 
 def test_a_redis_without_timeseries_turns_history_off_and_the_proxy_still_serves(
-    start_proxy: Callable[..., AbstractContextManager[str]], tmp_path: Path, api_key: str
+    start_proxy: Callable[..., AbstractContextManager[str]], tmp_path: Path, api_key: str, upstream: FakeUpstream
 ) -> None:
     with (
         plain_redis(tmp_path) as redis_url,
         start_proxy(redis_url=redis_url, admin={"token": ADMIN_TOKEN}, semantic=NO_SEMANTIC) as url,
     ):
         assert_error(get_stats(url), 503, code="history_unavailable")
-        with OpenAI(base_url=url + "/v1", api_key=api_key, max_retries=0) as sdk:
+        with openai_sdk(url, api_key, upstream) as sdk:
             raw = sdk.chat.completions.with_raw_response.create(
                 model="fake-model", messages=[{"role": "user", "content": "Is history needed to answer?"}]
             )
@@ -170,14 +171,14 @@ def test_a_redis_without_timeseries_turns_history_off_and_the_proxy_still_serves
 
 
 def test_real_traffic_through_the_proxy_shows_up_in_the_stats(
-    start_proxy: Callable[..., AbstractContextManager[str]], key_prefix: str, api_key: str
+    start_proxy: Callable[..., AbstractContextManager[str]], key_prefix: str, api_key: str, upstream: FakeUpstream
 ) -> None:
     sections: dict[str, Any] = {
         "admin": {"token": ADMIN_TOKEN},
         "redis": {"key_prefix": key_prefix},
         "timeseries": {"flush_interval_s": 0.05},
     }
-    with start_proxy(**sections) as proxy, OpenAI(base_url=proxy + "/v1", api_key=api_key, max_retries=0) as sdk:
+    with start_proxy(**sections) as proxy, openai_sdk(proxy, api_key, upstream) as sdk:
         question = [{"role": "user", "content": "How do I reverse a list in Python?"}]
         paraphrase = [{"role": "user", "content": "What is the way to reverse a Python list?"}]
         first = sdk.chat.completions.create(model="gpt-4o", messages=question)  # type: ignore[arg-type]

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 from anthropic import Anthropic
-from openai import OpenAI
 
-from tests.conftest import FakeUpstream
+from tests.support.clients import openai_sdk
+from tests.support.upstream import FakeUpstream
 
 ADMIN_TOKEN = "cli-admin-token-0123456789"
 
@@ -41,15 +41,20 @@ def cli_json(proxy: str, *args: str) -> Any:
     return json.loads(done.stdout)
 
 
-def fill(proxy: str, api_key: str, prompts_by_model: dict[str, list[str]]) -> None:
-    with OpenAI(base_url=proxy + "/v1", api_key=api_key, max_retries=0) as sdk:
+def fill(proxy: str, api_key: str, fake: FakeUpstream, prompts_by_model: dict[str, list[str]]) -> None:
+    with openai_sdk(proxy, api_key, fake) as sdk:
         for model, prompts in prompts_by_model.items():
             for prompt in prompts:
                 sdk.chat.completions.create(model=model, messages=[{"role": "user", "content": prompt}])
 
 
 def test_ls_show_invalidate_flush_and_audit(proxy: str, api_key: str, upstream: FakeUpstream) -> None:
-    fill(proxy, api_key, {"model-a": ["What is the capital of France?", "Name a prime number."], "model-b": ["Hi!"]})
+    fill(
+        proxy,
+        api_key,
+        upstream,
+        {"model-a": ["What is the capital of France?", "Name a prime number."], "model-b": ["Hi!"]},
+    )
 
     listed = cli_json(proxy, "ls")
     assert listed["total"] == 3
@@ -83,7 +88,7 @@ def test_ls_show_invalidate_flush_and_audit(proxy: str, api_key: str, upstream: 
 
 
 def test_stats_prints_a_table_and_json(proxy: str, api_key: str, upstream: FakeUpstream) -> None:
-    fill(proxy, api_key, {"model-a": ["Tell me a joke."]})
+    fill(proxy, api_key, upstream, {"model-a": ["Tell me a joke."]})
     stats = cli_json(proxy, "stats", "--from=-10m", "--bucket", "1m")
     assert stats["bucket_s"] == 60 and "totals" in stats
     table = cli(proxy, "stats", "--from=-10m", "--bucket", "1m")

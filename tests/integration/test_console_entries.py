@@ -10,9 +10,9 @@ import pytest
 from openai import OpenAI
 from playwright.sync_api import Browser, Locator, expect
 
-from tests.conftest import FakeUpstream
 from tests.support.admin import ADMIN_TOKEN, AdminProxy, chat, tenant
 from tests.support.console import ConsolePage, console_page
+from tests.support.upstream import FakeUpstream
 
 QUESTION = "How do I reverse a list in Python?"
 PARAPHRASE = "What is the way to reverse a Python list?"

@@ -12,9 +12,9 @@ import pytest
 import redis
 from playwright.sync_api import Browser, expect
 
-from tests.conftest import FakeUpstream
 from tests.support.admin import ADMIN_TOKEN, AdminProxy, chat, running_admin_proxy
 from tests.support.console import REFUSED, ConsolePage, console_page, stats_totals, wait_for
+from tests.support.upstream import FakeUpstream
 
 QUESTION = "How do I reverse a list in Python?"
 PARAPHRASE = "What is the way to reverse a Python list?"
@@ -29,7 +29,7 @@ StartProxy = Callable[..., AbstractContextManager[str]]
 def proxy(
     start_proxy: StartProxy, key_prefix: str, redis_client: redis.Redis, upstream: FakeUpstream
 ) -> Iterator[AdminProxy]:
-    with running_admin_proxy(start_proxy, key_prefix, redis_client, metrics={"prices": PRICES}) as running:
+    with running_admin_proxy(start_proxy, key_prefix, redis_client, upstream, metrics={"prices": PRICES}) as running:
         yield running
 
 
@@ -158,10 +158,10 @@ def test_with_the_admin_api_disabled_the_page_says_how_to_enable_it(
 
 
 def test_without_traffic_history_the_overview_says_so_and_still_shows_health(
-    browser: Browser, start_proxy: StartProxy, key_prefix: str, redis_client: redis.Redis
+    browser: Browser, start_proxy: StartProxy, key_prefix: str, redis_client: redis.Redis, upstream: FakeUpstream
 ) -> None:
     off = {"timeseries": {"enabled": False}, "semantic": {"enabled": False}}
-    with running_admin_proxy(start_proxy, key_prefix, redis_client, **off) as proxy:
+    with running_admin_proxy(start_proxy, key_prefix, redis_client, upstream, **off) as proxy:
         with console_page(browser, proxy.url) as console:
             console.open()
             console.sign_in(ADMIN_TOKEN)

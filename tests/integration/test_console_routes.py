@@ -12,10 +12,10 @@ import pytest
 import redis
 from playwright.sync_api import Browser, expect
 
-from tests.conftest import FakeUpstream
 from tests.support.admin import ADMIN_TOKEN, AdminProxy, chat, running_admin_proxy
 from tests.support.console import REFUSED, ConsolePage, console_page
 from tests.support.router import ROUTES
+from tests.support.upstream import FakeUpstream
 
 StartProxy = Callable[..., AbstractContextManager[str]]
 SMALL_TALK = "hi there, how are you doing today?"
@@ -41,7 +41,7 @@ def proxy(
     start_proxy: StartProxy, key_prefix: str, redis_client: redis.Redis, routes_file: Path, upstream: FakeUpstream
 ) -> Iterator[AdminProxy]:
     sections = {"router": {"routes_file": str(routes_file)}, "upstreams": {"cheap": {"base_url": upstream.api_url}}}
-    with running_admin_proxy(start_proxy, key_prefix, redis_client, **sections) as running:
+    with running_admin_proxy(start_proxy, key_prefix, redis_client, upstream, **sections) as running:
         yield running
 
 

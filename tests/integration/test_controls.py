@@ -11,8 +11,9 @@ import redis
 from openai import OpenAI
 
 from llmproxy.proxy.scope import scope_id
-from tests.conftest import TEST_KEY_PREFIX, FakeUpstream
+from tests.conftest import TEST_KEY_PREFIX
 from tests.support.admin import tenant
+from tests.support.upstream import FakeUpstream
 from tests.support.waiting import eventually
 
 MESSAGES: list[Any] = [{"role": "user", "content": "How long do cached answers live?"}]

@@ -11,14 +11,18 @@ import openai
 import pytest
 from openai import OpenAI
 
-from tests.conftest import TEST_MAX_BODY_BYTES, FakeUpstream
+from tests.conftest import TEST_MAX_BODY_BYTES
+from tests.support.clients import caller_headers, openai_sdk
 from tests.support.servers import free_port
+from tests.support.upstream import FakeUpstream
 
 MESSAGES: list[Any] = [{"role": "user", "content": "Is this going to fail?"}]
 
 
-def post_raw(proxy_url: str, api_key: str, content: bytes, path: str = "/v1/chat/completions") -> httpx.Response:
-    headers = {"authorization": f"Bearer {api_key}", "content-type": "application/json"}
+def post_raw(
+    proxy_url: str, api_key: str, fake: FakeUpstream, content: bytes, path: str = "/v1/chat/completions"
+) -> httpx.Response:
+    headers = caller_headers(api_key, fake) | {"content-type": "application/json"}
     return httpx.post(proxy_url + path, content=content, headers=headers)
 
 
@@ -32,8 +36,10 @@ def assert_openai_error(response: httpx.Response, status: int) -> dict[str, Any]
 
 
 @pytest.mark.parametrize("body", [b"{not json", b"[1, 2]", b""], ids=["broken", "array", "empty"])
-def test_unparseable_body_is_a_400_in_openai_shape(proxy_url: str, api_key: str, body: bytes) -> None:
-    error = assert_openai_error(post_raw(proxy_url, api_key, body), 400)
+def test_unparseable_body_is_a_400_in_openai_shape(
+    proxy_url: str, api_key: str, upstream: FakeUpstream, body: bytes
+) -> None:
+    error = assert_openai_error(post_raw(proxy_url, api_key, upstream, body), 400)
     assert error["type"] == "invalid_request_error" and error["code"] == "invalid_json"
 
 
@@ -72,15 +78,13 @@ def test_oversized_body_is_a_413(client: OpenAI, upstream: FakeUpstream) -> None
     assert upstream.calls() == 0
 
 
-def test_oversized_chunked_body_is_a_413(proxy_url: str, api_key: str) -> None:
+def test_oversized_chunked_body_is_a_413(proxy_url: str, api_key: str, upstream: FakeUpstream) -> None:
     def body() -> Any:
         yield b'{"model": "fake-model", "messages": [{"role": "user", "content": "'
         yield b"y" * (TEST_MAX_BODY_BYTES + 1)
         yield b'"}]}'
 
-    response = httpx.post(
-        proxy_url + "/v1/chat/completions", content=body(), headers={"authorization": f"Bearer {api_key}"}
-    )
+    response = httpx.post(proxy_url + "/v1/chat/completions", content=body(), headers=caller_headers(api_key, upstream))
     assert_openai_error(response, 413)
 
 
@@ -119,9 +123,11 @@ def test_miss_headers_are_not_duplicated(client: OpenAI) -> None:
     assert names.count("date") == 1 and names.count("server") == 1
 
 
-def test_unreachable_upstream_is_a_502(start_proxy: Callable[..., AbstractContextManager[str]], api_key: str) -> None:
+def test_unreachable_upstream_is_a_502(
+    start_proxy: Callable[..., AbstractContextManager[str]], api_key: str, upstream: FakeUpstream
+) -> None:
     with start_proxy(upstream_api_url=f"http://127.0.0.1:{free_port()}/v1") as url:
-        sdk = OpenAI(base_url=url + "/v1", api_key=api_key, max_retries=0)
+        sdk = openai_sdk(url, api_key, upstream)
         with pytest.raises(openai.InternalServerError) as raised:
             sdk.chat.completions.create(model="fake-model", messages=MESSAGES)
     assert raised.value.status_code == 502
@@ -132,7 +138,7 @@ def test_upstream_timeout_is_a_504(
     start_proxy: Callable[..., AbstractContextManager[str]], api_key: str, upstream: FakeUpstream
 ) -> None:
     with start_proxy(upstream={"read_timeout_s": 0.3}) as url:
-        sdk = OpenAI(base_url=url + "/v1", api_key=api_key, max_retries=0)
+        sdk = openai_sdk(url, api_key, upstream)
         with pytest.raises(openai.InternalServerError) as raised:
             sdk.chat.completions.create(
                 model="fake-model", messages=MESSAGES, extra_headers={"X-Fake-Latency-Ms": "3000"}

@@ -26,9 +26,10 @@ from llmproxy.cache.catalog.invalidation import Invalidation, Invalidator
 from llmproxy.cache.catalog.query import EntryFilter
 from llmproxy.cache.keys import request_key
 from llmproxy.protocols.chat import CHAT
-from tests.conftest import FakeUpstream
 from tests.support.admin import ADMIN_TOKEN, AdminProxy, chat, embed, tenant
+from tests.support.clients import openai_sdk
 from tests.support.redis_servers import redis_stack
+from tests.support.upstream import FakeUpstream
 
 StartProxy = Callable[..., AbstractContextManager[str]]
 ALLKEYS_WARNING = "can evict keys without a TTL"
@@ -111,7 +112,7 @@ def test_a_dry_run_counts_answers_without_catalog_documents_while_redis_refuses_
     prefix, api_key = "full", f"sk-{uuid.uuid4().hex}"
     with redis_stack(tmp_path) as url, closing(redis.Redis.from_url(url)) as client:
         with start_proxy(redis_url=url, redis={"key_prefix": prefix}) as proxy:
-            sdk = OpenAI(base_url=proxy + "/v1", api_key=api_key, max_retries=0)
+            sdk = openai_sdk(proxy, api_key, upstream)
             assert [big_chat(sdk, prompt) for prompt in WARM_UP] == ["MISS"] * len(WARM_UP)
         ids = [key.decode().rpartition(":")[2] for key in client.scan_iter(match=f"{prefix}:l1:*")]
         client.delete(*(f"{prefix}:cat:{entry_id}" for entry_id in sorted(ids)[:4]))  # as if evicted
@@ -137,7 +138,7 @@ def test_under_real_allkeys_lru_eviction_invalidation_leaves_no_matching_answer(
     prefix, api_key = "evict", f"sk-{uuid.uuid4().hex}"
     with redis_stack(tmp_path) as url, closing(redis.Redis.from_url(url)) as client:
         with start_proxy(redis_url=url, redis={"key_prefix": prefix}, admin={"token": ADMIN_TOKEN}) as proxy:
-            with closing(AdminProxy(proxy, prefix, client)) as admin:
+            with closing(AdminProxy(proxy, prefix, client, upstream)) as admin:
                 sdk = admin.sdk(api_key)
                 for prompt in WARM_UP:  # the vector index allocates its first block of 1,024 vectors (~1.5 MB)
                     assert big_chat(sdk, prompt) == "MISS"

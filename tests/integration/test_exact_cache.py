@@ -12,8 +12,10 @@ import pytest
 import redis
 from openai import AsyncOpenAI, OpenAI
 
-from tests.conftest import TEST_KEY_PREFIX, FakeUpstream
+from tests.conftest import TEST_KEY_PREFIX
 from tests.support.admin import tenant
+from tests.support.clients import caller_headers
+from tests.support.upstream import FakeUpstream
 
 MESSAGES: list[Any] = [{"role": "user", "content": "What is the capital of France?"}]
 TOOLS: list[Any] = [
@@ -101,7 +103,7 @@ def test_embeddings_are_cached_exactly_in_both_encodings(client: OpenAI, upstrea
 
 def test_cached_embedding_is_the_stored_base64_payload(proxy_url: str, api_key: str, upstream: FakeUpstream) -> None:
     body = {"model": "fake-embed", "input": "hello", "encoding_format": "base64"}
-    headers = {"authorization": f"Bearer {api_key}"}
+    headers = caller_headers(api_key, upstream)
     miss = httpx.post(proxy_url + "/v1/embeddings", json=body, headers=headers)
     hit = httpx.post(proxy_url + "/v1/embeddings", json=body, headers=headers)
     assert hit.headers["x-cache"] == "HIT-L1"
@@ -127,7 +129,7 @@ def test_a_json_hit_sends_the_stored_answer_bytes_as_they_are(
 ) -> None:
     # The stored answer is rewritten with other (valid) formatting: a hit that decoded and encoded it again would
     # answer compact JSON; one that sends the ready bytes answers exactly these.
-    headers = {"Authorization": f"Bearer {api_key}", **upstream.headers}
+    headers = caller_headers(api_key, upstream)
     body = {"model": "fake-model", "messages": MESSAGES}
     first = httpx.post(proxy_url + "/v1/chat/completions", json=body, headers=headers)
     assert first.headers["x-cache"] == "MISS"

@@ -15,15 +15,16 @@ from typing import Any
 
 import pytest
 import redis
-from openai import OpenAI
 
 from llmproxy.app import create_app
 from llmproxy.embeddings.embedder import ModelLoader
 from llmproxy.settings import EmbeddingSettings
-from tests.conftest import FakeUpstream, proxy_settings
+from tests.conftest import proxy_settings
 from tests.integration.test_metrics import scrape, value
 from tests.support.admin import drop_indexes
+from tests.support.clients import openai_sdk
 from tests.support.servers import serve_in_thread
+from tests.support.upstream import FakeUpstream
 
 QUESTION = "How do I reverse a list in Python?"
 CHAT = "/v1/chat/completions"
@@ -105,8 +106,8 @@ def replicas(
         drop_indexes(client, [f"{key_prefix}:l2", f"{key_prefix}:catalog"])
 
 
-def ask(url: str, api_key: str) -> dict[str, str]:
-    with OpenAI(base_url=url + "/v1", api_key=api_key, max_retries=0, timeout=60) as sdk:
+def ask(url: str, api_key: str, fake: FakeUpstream) -> dict[str, str]:
+    with openai_sdk(url, api_key, fake, timeout=60) as sdk:
         raw = sdk.chat.completions.with_raw_response.create(
             model="fake-model", messages=[{"role": "user", "content": QUESTION}]
         )
@@ -124,10 +125,10 @@ def test_an_l2_candidate_with_the_requests_own_key_is_an_l1_hit(
     first, second = replicas
     held: dict[str, dict[str, str]] = {}
     gate.hold.set()
-    caller = threading.Thread(target=lambda: held.setdefault("headers", ask(first, api_key)))
+    caller = threading.Thread(target=lambda: held.setdefault("headers", ask(first, api_key, upstream)))
     caller.start()
     assert gate.entered.wait(GATE_TIMEOUT_S)  # replica 1 missed L1 and is embedding
-    assert ask(second, api_key)["x-cache"] == "MISS"  # replica 2 answers and stores the same request
+    assert ask(second, api_key, upstream)["x-cache"] == "MISS"  # replica 2 answers and stores the same request
     writes = Writes(redis_client, key_prefix)
     try:
         gate.release.set()

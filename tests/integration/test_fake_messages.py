@@ -12,7 +12,8 @@ import pytest
 from anthropic import Anthropic
 from anthropic.types import Message, MessageParam, ToolParam
 
-from tests.conftest import FakeUpstream
+from tests.support.clients import anthropic_sdk
+from tests.support.upstream import FakeUpstream
 
 MODEL = "fake-model"
 HEADERS = {"x-api-key": "sk-ant-test", "anthropic-version": "2023-06-01"}
@@ -32,7 +33,7 @@ def ask(text: str) -> list[MessageParam]:
 @pytest.fixture
 def client(upstream: FakeUpstream) -> Iterator[Anthropic]:
     # The SDK appends /v1/messages itself: its base URL is the server root, as ANTHROPIC_BASE_URL is.
-    with Anthropic(base_url=upstream.base_url, api_key="sk-ant-test", max_retries=0, timeout=10) as sdk:
+    with anthropic_sdk(upstream.base_url, upstream, api_key="sk-ant-test", timeout=10) as sdk:
         yield sdk
 
 
@@ -41,7 +42,9 @@ def normalized(message: Message) -> Any:
 
 
 def raw_events(upstream: FakeUpstream, body: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    response = httpx.post(upstream.api_url + "/messages", json={**body, "stream": True}, headers=HEADERS)
+    response = httpx.post(
+        upstream.api_url + "/messages", json={**body, "stream": True}, headers=HEADERS | upstream.headers
+    )
     assert response.headers["content-type"].startswith("text/event-stream")
     events = []
     for block in response.text.split("\n\n")[:-1]:
@@ -259,7 +262,7 @@ def test_models_answer_in_anthropic_shape(client: Anthropic) -> None:
 
 
 def test_bearer_token_authenticates_too(upstream: FakeUpstream) -> None:
-    with Anthropic(base_url=upstream.base_url, auth_token="sk-ant-oauth", max_retries=0) as bearer:
+    with anthropic_sdk(upstream.base_url, upstream, auth_token="sk-ant-oauth") as bearer:
         assert bearer.messages.create(model=MODEL, max_tokens=10, messages=ask("hi")).stop_reason == "end_turn"
 
 
@@ -289,17 +292,23 @@ def test_status_fault_raises_the_matching_sdk_error(
 
 def test_missing_key_version_or_max_tokens_are_rejected_as_the_api_does(upstream: FakeUpstream) -> None:
     body = {"model": MODEL, "max_tokens": 10, "messages": ask("hi")}
-    no_key = httpx.post(upstream.api_url + "/messages", json=body, headers={"anthropic-version": "2023-06-01"})
+    no_key = httpx.post(
+        upstream.api_url + "/messages", json=body, headers={"anthropic-version": "2023-06-01"} | upstream.headers
+    )
     assert no_key.status_code == 401
     assert no_key.json() == {
         "type": "error",
         "error": {"type": "authentication_error", "message": "x-api-key header is required"},
     }
-    no_version = httpx.post(upstream.api_url + "/messages", json=body, headers={"x-api-key": "sk-ant-test"})
+    no_version = httpx.post(
+        upstream.api_url + "/messages", json=body, headers={"x-api-key": "sk-ant-test"} | upstream.headers
+    )
     assert no_version.status_code == 400 and no_version.json()["error"]["type"] == "invalid_request_error"
-    bad_json = httpx.post(upstream.api_url + "/messages", content=b"{nope", headers=HEADERS)
+    bad_json = httpx.post(upstream.api_url + "/messages", content=b"{nope", headers=HEADERS | upstream.headers)
     assert bad_json.status_code == 400 and bad_json.json()["type"] == "error"
-    no_limit = httpx.post(upstream.api_url + "/messages", json={"model": MODEL, "messages": ask("hi")}, headers=HEADERS)
+    no_limit = httpx.post(
+        upstream.api_url + "/messages", json={"model": MODEL, "messages": ask("hi")}, headers=HEADERS | upstream.headers
+    )
     assert no_limit.status_code == 400
     assert no_limit.json()["error"] == {"type": "invalid_request_error", "message": "max_tokens: Field required"}
 
@@ -330,5 +339,5 @@ def test_malformed_event_fails_to_decode_after_one_event(client: Anthropic) -> N
 
 
 def test_unknown_anthropic_path_is_an_anthropic_not_found(upstream: FakeUpstream) -> None:
-    response = httpx.post(upstream.api_url + "/messages/batches", json={}, headers=HEADERS)
+    response = httpx.post(upstream.api_url + "/messages/batches", json={}, headers=HEADERS | upstream.headers)
     assert response.status_code == 404 and response.json()["error"]["type"] == "not_found_error"

@@ -12,7 +12,8 @@ import pytest
 from openai import OpenAI
 from openai.types.responses import FunctionToolParam, Response, ResponseInputParam
 
-from tests.conftest import FakeUpstream
+from tests.support.clients import openai_sdk
+from tests.support.upstream import FakeUpstream
 
 MODEL = "fake-model"
 AUTH = {"Authorization": "Bearer sk-test"}
@@ -39,7 +40,7 @@ TEXT_EVENTS = [
 
 @pytest.fixture
 def client(upstream: FakeUpstream) -> Iterator[OpenAI]:
-    with OpenAI(base_url=upstream.api_url, api_key="sk-test", max_retries=0, timeout=10) as sdk:
+    with openai_sdk(upstream.base_url, "sk-test", upstream, timeout=10) as sdk:
         yield sdk
 
 
@@ -171,7 +172,7 @@ def test_stream_is_the_typed_event_sequence_and_ends_with_the_json_response(clie
 
 def test_raw_stream_names_each_event_and_has_no_done_marker(upstream: FakeUpstream) -> None:
     body = {"model": MODEL, "input": "hi", "stream": True}
-    response = httpx.post(upstream.api_url + "/responses", json=body, headers=AUTH)
+    response = httpx.post(upstream.api_url + "/responses", json=body, headers=AUTH | upstream.headers)
 
     assert response.headers["content-type"].startswith("text/event-stream")
     blocks = response.text.split("\n\n")
@@ -252,7 +253,7 @@ def test_conversation_is_accepted_and_echoed_but_not_with_a_previous_response(cl
 def test_errors_are_in_openai_shape(
     upstream: FakeUpstream, body: dict[str, Any], headers: dict[str, str], status: int
 ) -> None:
-    response = httpx.post(upstream.api_url + "/responses", json=body, headers=headers)
+    response = httpx.post(upstream.api_url + "/responses", json=body, headers=headers | upstream.headers)
     assert response.status_code == status
     assert set(response.json()["error"]) == {"message", "type", "param", "code"}
 

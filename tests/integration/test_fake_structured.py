@@ -8,11 +8,11 @@ from typing import Any
 import jsonschema
 import openai
 import pytest
-from anthropic import Anthropic
 from openai import OpenAI
 from pydantic import BaseModel, Field
 
-from tests.conftest import FakeUpstream
+from tests.support.clients import anthropic_sdk, openai_sdk
+from tests.support.upstream import FakeUpstream
 
 MODEL = "fake-model"
 
@@ -43,7 +43,7 @@ class GetWeather(BaseModel):
 
 @pytest.fixture
 def client(upstream: FakeUpstream) -> Iterator[OpenAI]:
-    with OpenAI(base_url=upstream.api_url, api_key="sk-test", max_retries=0, timeout=10) as sdk:
+    with openai_sdk(upstream.base_url, "sk-test", upstream, timeout=10) as sdk:
         yield sdk
 
 
@@ -159,7 +159,7 @@ def test_responses_parse_gives_parsed_arguments_for_strict_pydantic_tools(client
 
 
 def test_anthropic_parse_answers_a_pydantic_model_within_its_moved_constraints(upstream: FakeUpstream) -> None:
-    with Anthropic(base_url=upstream.base_url, api_key="sk-ant-test", max_retries=0) as claude:
+    with anthropic_sdk(upstream.base_url, upstream, api_key="sk-ant-test") as claude:
         message = claude.messages.parse(
             model=MODEL, max_tokens=200, messages=[{"role": "user", "content": "forecast"}], output_format=Forecast
         )
@@ -177,7 +177,7 @@ def test_anthropic_parse_answers_a_pydantic_model_within_its_moved_constraints(u
 
 def test_anthropic_tool_input_validates_against_the_input_schema(upstream: FakeUpstream) -> None:
     schema = GetWeather.model_json_schema()
-    with Anthropic(base_url=upstream.base_url, api_key="sk-ant-test", max_retries=0) as claude:
+    with anthropic_sdk(upstream.base_url, upstream, api_key="sk-ant-test") as claude:
         message = claude.messages.create(
             model=MODEL,
             max_tokens=200,

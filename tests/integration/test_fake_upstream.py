@@ -2,6 +2,7 @@
 
 import json
 import math
+import uuid
 from collections.abc import Iterator
 
 import httpx
@@ -17,7 +18,9 @@ from openai.types.chat import (
 )
 
 from llmproxy.fake_upstream import FakeUpstreamConfig, create_fake_upstream
+from tests.support.clients import openai_sdk
 from tests.support.servers import serve_in_thread
+from tests.support.upstream import FakeUpstream
 
 MODEL = "fake-model"
 AUTH = {"Authorization": "Bearer sk-test"}
@@ -439,3 +442,53 @@ def test_stats_count_every_v1_request_at_arrival_and_reset_clears_them(client: O
     assert httpx.get(url + "/_requests").json() == {"requests": []}
     reply = client.chat.completions.create(model=MODEL, messages=ask("hi"))
     assert reply.choices[0].message.content == "Fake reply #1 to: hi"
+
+
+# Recorders: each test owns its counts, call log and reply numbers in the shared fake, through the proxy too
+
+
+def asked(fake: FakeUpstream) -> list[str]:
+    """The last user message of each chat request the fake's recorder logged."""
+    bodies = [json.loads(call["body"]) for call in fake.requests() if call["path"] == "/v1/chat/completions"]
+    return [body["messages"][-1]["content"] for body in bodies]
+
+
+def answer(sdk: OpenAI, text: str) -> str:
+    return sdk.chat.completions.create(model=MODEL, messages=ask(text)).choices[0].message.content or ""
+
+
+def test_two_recorders_in_one_fake_never_see_each_others_calls_through_the_proxy(
+    proxy_url: str, upstream_url: str, api_key: str
+) -> None:
+    alice = FakeUpstream(upstream_url, f"test-alice-{uuid.uuid4().hex}")
+    bob = FakeUpstream(upstream_url, f"test-bob-{uuid.uuid4().hex}")
+    questions = [f"question {n} {uuid.uuid4().hex}" for n in range(3)]
+    try:
+        with openai_sdk(proxy_url, api_key, alice) as for_alice, openai_sdk(proxy_url, api_key, bob) as for_bob:
+            assert answer(for_alice, questions[0]) == f"Fake reply #1 to: {questions[0]}"
+            assert answer(for_bob, questions[1]) == f"Fake reply #1 to: {questions[1]}"  # numbered per recorder
+            assert answer(for_bob, questions[2]) == f"Fake reply #2 to: {questions[2]}"
+        assert (alice.calls(), bob.calls()) == (1, 2)
+        assert (asked(alice), asked(bob)) == ([questions[0]], questions[1:])
+        alice.reset()  # forgets alice's recorder only
+        assert (alice.calls(), bob.calls()) == (0, 2)
+    finally:
+        alice.reset()
+        bob.reset()
+
+
+def test_the_upstream_fixture_counts_only_requests_that_carry_its_header(
+    proxy_url: str, upstream_url: str, api_key: str, upstream: FakeUpstream
+) -> None:
+    body = {"model": MODEL, "messages": ask(f"no recorder {uuid.uuid4().hex}")}
+    plain = httpx.post(proxy_url + "/v1/chat/completions", json=body, headers={"authorization": f"Bearer {api_key}"})
+    other = FakeUpstream(upstream_url, f"test-other-{uuid.uuid4().hex}")  # another test's traffic
+    with openai_sdk(proxy_url, api_key, other) as elsewhere:
+        answer(elsewhere, f"another test {uuid.uuid4().hex}")
+    assert plain.status_code == 200 and upstream.calls() == 0 and upstream.requests() == []
+    assert body["messages"][-1]["content"] in asked(FakeUpstream(upstream_url))  # the default recorder had it
+    assert other.calls() == 1
+    other.reset()
+    with openai_sdk(proxy_url, api_key, upstream) as own:
+        answer(own, f"this test {uuid.uuid4().hex}")
+    assert upstream.calls() == 1

@@ -21,15 +21,18 @@ from hypothesis import strategies as st
 
 from tests.support.fuzz_strategies import VALID_BODIES, encoded, headers, mutated_bodies, raw_bodies
 from tests.support.keepalive import OneConnection, RawHeaders, assert_error_shape
+from tests.support.upstream import FakeUpstream
 
 PATHS = list(VALID_BODIES)
 
 
 @pytest.fixture(scope="module")
-def connection(proxy_url: str) -> Iterator[OneConnection]:
-    # Module-scoped: Hypothesis runs many examples per test, all on this one keep-alive connection.
-    with OneConnection(proxy_url, f"sk-fuzz-{uuid.uuid4().hex}") as held:
+def connection(proxy_url: str, upstream_url: str) -> Iterator[OneConnection]:
+    # Module-scoped: Hypothesis runs many examples per test, all on this one keep-alive connection (and recorder).
+    fake = FakeUpstream(upstream_url, f"test-fuzz-{uuid.uuid4().hex}")
+    with OneConnection(proxy_url, f"sk-fuzz-{uuid.uuid4().hex}", fake) as held:
         yield held
+    fake.reset()
 
 
 def assert_answered_well(connection: OneConnection, path: str, body: bytes, sent: RawHeaders = ()) -> None:

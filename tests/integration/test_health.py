@@ -7,10 +7,10 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 import httpx
-from openai import OpenAI
 
-from tests.conftest import FakeUpstream
+from tests.support.clients import openai_sdk
 from tests.support.servers import free_port
+from tests.support.upstream import FakeUpstream
 
 MESSAGES: list[Any] = [{"role": "user", "content": "Are you there?"}]
 
@@ -28,7 +28,7 @@ def test_without_redis_readyz_is_degraded_but_200_and_requests_still_succeed(
 ) -> None:
     redis = {"breaker_failure_threshold": 2, "breaker_reset_s": 60}
     with start_proxy(redis_url=f"redis://127.0.0.1:{free_port()}/0", redis=redis) as url:
-        sdk = OpenAI(base_url=url + "/v1", api_key=api_key, max_retries=0)
+        sdk = openai_sdk(url, api_key, upstream)
         replies = [
             sdk.chat.completions.with_raw_response.create(model="fake-model", messages=MESSAGES) for _ in range(3)
         ]

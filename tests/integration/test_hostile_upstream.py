@@ -15,9 +15,11 @@ import redis
 from openai import OpenAI
 
 from llmproxy.proxy.scope import scope_id
-from tests.conftest import TEST_KEY_PREFIX, FakeUpstream
+from tests.conftest import TEST_KEY_PREFIX
 from tests.integration.test_metrics import scrape, value
 from tests.support.admin import tenant
+from tests.support.clients import openai_sdk
+from tests.support.upstream import FakeUpstream
 
 MESSAGES: list[Any] = [{"role": "user", "content": "Tell me something hostile"}]
 StartProxy = Callable[..., AbstractContextManager[str]]
@@ -90,7 +92,7 @@ def test_an_answer_over_max_entry_bytes_is_relayed_whole_but_not_stored(
 ) -> None:
     size = 100_000
     with start_proxy(cache={"max_entry_bytes": 64 * 1024}) as url:
-        sdk = OpenAI(base_url=url + "/v1", api_key=api_key, max_retries=0, timeout=30)
+        sdk = openai_sdk(url, api_key, upstream)
         headers = {"X-Fake-Content-Bytes": str(size)}
         if stream:
             text = stream_text(sdk, **headers)
@@ -167,7 +169,7 @@ def test_keepalive_comments_without_data_past_the_read_timeout_end_the_stream_wi
 ) -> None:
     # The fake pings every 100 ms for 3 s before its first chunk: bytes keep coming, data does not.
     with start_proxy(upstream={"read_timeout_s": 0.5}) as url:
-        sdk = OpenAI(base_url=url + "/v1", api_key=api_key, max_retries=0, timeout=30)
+        sdk = openai_sdk(url, api_key, upstream)
         with pytest.raises(openai.APIError) as raised:
             stream_text(sdk, **{"X-Fake-Keepalive-Ms": "3000"})
         assert raised.value.code == "upstream_timeout"
@@ -178,7 +180,7 @@ def test_keepalive_comments_shorter_than_the_read_timeout_are_relayed_and_the_an
     start_proxy: StartProxy, api_key: str, upstream: FakeUpstream
 ) -> None:
     with start_proxy(upstream={"read_timeout_s": 2.0}) as url:
-        sdk = OpenAI(base_url=url + "/v1", api_key=api_key, max_retries=0, timeout=30)
+        sdk = openai_sdk(url, api_key, upstream)
         assert stream_text(sdk, **{"X-Fake-Keepalive-Ms": "300"}) == "Fake reply #1 to: Tell me something hostile"
         assert x_cache_of_a_repeat(sdk) == "HIT-L1"
         assert upstream.calls() == 1
@@ -189,7 +191,7 @@ def test_data_events_slower_in_all_than_the_read_timeout_are_relayed_and_cached(
 ) -> None:
     # Eight events 300 ms apart take over 2 s against a 0.8 s timeout: each data event restarts the wait.
     with start_proxy(upstream={"read_timeout_s": 0.8}) as url:
-        with OpenAI(base_url=url + "/v1", api_key=api_key, max_retries=0, timeout=30) as sdk:
+        with openai_sdk(url, api_key, upstream) as sdk:
             assert stream_text(sdk, **{"X-Fake-Chunk-Delay-Ms": "300"}) == "Fake reply #1 to: Tell me something hostile"
             assert x_cache_of_a_repeat(sdk) == "HIT-L1"
         assert upstream.calls() == 1

@@ -26,8 +26,8 @@ from llmproxy.cache.semantic import Partition, SemanticIndex, SemanticRecord
 from llmproxy.cache.writeback import StorePlan, WriteBack
 from llmproxy.protocols.chat import CHAT
 from llmproxy.settings import HnswSettings
-from tests.conftest import FakeUpstream
 from tests.support.admin import AdminProxy, Snapshot, chat, embed, tenant
+from tests.support.upstream import FakeUpstream
 
 CAPITAL = "What is the capital of France?"
 REVERSE = "How do I reverse a list in Python?"

@@ -8,7 +8,8 @@ from typing import Any
 
 from openai import OpenAI
 
-from tests.conftest import FakeUpstream
+from tests.support.clients import openai_sdk
+from tests.support.upstream import FakeUpstream
 
 # Stored first, then asked: a paraphrase both decisions serve, a negation the learned vetoes refuse, and a
 # question-focus change the rules serve.
@@ -23,8 +24,8 @@ def ask(client: OpenAI, text: str) -> str:
     return str(raw.headers["x-cache"])
 
 
-def replay(url: str, api_key: str, pair: tuple[str, str], headers: dict[str, str]) -> tuple[str, str]:
-    with OpenAI(base_url=url + "/v1", api_key=api_key, max_retries=0, default_headers=headers) as client:
+def replay(url: str, api_key: str, pair: tuple[str, str], fake: FakeUpstream) -> tuple[str, str]:
+    with openai_sdk(url, api_key, fake) as client:
         return ask(client, pair[0]), ask(client, pair[1])
 
 
@@ -32,8 +33,8 @@ def test_learned_proxy_serves_a_paraphrase_and_refuses_a_negation(
     start_proxy: Callable[..., AbstractContextManager[str]], api_key: str, upstream: FakeUpstream, key_prefix: str
 ) -> None:
     with start_proxy(semantic={"decision": "learned"}, redis={"key_prefix": key_prefix}) as url:
-        assert replay(url, api_key, PARAPHRASE, upstream.headers) == ("MISS", "HIT-L2")
-        assert replay(url, api_key, NEGATION, upstream.headers) == ("MISS", "MISS")
+        assert replay(url, api_key, PARAPHRASE, upstream) == ("MISS", "HIT-L2")
+        assert replay(url, api_key, NEGATION, upstream) == ("MISS", "MISS")
     assert upstream.calls() == 3
 
 
@@ -41,5 +42,5 @@ def test_rules_proxy_serves_the_focus_change(
     start_proxy: Callable[..., AbstractContextManager[str]], api_key: str, upstream: FakeUpstream, key_prefix: str
 ) -> None:
     with start_proxy(semantic={"decision": "rules"}, redis={"key_prefix": key_prefix}) as url:
-        assert replay(url, api_key, FOCUS_CHANGE, upstream.headers) == ("MISS", "HIT-L2")
+        assert replay(url, api_key, FOCUS_CHANGE, upstream) == ("MISS", "HIT-L2")
     assert upstream.calls() == 1

@@ -13,7 +13,6 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.conftest import FakeUpstream
 from tests.support.admin import AdminProxy
 from tests.support.keepalive import (
     OneConnection,
@@ -23,13 +22,14 @@ from tests.support.keepalive import (
     connect,
     read_response,
 )
+from tests.support.upstream import FakeUpstream
 
 CHAT = "/v1/chat/completions"
 
 
 @pytest.fixture
-def connection(proxy_url: str, api_key: str) -> Iterator[OneConnection]:
-    with OneConnection(proxy_url, api_key) as held:
+def connection(proxy_url: str, api_key: str, upstream: FakeUpstream) -> Iterator[OneConnection]:
+    with OneConnection(proxy_url, api_key, upstream) as held:
         yield held
 
 
@@ -201,9 +201,12 @@ def test_passthrough_forwards_the_path_as_sent(connection: OneConnection, upstre
 )
 def test_passthrough_refuses_dot_segments(proxy_url: str, upstream: FakeUpstream, target: bytes) -> None:
     # The upstream URL would otherwise resolve outside its /v1 base (here: the fake's own control endpoints).
+    recorder = b"".join(f"{name}: {value}\r\n".encode() for name, value in upstream.headers.items())
     with connect(proxy_url) as sock:
         for _ in range(2):  # the second request proves the connection was kept
-            sock.sendall(b"GET " + target + b" HTTP/1.1\r\nhost: proxy\r\nauthorization: Bearer sk-x\r\n\r\n")
+            sock.sendall(
+                b"GET " + target + b" HTTP/1.1\r\nhost: proxy\r\nauthorization: Bearer sk-x\r\n" + recorder + b"\r\n"
+            )
             response = read_response(sock)
             assert response.status == 400
             error = orjson.loads(response.body)["error"]
@@ -212,7 +215,7 @@ def test_passthrough_refuses_dot_segments(proxy_url: str, upstream: FakeUpstream
 
 
 def test_stats_bucket_beyond_any_window_is_a_400(admin_proxy: AdminProxy) -> None:
-    with OneConnection(admin_proxy.url, admin_proxy.token) as held:
+    with OneConnection(admin_proxy.url, admin_proxy.token, admin_proxy.fake) as held:
         error = assert_error_shape(held.send("GET", "/admin/stats?bucket=999999999999w"), 400)
         assert error["param"] == "bucket"
         assert held.still_usable()
@@ -220,14 +223,16 @@ def test_stats_bucket_beyond_any_window_is_a_400(admin_proxy: AdminProxy) -> Non
 
 @pytest.mark.parametrize("path", ["/admin/invalidate", "/admin/flush"])
 def test_admin_body_nested_too_deeply_is_a_400(admin_proxy: AdminProxy, path: str) -> None:
-    with OneConnection(admin_proxy.url, admin_proxy.token) as held:
+    with OneConnection(admin_proxy.url, admin_proxy.token, admin_proxy.fake) as held:
         error = assert_error_shape(held.send("POST", path, b'{"model": ' + nested(300) + b"}"), 400)
         assert error["code"] == "invalid_json"
         assert held.still_usable()
 
 
 @pytest.mark.parametrize("byte", [0x00, 0x01, 0x08, 0x0B, 0x0C, 0x1F, 0x7F])
-def test_control_byte_in_a_header_is_a_400_in_openai_shape(proxy_url: str, api_key: str, byte: int) -> None:
+def test_control_byte_in_a_header_is_a_400_in_openai_shape(
+    proxy_url: str, api_key: str, upstream: FakeUpstream, byte: int
+) -> None:
     # The parser refuses it; framing is lost, so the connection closes, and the server keeps answering others.
     with connect(proxy_url) as sock:
         sock.sendall(b"GET /v1/models HTTP/1.1\r\nhost: proxy\r\nx-title: a" + bytes([byte]) + b"b\r\n\r\n")
@@ -236,5 +241,5 @@ def test_control_byte_in_a_header_is_a_400_in_openai_shape(proxy_url: str, api_k
         error = orjson.loads(response.body)["error"]
         assert error["code"] == "invalid_http" and error["type"] == "invalid_request_error"
         assert closed_by_server(sock)
-    with OneConnection(proxy_url, api_key) as fresh:
+    with OneConnection(proxy_url, api_key, upstream) as fresh:
         assert fresh.send("GET", "/v1/models").status_code == 200

@@ -16,8 +16,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from llmproxy.app import create_app
 from llmproxy.embeddings.embedder import ModelLoader
 from llmproxy.settings import EmbeddingSettings
-from tests.conftest import FakeUpstream, proxy_settings
+from tests.conftest import proxy_settings
+from tests.support.clients import openai_sdk
 from tests.support.servers import free_port, serve_in_thread
+from tests.support.upstream import FakeUpstream
 
 MODEL = "gpt-4o-mini-2024-07-18"  # priced through its prefix, gpt-4o-mini
 CHAT = "/v1/chat/completions"
@@ -72,8 +74,8 @@ def proxy(start_proxy: Callable[..., AbstractContextManager[str]]) -> Iterator[s
 
 
 @pytest.fixture
-def sdk(proxy: str, api_key: str) -> Iterator[OpenAI]:
-    with OpenAI(base_url=proxy + "/v1", api_key=api_key, max_retries=0, timeout=30) as client:
+def sdk(proxy: str, api_key: str, upstream: FakeUpstream) -> Iterator[OpenAI]:
+    with openai_sdk(proxy, api_key, upstream) as client:
         yield client
 
 
@@ -142,8 +144,10 @@ def test_upstream_errors_and_bad_requests_count_as_errors_and_are_not_written(
     assert value(samples, "llmproxy_cache_writes_total", outcome="stored") == 0
 
 
-def test_model_labels_are_bounded(start_proxy: Callable[..., AbstractContextManager[str]], api_key: str) -> None:
-    with start_proxy(metrics={"max_model_labels": 2}) as url, OpenAI(base_url=url + "/v1", api_key=api_key) as sdk:
+def test_model_labels_are_bounded(
+    start_proxy: Callable[..., AbstractContextManager[str]], api_key: str, upstream: FakeUpstream
+) -> None:
+    with start_proxy(metrics={"max_model_labels": 2}) as url, openai_sdk(url, api_key, upstream) as sdk:
         for model in ("model-a", "model-b", "model-c", "model-d"):
             ask(sdk, QUESTION, model=model)
         samples = scrape(url)
@@ -156,7 +160,7 @@ def test_redis_outage_is_counted_as_fail_open_and_requests_still_succeed(
     start_proxy: Callable[..., AbstractContextManager[str]], api_key: str, upstream: FakeUpstream
 ) -> None:
     nothing_listens = f"redis://127.0.0.1:{free_port()}/0"
-    with start_proxy(redis_url=nothing_listens) as url, OpenAI(base_url=url + "/v1", api_key=api_key) as sdk:
+    with start_proxy(redis_url=nothing_listens) as url, openai_sdk(url, api_key, upstream) as sdk:
         assert ask(sdk, QUESTION).headers["x-cache"] == "BYPASS"
         samples = scrape(url)
     assert value(samples, "llmproxy_errors_total", component="redis", operation="read") == 1
@@ -185,7 +189,7 @@ def test_embedder_failure_is_counted_and_skips_only_the_semantic_cache(
         return BrokenModel(model_loader(settings))
 
     app = create_app(proxy_settings(redis_url, upstream_url + "/v1"), model_loader=broken_loader)
-    with serve_in_thread(app) as url, OpenAI(base_url=url + "/v1", api_key=api_key) as sdk:
+    with serve_in_thread(app) as url, openai_sdk(url, api_key, upstream) as sdk:
         assert [ask(sdk, QUESTION).headers["x-cache"] for _ in range(2)] == ["MISS", "HIT-L1"]
         samples = scrape(url)
     assert value(samples, "llmproxy_errors_total", component="embedder", operation="embed") == 1

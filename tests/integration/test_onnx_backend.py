@@ -25,8 +25,9 @@ from llmproxy.embeddings.embedder import EncoderBackend, ModelLoader, load_model
 from llmproxy.embeddings.onnx_backend import OnnxBackend
 from llmproxy.embeddings.onnx_store import MANIFEST_FILE, MODEL_FILE, TOKENIZER_FILE, OnnxExportError, prepare_for
 from llmproxy.settings import EmbeddingSettings
-from tests.conftest import FakeUpstream
+from tests.support.clients import openai_sdk
 from tests.support.servers import free_port
+from tests.support.upstream import FakeUpstream
 
 QUESTION = "How do I reverse a list in Python?"
 PARAPHRASE = "What is the way to reverse a Python list?"
@@ -110,7 +111,7 @@ def test_serve_fails_with_the_prepare_command_when_the_export_is_missing_and_may
 def test_proxy_on_the_onnx_backend_serves_a_paraphrase_from_l2(
     start_proxy: Callable[..., AbstractContextManager[str]], api_key: str, upstream: FakeUpstream
 ) -> None:
-    with start_proxy(embeddings={"backend": "onnx"}) as url, OpenAI(base_url=url + "/v1", api_key=api_key) as sdk:
+    with start_proxy(embeddings={"backend": "onnx"}) as url, openai_sdk(url, api_key, upstream) as sdk:
         statuses = [ask(sdk, text)["x-cache"] for text in (QUESTION, PARAPHRASE)]
     assert statuses == ["MISS", "HIT-L2"]
     assert upstream.calls() == 1
@@ -139,9 +140,11 @@ def served_proxy(tmp_path: Path, redis_url: str, upstream_url: str) -> Iterator[
         process.wait(30)
 
 
-def test_a_proxy_serving_on_onnx_never_loads_torch(served_proxy: tuple[int, str], api_key: str) -> None:
+def test_a_proxy_serving_on_onnx_never_loads_torch(
+    served_proxy: tuple[int, str], api_key: str, upstream: FakeUpstream
+) -> None:
     pid, url = served_proxy
-    with OpenAI(base_url=url + "/v1", api_key=api_key) as sdk:
+    with openai_sdk(url, api_key, upstream) as sdk:
         assert [ask(sdk, text)["x-cache"] for text in (QUESTION, PARAPHRASE)] == ["MISS", "HIT-L2"]
     libraries = Path(f"/proc/{pid}/maps").read_text()
     assert "onnxruntime" in libraries

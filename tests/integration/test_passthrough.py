@@ -8,7 +8,8 @@ from contextlib import AbstractContextManager
 import httpx
 from openai import OpenAI
 
-from tests.conftest import FakeUpstream
+from tests.support.clients import caller_headers
+from tests.support.upstream import FakeUpstream
 
 
 def test_models_list_passes_through(client: OpenAI, upstream: FakeUpstream) -> None:
@@ -23,12 +24,8 @@ def test_method_query_body_and_headers_pass_through(proxy_url: str, api_key: str
         proxy_url + "/v1/echo/files/abc",
         params={"purpose": "batch", "limit": "2"},
         content="déjà vu body".encode(),
-        headers={
-            "authorization": f"Bearer {api_key}",
-            "x-custom": "kept",
-            "proxy-authorization": "Basic c2VjcmV0",
-            "keep-alive": "timeout=5",
-        },
+        headers=caller_headers(api_key, upstream)
+        | {"x-custom": "kept", "proxy-authorization": "Basic c2VjcmV0", "keep-alive": "timeout=5"},
     )
     echoed = response.json()
     assert response.status_code == 200
@@ -44,29 +41,29 @@ def test_method_query_body_and_headers_pass_through(proxy_url: str, api_key: str
     assert "x-cache" not in response.headers
 
 
-def test_delete_without_body_passes_through(proxy_url: str, api_key: str) -> None:
-    response = httpx.delete(proxy_url + "/v1/echo/models/ft-1", headers={"authorization": f"Bearer {api_key}"})
+def test_delete_without_body_passes_through(proxy_url: str, api_key: str, upstream: FakeUpstream) -> None:
+    response = httpx.delete(proxy_url + "/v1/echo/models/ft-1", headers=caller_headers(api_key, upstream))
     assert response.json()["method"] == "DELETE"
     assert response.json()["body"] == ""
 
 
-def test_upstream_404_passes_through_with_its_status(proxy_url: str, api_key: str) -> None:
-    response = httpx.get(proxy_url + "/v1/does-not-exist", headers={"authorization": f"Bearer {api_key}"})
+def test_upstream_404_passes_through_with_its_status(proxy_url: str, api_key: str, upstream: FakeUpstream) -> None:
+    response = httpx.get(proxy_url + "/v1/does-not-exist", headers=caller_headers(api_key, upstream))
     assert response.status_code == 404
     assert response.json()["error"]["message"]
 
 
 def test_configured_upstream_key_replaces_the_callers(
-    start_proxy: Callable[..., AbstractContextManager[str]], api_key: str
+    start_proxy: Callable[..., AbstractContextManager[str]], api_key: str, upstream: FakeUpstream
 ) -> None:
     with start_proxy(upstream={"api_key": "sk-operator-key"}) as url:
-        echoed = httpx.get(url + "/v1/echo/whoami", headers={"authorization": f"Bearer {api_key}"}).json()
+        echoed = httpx.get(url + "/v1/echo/whoami", headers=caller_headers(api_key, upstream)).json()
     assert echoed["headers"]["authorization"] == "Bearer sk-operator-key"
 
 
 def test_other_methods_on_a_cached_path_pass_through(proxy_url: str, api_key: str, upstream: FakeUpstream) -> None:
     # GET /v1/chat/completions lists stored completions upstream; only POST is ours to cache.
-    response = httpx.get(proxy_url + "/v1/chat/completions?limit=1", headers={"authorization": f"Bearer {api_key}"})
+    response = httpx.get(proxy_url + "/v1/chat/completions?limit=1", headers=caller_headers(api_key, upstream))
     assert upstream.calls("/v1/chat/completions") == 1
     assert upstream.requests()[-1]["method"] == "GET"
     assert response.status_code == 404 and "x-cache" not in response.headers

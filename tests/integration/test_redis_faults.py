@@ -20,9 +20,9 @@ import redis
 from openai import OpenAI
 
 from llmproxy.store.embedded_redis import EmbeddedRedis
-from tests.conftest import FakeUpstream
+from tests.support.clients import caller_headers, openai_sdk
 from tests.support.redis_servers import paused
-from tests.support.upstream import metric
+from tests.support.upstream import FakeUpstream, metric
 
 # Short enough that recovery is quick to observe; the request timeout below is far above the Redis budget.
 FAULT_SETTINGS = {"breaker_failure_threshold": 2, "breaker_reset_s": 0.2, "socket_timeout_s": 0.25}
@@ -64,7 +64,7 @@ def wait_until(condition: Callable[[], bool]) -> bool:
 def test_killing_and_restarting_redis_never_fails_a_request_and_caching_resumes(
     proxy: str, own_redis: EmbeddedRedis, api_key: str, upstream: FakeUpstream
 ) -> None:
-    with OpenAI(base_url=proxy + "/v1", api_key=api_key, max_retries=0, timeout=CLIENT_TIMEOUT_S) as sdk:
+    with openai_sdk(proxy, api_key, upstream, timeout=CLIENT_TIMEOUT_S) as sdk:
         assert [ask(sdk, "What is Redis?") for _ in range(2)] == ["MISS", "HIT-L1"]
         own_redis.stop()
         during_outage = [ask(sdk, f"Question {n} while Redis is down") for n in range(6)]
@@ -80,7 +80,7 @@ def test_killing_and_restarting_redis_never_fails_a_request_and_caching_resumes(
 def test_paraphrases_are_served_again_after_redis_restarts(
     proxy: str, own_redis: EmbeddedRedis, api_key: str, upstream: FakeUpstream
 ) -> None:
-    with OpenAI(base_url=proxy + "/v1", api_key=api_key, max_retries=0, timeout=CLIENT_TIMEOUT_S) as sdk:
+    with openai_sdk(proxy, api_key, upstream, timeout=CLIENT_TIMEOUT_S) as sdk:
         own_redis.stop()
         ask(sdk, "Anyone there?")
         own_redis.start()
@@ -102,7 +102,7 @@ def test_a_paused_redis_delays_requests_by_its_timeout_at_most_then_is_skipped(
     settings = {**FAULT_SETTINGS, "breaker_reset_s": 3.0}
     with (
         start_proxy(redis_url=own_redis.url, redis=settings) as proxy,
-        OpenAI(base_url=proxy + "/v1", api_key=api_key, max_retries=0, timeout=CLIENT_TIMEOUT_S) as sdk,
+        openai_sdk(proxy, api_key, upstream, timeout=CLIENT_TIMEOUT_S) as sdk,
     ):
         ask(sdk, "warm the connection pool")
         # Its write-back runs after its answer: a repeat served from L1 shows it is over before Redis stops.
@@ -124,12 +124,12 @@ def test_a_paused_redis_delays_requests_by_its_timeout_at_most_then_is_skipped(
     assert upstream.calls() >= 6
 
 
-def ask_together(proxy: str, api_key: str, texts: list[str]) -> list[str]:
+def ask_together(proxy: str, api_key: str, fake: FakeUpstream, texts: list[str]) -> list[str]:
     """X-Cache of each question, all sent at once (slow upstream answers, so they overlap)."""
 
     def one(text: str) -> str:
         body = {"model": "fake-model", "messages": [{"role": "user", "content": text}]}
-        headers = {"authorization": f"Bearer {api_key}", "x-fake-latency-ms": "200"}
+        headers = caller_headers(api_key, fake) | {"x-fake-latency-ms": "200"}
         response = httpx.post(proxy + "/v1/chat/completions", json=body, headers=headers, timeout=CLIENT_TIMEOUT_S)
         assert response.status_code == 200, response.text
         return response.headers["x-cache"]
@@ -150,9 +150,11 @@ def test_after_redis_restarts_the_first_trial_closes_the_breaker_and_stale_conne
     settings = {**FAULT_SETTINGS, "breaker_reset_s": reset_s, "socket_timeout_s": 2.0}
     with (
         start_proxy(redis_url=own_redis.url, redis=settings) as proxy,
-        OpenAI(base_url=proxy + "/v1", api_key=api_key, max_retries=0, timeout=CLIENT_TIMEOUT_S) as sdk,
+        openai_sdk(proxy, api_key, upstream, timeout=CLIENT_TIMEOUT_S) as sdk,
     ):
-        assert set(ask_together(proxy, api_key, [f"Before {n} {uuid.uuid4().hex}" for n in range(CROWD)])) == {"MISS"}
+        assert set(
+            ask_together(proxy, api_key, upstream, [f"Before {n} {uuid.uuid4().hex}" for n in range(CROWD)])
+        ) == {"MISS"}
         with redis.Redis.from_url(own_redis.url) as admin:
             pooled = len(admin.client_list())
         pid = own_redis.pid
@@ -166,7 +168,7 @@ def test_after_redis_restarts_the_first_trial_closes_the_breaker_and_stale_conne
         trial = ask(sdk, "The first question after the restart")
         closed = metric(proxy, "llmproxy_redis_breaker_state")
         # Concurrent requests draw every pooled connection, the stale ones too.
-        after = ask_together(proxy, api_key, [f"After {n} {uuid.uuid4().hex}" for n in range(CROWD)])
+        after = ask_together(proxy, api_key, upstream, [f"After {n} {uuid.uuid4().hex}" for n in range(CROWD)])
         again = ask(sdk, "The first question after the restart")
         bypassed = metric(proxy, "llmproxy_cache_bypass_total", reason="redis-unavailable")
         state = metric(proxy, "llmproxy_redis_breaker_state")
@@ -192,7 +194,7 @@ def test_a_pool_too_small_for_the_load_bypasses_with_its_own_reason_and_never_op
         assert wait_until(
             lambda: redis_client.pubsub_numsub(f"{key_prefix}:flight") == [(f"{key_prefix}:flight".encode(), 1)]
         )
-        headers = {"authorization": f"Bearer {api_key}"}
+        headers = caller_headers(api_key, upstream)
         replies = [
             httpx.post(
                 proxy + "/v1/chat/completions",

@@ -16,12 +16,11 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
-from openai import OpenAI
 
 from llmproxy.store.embedded_redis import EmbeddedRedis, EmbeddedRedisConfig
-from tests.conftest import FakeUpstream
 from tests.support.admin import ADMIN_TOKEN, chat
-from tests.support.upstream import metric
+from tests.support.clients import caller_headers, openai_sdk
+from tests.support.upstream import FakeUpstream, metric
 
 HEADROOM_BYTES = 2 * 1024 * 1024  # maxmemory above what the proxy's first entries use
 FILLER = b"x" * 64 * 1024
@@ -58,12 +57,12 @@ def used_memory(client: redis.Redis) -> int:
     return int(client.info("memory")["used_memory"])
 
 
-def ask_together(proxy: str, api_key: str, texts: list[str]) -> list[str]:
+def ask_together(proxy: str, api_key: str, fake: FakeUpstream, texts: list[str]) -> list[str]:
     """X-Cache of each question, all sent at once: their lookups come first, then their write-backs, in a row."""
 
     def one(text: str) -> str:
         body = {"model": "fake-model", "messages": [{"role": "user", "content": text}]}
-        headers = {"authorization": f"Bearer {api_key}", "x-fake-latency-ms": "300"}
+        headers = caller_headers(api_key, fake) | {"x-fake-latency-ms": "300"}
         response = httpx.post(proxy + "/v1/chat/completions", json=body, headers=headers, timeout=10)
         assert response.status_code == 200, response.text
         return response.headers["x-cache"]
@@ -80,13 +79,13 @@ def test_a_full_redis_keeps_serving_hits_stores_nothing_new_and_the_breaker_stay
 ) -> None:
     with (
         start_proxy(redis_url=own_redis.url, redis=BREAKER, admin={"token": ADMIN_TOKEN}) as proxy,
-        OpenAI(base_url=proxy + "/v1", api_key=api_key, max_retries=0, timeout=10) as sdk,
+        openai_sdk(proxy, api_key, upstream, timeout=10) as sdk,
     ):
         assert [chat(sdk, "What is Redis?") for _ in range(2)] == ["MISS", "HIT-L1"]
         assert chat(sdk, "How do I reverse a list in Python?") == "MISS"
         fill(own_redis.url)
         questions = [f"A new question {n} while Redis is full" for n in range(NEW)]
-        new = ask_together(proxy, api_key, questions)
+        new = ask_together(proxy, api_key, upstream, questions)
         again = [chat(sdk, question) for question in questions]
         cached = chat(sdk, "What is Redis?")
         paraphrase = chat(sdk, "How can I reverse a list in Python?")  # its promotion to L1 is refused too

@@ -17,9 +17,11 @@ from llmproxy.embeddings.embedder import ModelLoader
 from llmproxy.fake_upstream import create_fake_upstream
 from llmproxy.routing import load_routes
 from llmproxy.settings import load_settings
-from tests.conftest import TEST_KEY_PREFIX, FakeUpstream
+from tests.conftest import TEST_KEY_PREFIX
+from tests.support.clients import openai_sdk
 from tests.support.router import ROUTES, chat
 from tests.support.servers import serve_in_thread
+from tests.support.upstream import FakeUpstream
 
 ADMIN_TOKEN = "admin-test-token"
 REPO = Path(__file__).resolve().parents[2]
@@ -33,9 +35,17 @@ EXTRA_ROUTE = """
 
 
 @pytest.fixture(scope="module")
-def cheap_upstream() -> Iterator[FakeUpstream]:
+def cheap_server() -> Iterator[str]:
     with serve_in_thread(create_fake_upstream()) as url:
-        yield FakeUpstream(url)
+        yield url
+
+
+@pytest.fixture
+def cheap_upstream(cheap_server: str, recorder: str) -> Iterator[FakeUpstream]:
+    """The cheap fake as this test sees it: the same recorder name as `upstream`, so one client header serves both."""
+    fake = FakeUpstream(cheap_server, recorder)
+    yield fake
+    fake.reset()
 
 
 @pytest.fixture
@@ -52,7 +62,6 @@ def routed_proxy(
     cheap_upstream: FakeUpstream,
     api_key: str,
 ) -> Iterator[str]:
-    cheap_upstream.reset()
     with start_proxy(
         router={"routes_file": str(routes_file)},
         upstreams={"cheap": {"base_url": cheap_upstream.api_url}},
@@ -63,8 +72,8 @@ def routed_proxy(
 
 
 @pytest.fixture
-def sdk(routed_proxy: str, api_key: str) -> Iterator[OpenAI]:
-    with OpenAI(base_url=routed_proxy + "/v1", api_key=api_key, max_retries=0) as client:
+def sdk(routed_proxy: str, api_key: str, upstream: FakeUpstream) -> Iterator[OpenAI]:
+    with openai_sdk(routed_proxy, api_key, upstream) as client:
         yield client
 
 
@@ -174,7 +183,7 @@ def test_default_settings_only_cache_and_never_change_an_answer(
     system = {"role": "system", "content": "You are Ava, ACME Bank's support assistant."}
     with (
         serve_in_thread(create_app(settings, model_loader=model_loader)) as url,
-        OpenAI(base_url=url + "/v1", api_key=api_key, max_retries=0) as sdk,
+        openai_sdk(url, api_key, upstream) as sdk,
     ):
         sdk.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "thank you"}])
         who = sdk.chat.completions.create(

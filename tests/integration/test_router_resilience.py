@@ -16,16 +16,17 @@ from typing import Any
 import openai
 import pytest
 import redis
-from openai import OpenAI
 
 from llmproxy.app import create_app
 from llmproxy.embeddings.embedder import ModelLoader
 from llmproxy.settings import EmbeddingSettings
 from llmproxy.store.embedded_redis import EmbeddedRedis
-from tests.conftest import FakeUpstream, proxy_settings
+from tests.conftest import proxy_settings
 from tests.integration.test_metrics import scrape, value
+from tests.support.clients import openai_sdk
 from tests.support.router import BLOCKED_PROMPT, NO_CACHE_PROMPT, ROUTES, chat
 from tests.support.servers import serve_in_thread
+from tests.support.upstream import FakeUpstream
 
 LOREM = (
     "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt ut labore et dolore. "
@@ -56,10 +57,6 @@ def routed(start_proxy: Callable[..., AbstractContextManager[str]], routes_file:
     )
 
 
-def sdk_for(url: str, api_key: str) -> OpenAI:
-    return OpenAI(base_url=url + "/v1", api_key=api_key, max_retries=0, timeout=30)
-
-
 def test_routes_still_apply_after_redis_is_flushed(
     start_proxy: Callable[..., AbstractContextManager[str]],
     routes_file: Path,
@@ -67,7 +64,7 @@ def test_routes_still_apply_after_redis_is_flushed(
     api_key: str,
     upstream: FakeUpstream,
 ) -> None:
-    with routed(start_proxy, routes_file, redis_url=own_redis.url) as url, sdk_for(url, api_key) as sdk:
+    with routed(start_proxy, routes_file, redis_url=own_redis.url) as url, openai_sdk(url, api_key, upstream) as sdk:
         with redis.Redis.from_url(own_redis.url) as client:
             client.flushall()
         with pytest.raises(openai.PermissionDeniedError):
@@ -87,7 +84,7 @@ def test_block_route_refuses_while_redis_is_down(
     fast_failing = {"socket_timeout_s": 0.25, "breaker_failure_threshold": 1}
     with (
         routed(start_proxy, routes_file, redis_url=own_redis.url, redis=fast_failing) as url,
-        sdk_for(url, api_key) as sdk,
+        openai_sdk(url, api_key, upstream) as sdk,
     ):
         own_redis.stop()
         for _ in range(2):  # the first request finds Redis down, the second finds its breaker open
@@ -113,7 +110,7 @@ def test_blocked_prompt_padded_past_the_model_window_is_still_blocked(
     prompt = f"{BLOCKED_PROMPT} {PADDING[padding]}" if where == "end" else f"{PADDING[padding]}{BLOCKED_PROMPT}"
     tokens = model_loader(EmbeddingSettings()).count_tokens(prompt)
     assert 1_800 <= tokens <= 2_400  # far past the 256-token window of the model
-    with routed(start_proxy, routes_file, embeddings=UNHURRIED) as url, sdk_for(url, api_key) as sdk:
+    with routed(start_proxy, routes_file, embeddings=UNHURRIED) as url, openai_sdk(url, api_key, upstream) as sdk:
         with pytest.raises(openai.PermissionDeniedError) as refused:
             chat(sdk, prompt)
     assert refused.value.status_code == 403 and "not allowed" in refused.value.message
@@ -124,7 +121,7 @@ def test_no_cache_question_past_the_leading_window_keeps_a_long_prompt_out_of_th
     start_proxy: Callable[..., AbstractContextManager[str]], routes_file: Path, api_key: str, upstream: FakeUpstream
 ) -> None:
     prompt = PADDING["prose"] + NO_CACHE_PROMPT
-    with routed(start_proxy, routes_file, embeddings=UNHURRIED) as url, sdk_for(url, api_key) as sdk:
+    with routed(start_proxy, routes_file, embeddings=UNHURRIED) as url, openai_sdk(url, api_key, upstream) as sdk:
         headers = [chat(sdk, prompt)[1] for _ in range(2)]
     assert [(h["x-cache"], h["x-llmproxy-route"]) for h in headers] == [("BYPASS", "time-sensitive")] * 2
     assert upstream.calls() == 2
@@ -134,7 +131,7 @@ def test_long_ordinary_prompt_is_routed_to_the_default_and_cached(
     start_proxy: Callable[..., AbstractContextManager[str]], routes_file: Path, api_key: str, upstream: FakeUpstream
 ) -> None:
     prompt = PADDING["prose"] + "Please summarise the minutes above in three bullet points."
-    with routed(start_proxy, routes_file, embeddings=UNHURRIED) as url, sdk_for(url, api_key) as sdk:
+    with routed(start_proxy, routes_file, embeddings=UNHURRIED) as url, openai_sdk(url, api_key, upstream) as sdk:
         headers = [chat(sdk, prompt)[1] for _ in range(2)]
     assert [h["x-cache"] for h in headers] == ["MISS", "HIT-L1"]
     assert headers[0]["x-llmproxy-route"] == "default"
@@ -195,7 +192,7 @@ def test_undecided_route_is_forwarded_but_never_cached(
     key_prefix: str,
     fault: str,
 ) -> None:
-    with faulty_proxy() as (url, model), sdk_for(url, api_key) as sdk:
+    with faulty_proxy() as (url, model), openai_sdk(url, api_key, upstream) as sdk:
         getattr(model, fault).set()
         headers = [chat(sdk, BLOCKED_PROMPT)[1] for _ in range(3)]
         samples = scrape(url)
@@ -213,7 +210,7 @@ def test_undecided_route_is_refused_when_the_operator_says_so(
     api_key: str,
     upstream: FakeUpstream,
 ) -> None:
-    with faulty_proxy(on_undecided="block") as (url, model), sdk_for(url, api_key) as sdk:
+    with faulty_proxy(on_undecided="block") as (url, model), openai_sdk(url, api_key, upstream) as sdk:
         model.slow.set()
         with pytest.raises(openai.PermissionDeniedError) as refused:
             chat(sdk, "How do I reverse a list in Python?")
@@ -233,7 +230,7 @@ def test_prompt_beyond_max_windows_is_undecided(
 ) -> None:
     prompt = PADDING["prose"] + BLOCKED_PROMPT  # about 2,000 tokens: more than 2 windows
     sections = {"router": {"max_windows": 2}, "redis": {"key_prefix": key_prefix}}
-    with routed(start_proxy, routes_file, **sections) as url, sdk_for(url, api_key) as sdk:
+    with routed(start_proxy, routes_file, **sections) as url, openai_sdk(url, api_key, upstream) as sdk:
         headers = [chat(sdk, prompt)[1] for _ in range(2)]
         samples = scrape(url)
     assert [(h["x-cache"], h["x-llmproxy-route"]) for h in headers] == [("BYPASS", "undecided")] * 2

@@ -12,8 +12,10 @@ import redis
 from openai import OpenAI
 
 from llmproxy.proxy.scope import scope_id
-from tests.conftest import TEST_KEY_PREFIX, FakeUpstream
+from tests.conftest import TEST_KEY_PREFIX
 from tests.support.admin import tenant
+from tests.support.clients import openai_sdk
+from tests.support.upstream import FakeUpstream
 
 QUESTION = "How do I reverse a list in Python?"
 PARAPHRASE = "What is the way to reverse a Python list?"
@@ -80,8 +82,8 @@ def test_paraphrase_in_another_context_is_a_miss(
 
 
 def test_paraphrase_from_another_tenant_is_a_miss(proxy_url: str, api_key: str, upstream: FakeUpstream) -> None:
-    alice = OpenAI(base_url=proxy_url + "/v1", api_key=api_key, max_retries=0)
-    bob = OpenAI(base_url=proxy_url + "/v1", api_key=api_key + "-bob", max_retries=0)
+    alice = openai_sdk(proxy_url, api_key, upstream)
+    bob = openai_sdk(proxy_url, api_key + "-bob", upstream)
     ask(alice, user(QUESTION))
     assert ask(bob, user(PARAPHRASE))[1]["x-cache"] == "MISS"
     assert ask(alice, user(PARAPHRASE))[1]["x-cache"] == "HIT-L2"
@@ -140,23 +142,29 @@ def test_prompts_beyond_the_model_window_are_exact_only(client: OpenAI, upstream
 
 
 def test_index_is_created_on_a_fresh_redis_and_reused_after_a_restart(
-    start_proxy: Callable[..., AbstractContextManager[str]], api_key: str, redis_client: redis.Redis
+    start_proxy: Callable[..., AbstractContextManager[str]],
+    api_key: str,
+    redis_client: redis.Redis,
+    upstream: FakeUpstream,
 ) -> None:
     prefix = f"reuse-{api_key[-12:]}"
     with start_proxy(redis={"key_prefix": prefix}) as url:
         assert f"{prefix}:l2".encode() in redis_client.execute_command("FT._LIST")
-        ask(OpenAI(base_url=url + "/v1", api_key=api_key, max_retries=0), user(QUESTION))
+        ask(openai_sdk(url, api_key, upstream), user(QUESTION))
     with start_proxy(redis={"key_prefix": prefix}) as url:
-        _, headers = ask(OpenAI(base_url=url + "/v1", api_key=api_key, max_retries=0), user(PARAPHRASE))
+        _, headers = ask(openai_sdk(url, api_key, upstream), user(PARAPHRASE))
     assert headers["x-cache"] == "HIT-L2"
 
 
 def test_l2_recreates_a_lost_index_by_itself(
-    start_proxy: Callable[..., AbstractContextManager[str]], api_key: str, redis_client: redis.Redis
+    start_proxy: Callable[..., AbstractContextManager[str]],
+    api_key: str,
+    redis_client: redis.Redis,
+    upstream: FakeUpstream,
 ) -> None:
     prefix = f"heal-{api_key[-12:]}"
     with start_proxy(redis={"key_prefix": prefix}) as url:
-        sdk = OpenAI(base_url=url + "/v1", api_key=api_key, max_retries=0)
+        sdk = openai_sdk(url, api_key, upstream)
         ask(sdk, user(QUESTION))
         redis_client.execute_command("FT.DROPINDEX", f"{prefix}:l2")  # keeps the documents
         statuses = [ask(sdk, user(PARAPHRASE), extra_headers={"Cache-Control": "no-store"})[1]["x-cache"]]

@@ -16,12 +16,12 @@ from pathlib import Path
 import httpx
 import pytest
 from anthropic import Anthropic
-from openai import OpenAI
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import FakeUpstream
+from tests.support.clients import openai_sdk
 from tests.support.keepalive import closed_by_server, connect, read_response
 from tests.support.servers import free_port
+from tests.support.upstream import FakeUpstream
 
 STARTUP_TIMEOUT_S = 60.0
 
@@ -81,8 +81,8 @@ def port_refuses(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) != 0
 
 
-def ask(url: str) -> str | None:
-    with OpenAI(base_url=url + "/v1", api_key="sk-serve-test", max_retries=0) as sdk:
+def ask(url: str, fake: FakeUpstream) -> str | None:
+    with openai_sdk(url, "sk-serve-test", fake) as sdk:
         raw = sdk.chat.completions.with_raw_response.create(
             model="fake-model", messages=[{"role": "user", "content": "persist me"}]
         )
@@ -91,7 +91,7 @@ def ask(url: str) -> str | None:
 
 def test_serve_runs_an_embedded_redis_and_stops_it(tmp_path: Path, upstream: FakeUpstream) -> None:
     with serve(tmp_path, upstream) as (url, log):
-        assert [ask(url), ask(url)] == ["MISS", "HIT-L1"]
+        assert [ask(url, upstream), ask(url, upstream)] == ["MISS", "HIT-L1"]
         port = redis_port(log)
         assert not port_refuses(port)
     assert port_refuses(port), "the embedded Redis must stop with the proxy"
@@ -115,9 +115,9 @@ def test_one_upstream_flag_serves_anthropic_messages_too(tmp_path: Path, upstrea
 
 def test_embedded_cache_survives_a_restart(tmp_path: Path, upstream: FakeUpstream) -> None:
     with serve(tmp_path, upstream) as (url, _):
-        assert ask(url) == "MISS"
+        assert ask(url, upstream) == "MISS"
     with serve(tmp_path, upstream) as (url, _):
-        assert ask(url) == "HIT-L1"
+        assert ask(url, upstream) == "HIT-L1"
     assert upstream.calls() == 1
 
 
@@ -159,7 +159,7 @@ def test_sighup_reloads_the_routes(tmp_path: Path, upstream: FakeUpstream) -> No
 
 def test_several_workers_share_one_metrics_view(tmp_path: Path, upstream: FakeUpstream) -> None:
     with serve(tmp_path, upstream, "--workers", "2") as (url, log):
-        answers = [ask(url) for _ in range(6)]
+        answers = [ask(url, upstream) for _ in range(6)]
         # Each scrape is answered by one worker, yet counts every request: the workers' files are merged.
         scrapes = [requests_counted(httpx.get(url + "/metrics").text) for _ in range(8)]
     assert answers == ["MISS"] + ["HIT-L1"] * 5
@@ -176,7 +176,7 @@ def requests_counted(exposition: str) -> int:
 
 def test_sigterm_lets_a_stream_in_flight_finish_before_exiting(tmp_path: Path, upstream: FakeUpstream) -> None:
     with serve_process(tmp_path, upstream) as (url, log, process):
-        with OpenAI(base_url=url + "/v1", api_key="sk-serve-test", max_retries=0, timeout=30) as sdk:
+        with openai_sdk(url, "sk-serve-test", upstream) as sdk:
             stream = sdk.chat.completions.create(
                 model="fake-model",
                 messages=[{"role": "user", "content": "a slow answer, please"}],

@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 
-from openai import OpenAI
+from tests.support.clients import openai_sdk
+from tests.support.upstream import FakeUpstream
 
-from tests.conftest import FakeUpstream
 
-
-def x_cache(proxy: str, api_key: str, text: str) -> str:
-    with OpenAI(base_url=proxy + "/v1", api_key=api_key, max_retries=0) as sdk:
+def x_cache(proxy: str, api_key: str, fake: FakeUpstream, text: str) -> str:
+    with openai_sdk(proxy, api_key, fake) as sdk:
         raw = sdk.chat.completions.with_raw_response.create(
             model="fake-model", messages=[{"role": "user", "content": text}]
         )
@@ -23,9 +22,9 @@ def test_replicas_serve_each_others_cache(
 ) -> None:
     shared = {"key_prefix": key_prefix}
     with start_proxy(redis=shared) as first, start_proxy(redis=shared) as second:
-        stored = x_cache(first, api_key, "How do I reverse a list in Python?")
-        exact = x_cache(second, api_key, "How do I reverse a list in Python?")
-        paraphrase = x_cache(second, api_key, "How can I reverse a list in Python?")
-        promoted = x_cache(first, api_key, "How can I reverse a list in Python?")
+        stored = x_cache(first, api_key, upstream, "How do I reverse a list in Python?")
+        exact = x_cache(second, api_key, upstream, "How do I reverse a list in Python?")
+        paraphrase = x_cache(second, api_key, upstream, "How can I reverse a list in Python?")
+        promoted = x_cache(first, api_key, upstream, "How can I reverse a list in Python?")
     assert (stored, exact, paraphrase, promoted) == ("MISS", "HIT-L1", "HIT-L2", "HIT-L1")
     assert upstream.calls() == 1

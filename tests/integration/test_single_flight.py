@@ -30,11 +30,13 @@ from llmproxy.proxy.scope import scope_id
 from llmproxy.settings import RedisSettings, SingleFlightSettings
 from llmproxy.store.redis_client import create_redis
 from llmproxy.trace import FlightRecord, RequestTrace
-from tests.conftest import TEST_KEY_PREFIX, FakeUpstream
+from tests.conftest import TEST_KEY_PREFIX
 from tests.integration.test_metrics import scrape_until, value
 from tests.integration.test_serve_command import serve
 from tests.support.admin import drop_indexes, tenant
+from tests.support.clients import async_openai_sdk, caller_headers
 from tests.support.servers import free_port
+from tests.support.upstream import FakeUpstream
 
 MODEL = "fake-model"
 MESSAGES: list[Any] = [{"role": "user", "content": "What do twenty identical questions cost?"}]
@@ -63,9 +65,11 @@ async def ask(client: AsyncOpenAI, stream: bool, headers: dict[str, str]) -> Ans
     return Answer(text, cache, coalesced, chunks[-1].choices[0].finish_reason == "stop")
 
 
-async def ask_together(urls: list[str], api_key: str, streams: list[bool], headers: dict[str, str]) -> list[Answer]:
+async def ask_together(
+    urls: list[str], api_key: str, fake: FakeUpstream, streams: list[bool], headers: dict[str, str]
+) -> list[Answer]:
     """Send one request per entry of `streams` at once, spread over the proxies in turn."""
-    clients = [AsyncOpenAI(base_url=url + "/v1", api_key=api_key, max_retries=0, timeout=30) for url in urls]
+    clients = [async_openai_sdk(url, api_key, fake) for url in urls]
     try:
         return await asyncio.gather(
             *(ask(clients[i % len(clients)], stream, headers) for i, stream in enumerate(streams))
@@ -105,7 +109,7 @@ def assert_one_answer(answers: list[Answer]) -> None:
 def test_twenty_concurrent_identical_requests_reach_the_upstream_once(
     proxy_url: str, api_key: str, upstream: FakeUpstream
 ) -> None:
-    answers = asyncio.run(ask_together([proxy_url], api_key, [False] * 20, SLOW))
+    answers = asyncio.run(ask_together([proxy_url], api_key, upstream, [False] * 20, SLOW))
     assert upstream.calls() == 1
     assert_one_answer(answers)
     assert any(answer.coalesced for answer in answers)
@@ -114,7 +118,7 @@ def test_twenty_concurrent_identical_requests_reach_the_upstream_once(
 def test_twenty_concurrent_streams_reach_the_upstream_once_and_each_gets_the_whole_answer(
     proxy_url: str, api_key: str, upstream: FakeUpstream
 ) -> None:
-    answers = asyncio.run(ask_together([proxy_url], api_key, [True] * 20, SLOW))
+    answers = asyncio.run(ask_together([proxy_url], api_key, upstream, [True] * 20, SLOW))
     assert upstream.calls() == 1
     assert_one_answer(answers)
     assert answers[0].text.startswith("Fake reply #1")
@@ -131,7 +135,7 @@ def test_requests_split_over_two_replicas_reach_the_upstream_once(
     two_replicas: list[str], api_key: str, upstream: FakeUpstream
 ) -> None:
     streams = [i % 4 < 2 for i in range(20)]  # each replica gets streamed and plain requests
-    answers = asyncio.run(ask_together(two_replicas, api_key, streams, SLOW))
+    answers = asyncio.run(ask_together(two_replicas, api_key, upstream, streams, SLOW))
     assert upstream.calls() == 1
     assert_one_answer(answers)
     assert flights(two_replicas, "leader", "stored") == 1
@@ -153,7 +157,7 @@ def test_two_serve_processes_sharing_redis_reach_the_upstream_once(
     replica = ("--redis-url", redis_url, "--config", str(config))
     try:
         with serve(tmp_path, upstream, *replica) as (first, _), serve(tmp_path, upstream, *replica) as (second, _):
-            answers = asyncio.run(ask_together([first, second], api_key, [False] * 10 + [True] * 10, SLOW))
+            answers = asyncio.run(ask_together([first, second], api_key, upstream, [False] * 10 + [True] * 10, SLOW))
             assert upstream.calls() == 1
             assert_one_answer(answers)
             assert flights([first, second], "follower_remote", "served") >= 1
@@ -168,10 +172,10 @@ def test_followers_of_a_failed_leader_call_the_upstream_themselves(
     redis_client: redis.Redis,
 ) -> None:
     async def scenario(url: str) -> tuple[BaseException | Answer, list[Answer]]:
-        client = AsyncOpenAI(base_url=url + "/v1", api_key=api_key, max_retries=0, timeout=30)
+        client = async_openai_sdk(url, api_key, upstream)
         leader = asyncio.ensure_future(ask(client, False, {**SLOW, "X-Fake-Status": "500"}))
         await wait_for_key(redis_client, lease_key(api_key))
-        followers = await ask_together([url], api_key, [False, True, False, True, False], {})
+        followers = await ask_together([url], api_key, upstream, [False, True, False, True, False], {})
         failed = (await asyncio.gather(leader, return_exceptions=True))[0]
         await client.close()
         return failed, followers
@@ -193,7 +197,7 @@ def test_a_request_waits_out_a_dead_leaders_lease_then_calls_the_upstream(
 ) -> None:
     with start_proxy() as url:
         redis_client.set(lease_key(api_key), "a-leader-that-died", px=2000)
-        [answer] = asyncio.run(ask_together([url], api_key, [False], {}))
+        [answer] = asyncio.run(ask_together([url], api_key, upstream, [False], {}))
         assert (answer.cache, answer.finished) == ("MISS", True)
         assert upstream.calls() == 1
         assert flights([url], "follower_remote", "leader_gone") == 1
@@ -208,7 +212,7 @@ def test_a_follower_stops_waiting_after_wait_timeout(
     with start_proxy(single_flight={"wait_timeout_s": 0.3}) as url:
         redis_client.set(lease_key(api_key), "a-leader-that-hangs", px=30_000)
         try:
-            [answer] = asyncio.run(ask_together([url], api_key, [True], {}))
+            [answer] = asyncio.run(ask_together([url], api_key, upstream, [True], {}))
             assert (answer.cache, answer.finished) == ("MISS", True)
             assert upstream.calls() == 1
             assert flights([url], "follower_remote", "timeout") == 1
@@ -219,10 +223,10 @@ def test_a_follower_stops_waiting_after_wait_timeout(
 CROWD = 1000
 
 
-async def crowd(url: str, api_key: str, size: int) -> list[httpx.Response]:
+async def crowd(url: str, api_key: str, fake: FakeUpstream, size: int) -> list[httpx.Response]:
     """`size` identical requests at once, each on a connection of its own."""
     body = {"model": MODEL, "messages": MESSAGES}
-    headers = {"authorization": f"Bearer {api_key}", **SLOW}
+    headers = caller_headers(api_key, fake) | SLOW
     limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=120) as http:
         requests = [http.post("/v1/chat/completions", json=body, headers=headers) for _ in range(size)]
@@ -236,7 +240,7 @@ def test_a_thousand_concurrent_identical_misses_reach_the_upstream_once(
     # The semantic layer is off only to spare the machine 1,000 embeddings; L1 and single-flight are what is tested.
     # A generous command timeout: on a starved CPU a reply can be late for real, which is not what this tests.
     with start_proxy(semantic={"enabled": False}, redis={"socket_timeout_s": 2.0}) as url:
-        responses = asyncio.run(crowd(url, api_key, CROWD))
+        responses = asyncio.run(crowd(url, api_key, upstream, CROWD))
         state = value(scrape_until(url, lambda _: True), "llmproxy_redis_breaker_state")
     assert upstream.calls() == 1
     assert {response.status_code for response in responses} == {200}
@@ -247,7 +251,7 @@ def test_a_thousand_concurrent_identical_misses_reach_the_upstream_once(
 
 def test_no_store_requests_are_not_coalesced(proxy_url: str, api_key: str, upstream: FakeUpstream) -> None:
     headers = {"X-Fake-Latency-Ms": "300", "Cache-Control": "no-store"}
-    answers = asyncio.run(ask_together([proxy_url], api_key, [False] * 5, headers))
+    answers = asyncio.run(ask_together([proxy_url], api_key, upstream, [False] * 5, headers))
     assert upstream.calls() == 5
     assert {answer.cache for answer in answers} == {"MISS"}
 
@@ -256,7 +260,7 @@ def test_disabled_single_flight_forwards_every_miss(
     start_proxy: Callable[..., AbstractContextManager[str]], api_key: str, upstream: FakeUpstream
 ) -> None:
     with start_proxy(single_flight={"enabled": False}) as url:
-        asyncio.run(ask_together([url], api_key, [False] * 3, {"X-Fake-Latency-Ms": "300"}))
+        asyncio.run(ask_together([url], api_key, upstream, [False] * 3, {"X-Fake-Latency-Ms": "300"}))
     assert upstream.calls() == 3
 
 

@@ -10,7 +10,7 @@ import openai
 import pytest
 from openai import OpenAI
 
-from tests.conftest import FakeUpstream
+from tests.support.upstream import FakeUpstream
 
 MESSAGES: list[Any] = [{"role": "user", "content": "Tell me about streams please"}]
 WEATHER_TOOL: list[Any] = [

@@ -9,7 +9,9 @@ from typing import Any
 import redis
 from openai import OpenAI
 
-from tests.conftest import TEST_KEY_PREFIX, FakeUpstream
+from tests.conftest import TEST_KEY_PREFIX
+from tests.support.clients import openai_sdk
+from tests.support.upstream import FakeUpstream
 
 MESSAGES: list[Any] = [{"role": "user", "content": "Summarise my private notes"}]
 
@@ -21,12 +23,8 @@ def status_of(client: OpenAI, **headers: str) -> str | None:
     return raw.headers.get("x-cache")
 
 
-def sdk(proxy_url: str, api_key: str) -> OpenAI:
-    return OpenAI(base_url=proxy_url + "/v1", api_key=api_key, max_retries=0)
-
-
 def test_two_api_keys_never_share_entries(proxy_url: str, api_key: str, upstream: FakeUpstream) -> None:
-    alice, bob = sdk(proxy_url, api_key), sdk(proxy_url, api_key + "-bob")
+    alice, bob = openai_sdk(proxy_url, api_key, upstream), openai_sdk(proxy_url, api_key + "-bob", upstream)
     assert [status_of(alice), status_of(bob), status_of(alice), status_of(bob)] == ["MISS", "MISS", "HIT-L1", "HIT-L1"]
     assert upstream.calls() == 2
 
@@ -62,6 +60,6 @@ def test_shared_scope_lets_keys_share_when_the_operator_says_so(
     start_proxy: Callable[..., AbstractContextManager[str]], api_key: str, upstream: FakeUpstream
 ) -> None:
     with start_proxy(cache={"shared_scope": True}, redis={"key_prefix": f"shared-{api_key}"}) as url:
-        first, second = sdk(url, api_key), sdk(url, api_key + "-other")
+        first, second = openai_sdk(url, api_key, upstream), openai_sdk(url, api_key + "-other", upstream)
         assert [status_of(first), status_of(second)] == ["MISS", "HIT-L1"]
         assert status_of(second, **{"X-LLMProxy-Namespace": "other"}) == "MISS"

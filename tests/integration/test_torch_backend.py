@@ -10,13 +10,13 @@ from contextlib import AbstractContextManager
 
 import numpy as np
 import pytest
-from openai import OpenAI
 
 from llmproxy.embeddings.embedder import Embedder, EncoderBackend, ModelLoader
 from llmproxy.embeddings.onnx_backend import OnnxBackend
 from llmproxy.embeddings.torch_backend import TorchBackend
 from llmproxy.settings import EmbeddingSettings
-from tests.conftest import FakeUpstream
+from tests.support.clients import openai_sdk
+from tests.support.upstream import FakeUpstream
 
 MAX_COSINE_DISTANCE = 1e-5
 QUESTION = "How do I reverse a list in Python?"
@@ -112,7 +112,7 @@ def test_fits_window_token_counts_and_spans_agree(torch_backend: EncoderBackend,
 def test_proxy_on_the_torch_backend_serves_a_paraphrase_from_l2(
     start_proxy: Callable[..., AbstractContextManager[str]], api_key: str, upstream: FakeUpstream
 ) -> None:
-    with start_proxy(embeddings={"backend": "torch"}) as url, OpenAI(base_url=url + "/v1", api_key=api_key) as sdk:
+    with start_proxy(embeddings={"backend": "torch"}) as url, openai_sdk(url, api_key, upstream) as sdk:
         statuses = []
         for text in (QUESTION, PARAPHRASE):
             raw = sdk.chat.completions.with_raw_response.create(

@@ -14,9 +14,9 @@ import openai
 import pytest
 from openai import OpenAI
 
-from tests.conftest import FakeUpstream
+from tests.support.clients import caller_headers, openai_sdk
 from tests.support.servers import free_port
-from tests.support.upstream import failing, metric
+from tests.support.upstream import FakeUpstream, failing, metric
 
 MODEL = "fake-model"
 ATTEMPTS = "x-llmproxy-upstream-attempts"
@@ -89,7 +89,7 @@ def test_answer_slower_than_the_total_timeout_is_a_504_without_a_retry(
     start_proxy: Callable[..., AbstractContextManager[str]], api_key: str, upstream: FakeUpstream
 ) -> None:
     with start_proxy(upstream={"total_timeout_s": 0.5}, semantic={"enabled": False}) as url:
-        sdk = OpenAI(base_url=url + "/v1", api_key=api_key, max_retries=0)
+        sdk = openai_sdk(url, api_key, upstream)
         with pytest.raises(openai.InternalServerError) as raised:
             sdk.chat.completions.create(
                 model=MODEL, messages=ask("Too slow"), extra_headers={"X-Fake-Latency-Ms": "3000"}
@@ -100,11 +100,11 @@ def test_answer_slower_than_the_total_timeout_is_a_504_without_a_retry(
 
 
 def test_refused_connection_is_retried_then_a_502(
-    start_proxy: Callable[..., AbstractContextManager[str]], api_key: str
+    start_proxy: Callable[..., AbstractContextManager[str]], api_key: str, upstream: FakeUpstream
 ) -> None:
     closed_port = f"http://127.0.0.1:{free_port()}/v1"
     with start_proxy(upstream_api_url=closed_port, semantic={"enabled": False}) as url:
-        sdk = OpenAI(base_url=url + "/v1", api_key=api_key, max_retries=0)
+        sdk = openai_sdk(url, api_key, upstream)
         with pytest.raises(openai.InternalServerError) as raised:
             sdk.chat.completions.create(model=MODEL, messages=ask("Anyone there?"))
         retries = metric(url, "llmproxy_upstream_retries_total", upstream="default", reason="connection")
@@ -125,14 +125,14 @@ def test_stream_after_a_503_is_relayed_normally(client: OpenAI, upstream: FakeUp
 
 
 def test_passthrough_without_a_body_is_retried(proxy_url: str, api_key: str, upstream: FakeUpstream) -> None:
-    headers = {"authorization": f"Bearer {api_key}", **failing(2, 502)}
+    headers = caller_headers(api_key, upstream) | failing(2, 502)
     response = httpx.get(proxy_url + "/v1/models", headers=headers)
     assert response.status_code == 200 and response.headers[ATTEMPTS] == "3"
     assert upstream.calls("/v1/models") == 3
 
 
 def test_passthrough_with_a_streamed_body_is_not_retried(proxy_url: str, api_key: str, upstream: FakeUpstream) -> None:
-    headers = {"authorization": f"Bearer {api_key}", **failing(1, 503)}
+    headers = caller_headers(api_key, upstream) | failing(1, 503)
     response = httpx.post(proxy_url + "/v1/echo/batches", content=b"a body sent once", headers=headers)
     assert response.status_code == 503 and ATTEMPTS not in response.headers
     assert upstream.calls("/v1/echo/batches") == 1

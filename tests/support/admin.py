@@ -1,4 +1,7 @@
-"""The admin API as tests use it: an httpx client with the token, SDK clients per tenant, Redis key snapshots."""
+"""The admin API as tests use it: an httpx client with the token, SDK clients per tenant, Redis key snapshots.
+
+The SDK clients send the test's fake-upstream recorder header (tests/support/clients.py).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +15,8 @@ import redis
 from openai import OpenAI
 
 from llmproxy.proxy.scope import caller_credentials, tenant_id
+from tests.support.clients import openai_sdk
+from tests.support.upstream import FakeUpstream
 from tests.support.waiting import eventually
 
 ADMIN_TOKEN = "admin-test-token-0123456789"
@@ -22,11 +27,12 @@ Snapshot = dict[str, frozenset[str]]  # family -> entry ids (request hashes) pre
 
 @dataclass
 class AdminProxy:
-    """A proxy started with its own key prefix and an admin token."""
+    """A proxy started with its own key prefix and an admin token; its tenants' calls count in `fake`."""
 
     url: str
     prefix: str
     redis: redis.Redis
+    fake: FakeUpstream
     token: str = ADMIN_TOKEN
     http: httpx.Client = field(init=False)
     _sdks: list[OpenAI] = field(default_factory=list)
@@ -36,7 +42,7 @@ class AdminProxy:
 
     def sdk(self, api_key: str) -> OpenAI:
         """An SDK client of the tenant api_key (closed with the proxy)."""
-        self._sdks.append(OpenAI(base_url=self.url + "/v1", api_key=api_key, max_retries=0, timeout=30))
+        self._sdks.append(openai_sdk(self.url, api_key, self.fake))
         return self._sdks[-1]
 
     def close(self) -> None:
@@ -76,11 +82,12 @@ def running_admin_proxy(
     start_proxy: Callable[..., AbstractContextManager[str]],
     key_prefix: str,
     redis_client: redis.Redis,
+    fake: FakeUpstream,
     **sections: dict[str, Any],
 ) -> Iterator[AdminProxy]:
     """A proxy with the admin token and key_prefix (and `sections` changed); its indexes and audit go afterwards."""
     with start_proxy(redis={"key_prefix": key_prefix}, admin={"token": ADMIN_TOKEN}, **sections) as url:
-        proxy = AdminProxy(url, key_prefix, redis_client)
+        proxy = AdminProxy(url, key_prefix, redis_client, fake)
         try:
             yield proxy
         finally:

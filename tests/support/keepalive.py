@@ -8,6 +8,8 @@ from typing import Any
 
 import httpx
 
+from tests.support.upstream import FakeUpstream
+
 RawHeaders = Sequence[tuple[bytes, bytes]]
 ERROR_FIELDS = {"message", "type", "param", "code"}
 
@@ -15,10 +17,11 @@ ERROR_FIELDS = {"message", "type", "param", "code"}
 class OneConnection:
     """An httpx client held to a single TCP connection, so a request can be checked to leave it usable."""
 
-    def __init__(self, base_url: str, api_key: str, timeout_s: float = 30.0) -> None:
+    def __init__(self, base_url: str, api_key: str, fake: FakeUpstream, timeout_s: float = 30.0) -> None:
         self._api_key = api_key
         self._client = httpx.Client(
             base_url=base_url,
+            headers=fake.headers,  # its upstream calls count in the test's recorder
             limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
             timeout=timeout_s,
         )

@@ -1,11 +1,43 @@
-"""Helpers for upstream fault tests: fake-upstream fault headers, and reading one metric of a proxy."""
+"""The fake upstream as a test sees it: one recorder's counts and call log, fault headers, one metric of a proxy.
+
+A test owns a recorder of the shared fake (the `upstream` fixture): requests carrying its `headers` (X-Fake-Recorder)
+count there and nowhere else, through a proxy too (the proxy forwards X-Fake-* headers to the fake).
+"""
 
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
+
+from llmproxy.fake_upstream.recorder import RECORDER_HEADER
+
+
+class FakeUpstream:
+    """The fake model server's control endpoints for one recorder: request counts and the call log.
+
+    Requests count here when they carry `headers` (the test's clients send them; None: the fake's default recorder).
+    """
+
+    def __init__(self, base_url: str, recorder: str | None = None) -> None:
+        self.base_url = base_url
+        self.api_url = base_url + "/v1"
+        self.headers: dict[str, str] = {} if recorder is None else {RECORDER_HEADER: recorder}
+
+    def reset(self) -> None:
+        httpx.post(self.base_url + "/_reset", headers=self.headers).raise_for_status()
+
+    def calls(self, path: str = "/v1/chat/completions") -> int:
+        counts: dict[str, int] = httpx.get(self.base_url + "/_stats", headers=self.headers).json()["requests"]
+        return counts.get(path, 0)
+
+    def requests(self) -> list[dict[str, Any]]:
+        recorded: list[dict[str, Any]] = httpx.get(self.base_url + "/_requests", headers=self.headers).json()[
+            "requests"
+        ]
+        return recorded
 
 
 def failing(times: int, status: int = 503, retry_after: str | None = None) -> dict[str, str]:
