@@ -11,9 +11,8 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 import pytest
-from anthropic import Anthropic
 
-from tests.support.clients import openai_sdk
+from tests.support.clients import anthropic_sdk, openai_sdk
 from tests.support.upstream import FakeUpstream
 
 ADMIN_TOKEN = "cli-admin-token-0123456789"
@@ -105,8 +104,8 @@ def test_a_wrong_token_or_no_proxy_is_a_clear_error(proxy: str) -> None:
 
 
 def test_ls_filters_anthropic_messages_by_kind(proxy: str, api_key: str, upstream: FakeUpstream) -> None:
-    fill(proxy, api_key, {"model-a": ["What is the capital of France?"]})
-    with Anthropic(base_url=proxy, api_key=api_key, max_retries=0) as sdk:
+    fill(proxy, api_key, upstream, {"model-a": ["What is the capital of France?"]})
+    with anthropic_sdk(proxy, upstream, api_key=api_key) as sdk:
         sdk.messages.create(model="model-a", max_tokens=50, messages=[{"role": "user", "content": "Name a prime."}])
 
     listed = cli_json(proxy, "ls", "--kind", "messages")

@@ -15,10 +15,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from anthropic import Anthropic
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.clients import openai_sdk
+from tests.support.clients import anthropic_sdk, openai_sdk
 from tests.support.keepalive import closed_by_server, connect, read_response
 from tests.support.servers import free_port
 from tests.support.upstream import FakeUpstream
@@ -100,7 +99,7 @@ def test_serve_runs_an_embedded_redis_and_stops_it(tmp_path: Path, upstream: Fak
 
 def test_one_upstream_flag_serves_anthropic_messages_too(tmp_path: Path, upstream: FakeUpstream) -> None:
     # --upstream http://fake/v1 also makes http://fake the Anthropic upstream (anthropic.base_url unset).
-    with serve(tmp_path, upstream) as (url, _), Anthropic(base_url=url, api_key="sk-serve-test", max_retries=0) as sdk:
+    with serve(tmp_path, upstream) as (url, _), anthropic_sdk(url, upstream, api_key="sk-serve-test") as sdk:
         statuses = [
             sdk.messages.with_raw_response.create(
                 model="fake-model", max_tokens=50, messages=[{"role": "user", "content": "persist me"}]
