@@ -27,7 +27,17 @@ from llmproxy.cache.semantic import Partition, SemanticIndex, SemanticRecord
 from llmproxy.cache.writeback import StorePlan, WriteBack
 from llmproxy.protocols.chat import CHAT
 from llmproxy.settings import HnswSettings
-from tests.support.admin import ADMIN_TOKEN, AdminProxy, Snapshot, chat, drop_indexes, embed, tenant
+from tests.support.admin import (
+    ADMIN_TOKEN,
+    AdminProxy,
+    Population,
+    Snapshot,
+    chat,
+    drop_indexes,
+    embed,
+    stored_id,
+    tenant,
+)
 from tests.support.upstream import FakeUpstream
 
 CAPITAL = "What is the capital of France?"
@@ -43,26 +53,12 @@ class Entry:
     ask_again: Callable[[], str]
 
 
-@dataclass
-class Population:
-    entries: dict[str, Entry]
-    alice: str  # API keys: each one is a tenant
-    bob: str
-
-    def ids(self, *names: str) -> frozenset[str]:
-        return frozenset(self.entries[name].id for name in names)
-
-
 def cached(admin: AdminProxy, ask: Callable[[], str]) -> Entry:
-    """Ask once (a miss that is stored) and find the id of the one new entry."""
-    before = admin.ids("l1")
-    assert ask() == "MISS"
-    (new,) = admin.new_ids("l1", before)
-    return Entry(new, ask)
+    return Entry(stored_id(admin, ask), ask)
 
 
 @pytest.fixture
-def population(admin_proxy: AdminProxy, upstream: FakeUpstream) -> Population:
+def population(admin_proxy: AdminProxy, upstream: FakeUpstream) -> Population[Entry]:
     alice, bob = f"sk-alice-{uuid.uuid4().hex}", f"sk-bob-{uuid.uuid4().hex}"
     a, b = admin_proxy.sdk(alice), admin_proxy.sdk(bob)
     asks: dict[str, Callable[[], str]] = {
@@ -97,12 +93,12 @@ def assert_removed(before: Snapshot, after: Snapshot, expected: frozenset[str]) 
         assert after[family] == before[family] - expected, family
 
 
-def assert_served(population: Population, deleted: frozenset[str]) -> None:
+def assert_served(population: Population[Entry], deleted: frozenset[str]) -> None:
     for name, entry in population.entries.items():
         assert entry.ask_again() == ("MISS" if entry.id in deleted else "HIT-L1"), name
 
 
-MODES: dict[str, tuple[Callable[[Population], dict[str, Any]], list[str]]] = {
+MODES: dict[str, tuple[Callable[[Population[Entry]], dict[str, Any]], list[str]]] = {
     "scope-with-namespace": (lambda p: {"scope": f"{tenant(p.alice)}/team"}, ["a_team"]),
     "scope-without-namespace": (lambda p: {"scope": tenant(p.alice)}, ["a_plain", "a_mini", "a_embed"]),
     "tenant": (lambda p: {"tenant": tenant(p.alice)}, ["a_plain", "a_team", "a_mini", "a_embed"]),
@@ -116,7 +112,7 @@ MODES: dict[str, tuple[Callable[[Population], dict[str, Any]], list[str]]] = {
 
 @pytest.mark.parametrize("mode", MODES)
 def test_invalidation_deletes_exactly_the_matching_entries(
-    admin_proxy: AdminProxy, population: Population, mode: str
+    admin_proxy: AdminProxy, population: Population[Entry], mode: str
 ) -> None:
     body_for, names = MODES[mode]
     body = body_for(population)
@@ -126,7 +122,7 @@ def test_invalidation_deletes_exactly_the_matching_entries(
 
 
 def test_invalidation_by_prompt_takes_paraphrase_answers_and_their_promoted_copies(
-    admin_proxy: AdminProxy, upstream: FakeUpstream, population: Population
+    admin_proxy: AdminProxy, upstream: FakeUpstream, population: Population[Entry]
 ) -> None:
     a = admin_proxy.sdk(population.alice)
     original = cached(admin_proxy, lambda: chat(a, REVERSE))
@@ -142,7 +138,7 @@ def test_invalidation_by_prompt_takes_paraphrase_answers_and_their_promoted_copi
 
 
 def test_invalidation_by_prompt_honours_the_distance_and_the_filters(
-    admin_proxy: AdminProxy, population: Population
+    admin_proxy: AdminProxy, population: Population[Entry]
 ) -> None:
     paraphrase = admin_proxy.invalidate(prompt="Which city is the capital of France?", distance=0.001, dry_run=True)
     assert paraphrase.json()["matched"] == 0
@@ -206,7 +202,7 @@ def answer(text: str) -> dict[str, Any]:
 
 
 def test_flush_needs_confirmation_and_deletes_only_cache_keys(
-    admin_proxy: AdminProxy, population: Population, redis_client: Any
+    admin_proxy: AdminProxy, population: Population[Entry], redis_client: Any
 ) -> None:
     other = f"{admin_proxy.prefix}:history:hits"
     redis_client.set(other, "1")
@@ -225,7 +221,7 @@ def test_flush_needs_confirmation_and_deletes_only_cache_keys(
 
 
 def test_every_invalidation_is_audited_with_who_what_and_how_many(
-    admin_proxy: AdminProxy, population: Population
+    admin_proxy: AdminProxy, population: Population[Entry]
 ) -> None:
     actor = {"X-LLMProxy-Actor": "ops@example.com"}
     model = {"model": "fake-model-mini"}
@@ -244,7 +240,7 @@ def test_every_invalidation_is_audited_with_who_what_and_how_many(
 
 
 def test_a_bad_actor_header_is_refused_before_anything_is_deleted(
-    admin_proxy: AdminProxy, population: Population
+    admin_proxy: AdminProxy, population: Population[Entry]
 ) -> None:
     before = admin_proxy.snapshot()
     response = admin_proxy.http.post(

@@ -26,7 +26,7 @@ from llmproxy.cache.semantic import Partition, SemanticIndex, SemanticRecord
 from llmproxy.cache.writeback import StorePlan, WriteBack
 from llmproxy.protocols.chat import CHAT
 from llmproxy.settings import HnswSettings
-from tests.support.admin import AdminProxy, Snapshot, chat, embed, tenant
+from tests.support.admin import AdminProxy, Population, Snapshot, chat, embed, stored_id, tenant
 from tests.support.upstream import FakeUpstream
 
 CAPITAL = "What is the capital of France?"
@@ -46,22 +46,8 @@ class Answer:
     evicted: tuple[str, ...] = ()
 
 
-@dataclass
-class Population:
-    answers: dict[str, Answer]
-    alice: str  # API keys: each one is a tenant
-    bob: str
-
-    def ids(self, *names: str) -> frozenset[str]:
-        return frozenset(self.answers[name].id for name in names)
-
-
 def cached(admin: AdminProxy, ask: Callable[[], str], scope: str) -> Answer:
-    """Ask once (a miss that is stored) and find the id of the one new answer."""
-    before = admin.ids("l1")
-    assert ask() == "MISS"
-    (new,) = admin.new_ids("l1", before)
-    return Answer(new, scope, ask)
+    return Answer(stored_id(admin, ask), scope, ask)
 
 
 def evict(admin: AdminProxy, answer: Answer, *families: str) -> None:
@@ -72,7 +58,7 @@ def evict(admin: AdminProxy, answer: Answer, *families: str) -> None:
 
 
 @pytest.fixture
-def population(admin_proxy: AdminProxy, upstream: FakeUpstream) -> Population:
+def population(admin_proxy: AdminProxy, upstream: FakeUpstream) -> Population[Answer]:
     alice, bob = f"sk-alice-{uuid.uuid4().hex}", f"sk-bob-{uuid.uuid4().hex}"
     a, b = admin_proxy.sdk(alice), admin_proxy.sdk(bob)
     ta, tb = tenant(alice), tenant(bob)
@@ -114,16 +100,16 @@ def assert_removed(before: Snapshot, after: Snapshot, expected: frozenset[str]) 
         assert after[family] == before[family] - expected, family
 
 
-def assert_served(population: Population, deleted: frozenset[str]) -> None:
+def assert_served(population: Population[Answer], deleted: frozenset[str]) -> None:
     """Deleted answers are misses; the others are hits wherever their L1 entry survived."""
-    for name, answer in population.answers.items():
+    for name, answer in population.entries.items():
         if answer.id in deleted:
             assert answer.ask_again() == "MISS", name
         elif "l1" not in answer.evicted:
             assert answer.ask_again() == "HIT-L1", name
 
 
-MODES: dict[str, tuple[Callable[[Population], dict[str, Any]], list[str]]] = {
+MODES: dict[str, tuple[Callable[[Population[Answer]], dict[str, Any]], list[str]]] = {
     "model": (lambda p: {"model": "fake-model-mini"}, ["a_mini"]),
     "namespace": (lambda p: {"namespace": "team"}, ["a_team", "b_team"]),
     "tenant": (lambda p: {"tenant": tenant(p.alice)}, ["a_plain", "a_team", "a_mini", "a_embed", "a_other"]),
@@ -139,7 +125,7 @@ MODES: dict[str, tuple[Callable[[Population], dict[str, Any]], list[str]]] = {
 
 @pytest.mark.parametrize("mode", MODES)
 def test_invalidation_deletes_matching_answers_whatever_was_evicted(
-    admin_proxy: AdminProxy, population: Population, mode: str
+    admin_proxy: AdminProxy, population: Population[Answer], mode: str
 ) -> None:
     body_for, names = MODES[mode]
     check_invalidation(admin_proxy, body_for(population), population.ids(*names))
@@ -161,7 +147,7 @@ def test_invalidation_by_age_finds_old_answers_without_their_catalog_documents(
 
 
 def test_invalidation_by_prompt_takes_answers_and_copies_whose_catalog_documents_were_evicted(
-    admin_proxy: AdminProxy, population: Population
+    admin_proxy: AdminProxy, population: Population[Answer]
 ) -> None:
     a = admin_proxy.sdk(population.alice)
     scope = tenant(population.alice)
@@ -177,7 +163,7 @@ def test_invalidation_by_prompt_takes_answers_and_copies_whose_catalog_documents
 
 
 def test_deleting_an_entry_without_its_catalog_document_takes_it_and_its_copies(
-    admin_proxy: AdminProxy, population: Population
+    admin_proxy: AdminProxy, population: Population[Answer]
 ) -> None:
     a = admin_proxy.sdk(population.alice)
     scope = tenant(population.alice)
@@ -196,7 +182,7 @@ def test_deleting_an_entry_without_its_catalog_document_takes_it_and_its_copies(
 
 
 def test_an_answer_without_a_catalog_document_is_not_listed_but_is_invalidated(
-    admin_proxy: AdminProxy, population: Population, redis_client: redis.Redis
+    admin_proxy: AdminProxy, population: Population[Answer], redis_client: redis.Redis
 ) -> None:
     listed = {entry["id"] for entry in admin_proxy.entries(tenant=tenant(population.alice))["entries"]}
     assert listed == population.ids("a_other")  # the one alice answer whose catalog document and L1 entry are left
