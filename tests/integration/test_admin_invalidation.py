@@ -7,26 +7,18 @@ answers are misses and everything else is still a hit.
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager, closing
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pytest
 from redis.asyncio import Redis as AsyncRedis
 
-from llmproxy.cache.catalog.index import Catalog, catalog_record
+from llmproxy.cache.catalog.index import Catalog
 from llmproxy.cache.catalog.invalidation import Invalidation, Invalidator
 from llmproxy.cache.catalog.query import EntryFilter
-from llmproxy.cache.exact import ExactCache
-from llmproxy.cache.keys import request_key
-from llmproxy.cache.semantic import Partition, SemanticIndex, SemanticRecord
-from llmproxy.cache.writeback import StorePlan, WriteBack
-from llmproxy.protocols.chat import CHAT
-from llmproxy.settings import HnswSettings
 from tests.support.admin import (
     ADMIN_TOKEN,
     AdminProxy,
@@ -38,6 +30,7 @@ from tests.support.admin import (
     stored_id,
     tenant,
 )
+from tests.support.stored_answers import store_aged_answers
 from tests.support.upstream import FakeUpstream
 
 CAPITAL = "What is the capital of France?"
@@ -151,31 +144,13 @@ def test_invalidation_by_prompt_honours_the_distance_and_the_filters(
 def test_invalidation_by_age_uses_the_creation_time(
     admin_proxy: AdminProxy, upstream: FakeUpstream, redis_url: str, api_key: str
 ) -> None:
-    old = asyncio.run(store_answers(redis_url, admin_proxy.prefix, api_key, ["old one", "old two"], age_s=7_200))
+    old = asyncio.run(
+        store_aged_answers(redis_url, admin_proxy.prefix, tenant(api_key), ["old one", "old two"], age_s=7_200)
+    )
     fresh = cached(admin_proxy, lambda: chat(admin_proxy.sdk(api_key), "a fresh question"))
     check_invalidation(admin_proxy, {"older_than": "1h"}, frozenset(old))
     assert admin_proxy.ids("l1") == {fresh.id}
     assert fresh.ask_again() == "HIT-L1"
-
-
-async def store_answers(redis_url: str, prefix: str, api_key: str, prompts: list[str], age_s: float) -> list[str]:
-    """Write answers through the cache classes with a clock set `age_s` in the past; their ids."""
-    client = AsyncRedis.from_url(redis_url)
-    exact, catalog = ExactCache(client, prefix), Catalog(client, prefix)
-    index = SemanticIndex(client, prefix, 384, HnswSettings())
-    write_back = WriteBack(client, exact, index, lambda: time.time() - age_s, catalog)
-    scope, ids = tenant(api_key), []
-    for number, prompt in enumerate(prompts):
-        body = {"model": "fake-model", "messages": [{"role": "user", "content": prompt}]}
-        entry_id = request_key(CHAT, scope, body)
-        key = exact.key(scope, entry_id)
-        vector = np.random.default_rng(number).normal(size=384).astype(np.float32)
-        record = SemanticRecord(Partition(scope, "fake-model", "p", "c"), prompt, key, vector / np.linalg.norm(vector))
-        listing = catalog_record(CHAT, body, scope, "fake-model", key)
-        assert await write_back.store(StorePlan(key, CHAT, "fake-model", 3_600, record, listing), answer(prompt))
-        ids.append(entry_id)
-    await client.aclose()
-    return ids
 
 
 def test_deletions_are_counted_by_mode(admin_proxy: AdminProxy, redis_url: str, api_key: str) -> None:
@@ -190,15 +165,9 @@ def test_deletions_are_counted_by_mode(admin_proxy: AdminProxy, redis_url: str, 
         assert await invalidator.by_filter(EntryFilter(tenant=tenant(api_key)), dry_run=False) == Invalidation(2, 2)
         await client.aclose()
 
-    asyncio.run(store_answers(redis_url, admin_proxy.prefix, api_key, ["one", "two"], age_s=0))
+    asyncio.run(store_aged_answers(redis_url, admin_proxy.prefix, tenant(api_key), ["one", "two"], age_s=0))
     asyncio.run(invalidate())
     assert counted == [("tenant", 2)]  # dry runs count nothing
-
-
-def answer(text: str) -> dict[str, Any]:
-    message = {"role": "assistant", "content": f"answer to {text}"}
-    return {"id": "x", "object": "chat.completion", "created": 0, "model": "fake-model",
-            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}]}  # fmt: skip
 
 
 def test_flush_needs_confirmation_and_deletes_only_cache_keys(

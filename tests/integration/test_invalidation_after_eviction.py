@@ -8,25 +8,16 @@ again is a miss. Answers that do not match stay as they were.
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pytest
 import redis
-from redis.asyncio import Redis as AsyncRedis
 
-from llmproxy.cache.catalog.index import Catalog, catalog_record
-from llmproxy.cache.exact import ExactCache
-from llmproxy.cache.keys import request_key
-from llmproxy.cache.semantic import Partition, SemanticIndex, SemanticRecord
-from llmproxy.cache.writeback import StorePlan, WriteBack
-from llmproxy.protocols.chat import CHAT
-from llmproxy.settings import HnswSettings
 from tests.support.admin import AdminProxy, Population, Snapshot, chat, embed, stored_id, tenant
+from tests.support.stored_answers import store_aged_answers
 from tests.support.upstream import FakeUpstream
 
 CAPITAL = "What is the capital of France?"
@@ -136,7 +127,9 @@ def test_invalidation_by_age_finds_old_answers_without_their_catalog_documents(
     admin_proxy: AdminProxy, upstream: FakeUpstream, redis_url: str, api_key: str
 ) -> None:
     scope = tenant(api_key)
-    old = asyncio.run(store_answers(redis_url, admin_proxy.prefix, scope, ["old one", "old two", "old three"], 7_200))
+    old = asyncio.run(
+        store_aged_answers(redis_url, admin_proxy.prefix, scope, ["old one", "old two", "old three"], 7_200)
+    )
     for answer_id, families in zip(old, [("cat",), ("cat", "l2"), ("l1", "cat")], strict=True):
         evict(admin_proxy, Answer(answer_id, scope, lambda: ""), *families)
     fresh = cached(admin_proxy, lambda: chat(admin_proxy.sdk(api_key), "a fresh question"), scope)
@@ -198,32 +191,3 @@ def test_an_answer_whose_header_is_longer_than_the_first_read_is_read_whole(
     evict(admin_proxy, answer, "cat")
     check_invalidation(admin_proxy, {"kind": "chat", "tenant": scope}, frozenset({answer.id}))
     assert answer.ask_again() == "MISS"
-
-
-async def store_answers(redis_url: str, prefix: str, scope: str, prompts: list[str], age_s: float) -> list[str]:
-    """Write answers through the cache classes with a clock set `age_s` in the past; their ids."""
-    client = AsyncRedis.from_url(redis_url)
-    exact, catalog = ExactCache(client, prefix), Catalog(client, prefix)
-    index = SemanticIndex(client, prefix, 384, HnswSettings(), clock=lambda: time.time() - age_s)
-    write_back = WriteBack(client, exact, index, lambda: time.time() - age_s, catalog)
-    ids = []
-    for number, prompt in enumerate(prompts):
-        body = {"model": "fake-model", "messages": [{"role": "user", "content": prompt}]}
-        entry_id = request_key(CHAT, scope, body)
-        key = exact.key(scope, entry_id)
-        vector = np.random.default_rng(number).normal(size=384).astype(np.float32)
-        record = SemanticRecord(Partition(scope, "fake-model", "p", "c"), prompt, key, vector / np.linalg.norm(vector))
-        listing = catalog_record(CHAT, body, scope, "fake-model", key)
-        assert (
-            await write_back.store(StorePlan(key, CHAT, "fake-model", 3_600, record, listing), answer(prompt))
-            == "stored"
-        )
-        ids.append(entry_id)
-    await client.aclose()
-    return ids
-
-
-def answer(text: str) -> dict[str, Any]:
-    message = {"role": "assistant", "content": f"answer to {text}"}
-    return {"id": "x", "object": "chat.completion", "created": 0, "model": "fake-model",
-            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}]}  # fmt: skip
