@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import redis
+from openai import OpenAI
 
 from tests.support.admin import AdminProxy, Population, Snapshot, chat, embed, stored_id, tenant
 from tests.support.stored_answers import store_aged_answers
@@ -139,17 +140,24 @@ def test_invalidation_by_age_finds_old_answers_without_their_catalog_documents(
     assert fresh.ask_again() == "HIT-L1"
 
 
+def cached_with_copy_without_catalog(admin: AdminProxy, sdk: OpenAI, scope: str) -> tuple[Answer, str]:
+    """REVERSE cached, then its paraphrase served from L2 and promoted into L1 under its own key; both catalog
+    documents evicted. The original answer and the copy's id."""
+    original = cached(admin, lambda: chat(sdk, REVERSE), scope)
+    before = admin.ids("l1")
+    assert chat(sdk, REVERSE_PARAPHRASE) == "HIT-L2"
+    (copy_id,) = admin.ids("l1") - before
+    evict(admin, original, "cat")
+    evict(admin, Answer(copy_id, scope, lambda: ""), "cat")
+    return original, copy_id
+
+
 def test_invalidation_by_prompt_takes_answers_and_copies_whose_catalog_documents_were_evicted(
     admin_proxy: AdminProxy, population: Population[Answer]
 ) -> None:
     a = admin_proxy.sdk(population.alice)
     scope = tenant(population.alice)
-    original = cached(admin_proxy, lambda: chat(a, REVERSE), scope)
-    before = admin_proxy.ids("l1")
-    assert chat(a, REVERSE_PARAPHRASE) == "HIT-L2"  # promoted into L1 under the paraphrase's own key
-    (copy_id,) = admin_proxy.ids("l1") - before
-    evict(admin_proxy, original, "cat")
-    evict(admin_proxy, Answer(copy_id, scope, lambda: ""), "cat")
+    original, copy_id = cached_with_copy_without_catalog(admin_proxy, a, scope)
     check_invalidation(admin_proxy, {"prompt": REVERSE, "tenant": scope}, frozenset({original.id, copy_id}))
     assert chat(a, REVERSE_PARAPHRASE) == "MISS"
     assert_served(population, frozenset())
@@ -160,12 +168,7 @@ def test_deleting_an_entry_without_its_catalog_document_takes_it_and_its_copies(
 ) -> None:
     a = admin_proxy.sdk(population.alice)
     scope = tenant(population.alice)
-    original = cached(admin_proxy, lambda: chat(a, REVERSE), scope)
-    before = admin_proxy.ids("l1")
-    assert chat(a, REVERSE_PARAPHRASE) == "HIT-L2"
-    (copy_id,) = admin_proxy.ids("l1") - before
-    evict(admin_proxy, original, "cat")
-    evict(admin_proxy, Answer(copy_id, scope, lambda: ""), "cat")
+    original, copy_id = cached_with_copy_without_catalog(admin_proxy, a, scope)
     response = admin_proxy.http.delete(f"/admin/entries/{original.id}")
     assert (response.status_code, response.json()) == (200, {"deleted": 2, "audited": True})
     assert not {original.id, copy_id} & (admin_proxy.ids("l1") | admin_proxy.ids("l2"))
