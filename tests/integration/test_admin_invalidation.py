@@ -7,27 +7,30 @@ answers are misses and everything else is still a hit.
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager, closing
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pytest
 from redis.asyncio import Redis as AsyncRedis
 
-from llmproxy.cache.catalog.index import Catalog, catalog_record
+from llmproxy.cache.catalog.index import Catalog
 from llmproxy.cache.catalog.invalidation import Invalidation, Invalidator
 from llmproxy.cache.catalog.query import EntryFilter
-from llmproxy.cache.exact import ExactCache
-from llmproxy.cache.keys import request_key
-from llmproxy.cache.semantic import Partition, SemanticIndex, SemanticRecord
-from llmproxy.cache.writeback import StorePlan, WriteBack
-from llmproxy.protocols.chat import CHAT
-from llmproxy.settings import HnswSettings
-from tests.support.admin import ADMIN_TOKEN, AdminProxy, Snapshot, chat, drop_indexes, embed, tenant
+from tests.support.admin import (
+    ADMIN_TOKEN,
+    AdminProxy,
+    Population,
+    Snapshot,
+    chat,
+    drop_indexes,
+    embed,
+    stored_id,
+    tenant,
+)
+from tests.support.stored_answers import store_aged_answers
 from tests.support.upstream import FakeUpstream
 
 CAPITAL = "What is the capital of France?"
@@ -43,26 +46,12 @@ class Entry:
     ask_again: Callable[[], str]
 
 
-@dataclass
-class Population:
-    entries: dict[str, Entry]
-    alice: str  # API keys: each one is a tenant
-    bob: str
-
-    def ids(self, *names: str) -> frozenset[str]:
-        return frozenset(self.entries[name].id for name in names)
-
-
 def cached(admin: AdminProxy, ask: Callable[[], str]) -> Entry:
-    """Ask once (a miss that is stored) and find the id of the one new entry."""
-    before = admin.ids("l1")
-    assert ask() == "MISS"
-    (new,) = admin.new_ids("l1", before)
-    return Entry(new, ask)
+    return Entry(stored_id(admin, ask), ask)
 
 
 @pytest.fixture
-def population(admin_proxy: AdminProxy, upstream: FakeUpstream) -> Population:
+def population(admin_proxy: AdminProxy, upstream: FakeUpstream) -> Population[Entry]:
     alice, bob = f"sk-alice-{uuid.uuid4().hex}", f"sk-bob-{uuid.uuid4().hex}"
     a, b = admin_proxy.sdk(alice), admin_proxy.sdk(bob)
     asks: dict[str, Callable[[], str]] = {
@@ -97,12 +86,12 @@ def assert_removed(before: Snapshot, after: Snapshot, expected: frozenset[str]) 
         assert after[family] == before[family] - expected, family
 
 
-def assert_served(population: Population, deleted: frozenset[str]) -> None:
+def assert_served(population: Population[Entry], deleted: frozenset[str]) -> None:
     for name, entry in population.entries.items():
         assert entry.ask_again() == ("MISS" if entry.id in deleted else "HIT-L1"), name
 
 
-MODES: dict[str, tuple[Callable[[Population], dict[str, Any]], list[str]]] = {
+MODES: dict[str, tuple[Callable[[Population[Entry]], dict[str, Any]], list[str]]] = {
     "scope-with-namespace": (lambda p: {"scope": f"{tenant(p.alice)}/team"}, ["a_team"]),
     "scope-without-namespace": (lambda p: {"scope": tenant(p.alice)}, ["a_plain", "a_mini", "a_embed"]),
     "tenant": (lambda p: {"tenant": tenant(p.alice)}, ["a_plain", "a_team", "a_mini", "a_embed"]),
@@ -116,7 +105,7 @@ MODES: dict[str, tuple[Callable[[Population], dict[str, Any]], list[str]]] = {
 
 @pytest.mark.parametrize("mode", MODES)
 def test_invalidation_deletes_exactly_the_matching_entries(
-    admin_proxy: AdminProxy, population: Population, mode: str
+    admin_proxy: AdminProxy, population: Population[Entry], mode: str
 ) -> None:
     body_for, names = MODES[mode]
     body = body_for(population)
@@ -126,7 +115,7 @@ def test_invalidation_deletes_exactly_the_matching_entries(
 
 
 def test_invalidation_by_prompt_takes_paraphrase_answers_and_their_promoted_copies(
-    admin_proxy: AdminProxy, upstream: FakeUpstream, population: Population
+    admin_proxy: AdminProxy, upstream: FakeUpstream, population: Population[Entry]
 ) -> None:
     a = admin_proxy.sdk(population.alice)
     original = cached(admin_proxy, lambda: chat(a, REVERSE))
@@ -142,7 +131,7 @@ def test_invalidation_by_prompt_takes_paraphrase_answers_and_their_promoted_copi
 
 
 def test_invalidation_by_prompt_honours_the_distance_and_the_filters(
-    admin_proxy: AdminProxy, population: Population
+    admin_proxy: AdminProxy, population: Population[Entry]
 ) -> None:
     paraphrase = admin_proxy.invalidate(prompt="Which city is the capital of France?", distance=0.001, dry_run=True)
     assert paraphrase.json()["matched"] == 0
@@ -155,31 +144,13 @@ def test_invalidation_by_prompt_honours_the_distance_and_the_filters(
 def test_invalidation_by_age_uses_the_creation_time(
     admin_proxy: AdminProxy, upstream: FakeUpstream, redis_url: str, api_key: str
 ) -> None:
-    old = asyncio.run(store_answers(redis_url, admin_proxy.prefix, api_key, ["old one", "old two"], age_s=7_200))
+    old = asyncio.run(
+        store_aged_answers(redis_url, admin_proxy.prefix, tenant(api_key), ["old one", "old two"], age_s=7_200)
+    )
     fresh = cached(admin_proxy, lambda: chat(admin_proxy.sdk(api_key), "a fresh question"))
     check_invalidation(admin_proxy, {"older_than": "1h"}, frozenset(old))
     assert admin_proxy.ids("l1") == {fresh.id}
     assert fresh.ask_again() == "HIT-L1"
-
-
-async def store_answers(redis_url: str, prefix: str, api_key: str, prompts: list[str], age_s: float) -> list[str]:
-    """Write answers through the cache classes with a clock set `age_s` in the past; their ids."""
-    client = AsyncRedis.from_url(redis_url)
-    exact, catalog = ExactCache(client, prefix), Catalog(client, prefix)
-    index = SemanticIndex(client, prefix, 384, HnswSettings())
-    write_back = WriteBack(client, exact, index, lambda: time.time() - age_s, catalog)
-    scope, ids = tenant(api_key), []
-    for number, prompt in enumerate(prompts):
-        body = {"model": "fake-model", "messages": [{"role": "user", "content": prompt}]}
-        entry_id = request_key(CHAT, scope, body)
-        key = exact.key(scope, entry_id)
-        vector = np.random.default_rng(number).normal(size=384).astype(np.float32)
-        record = SemanticRecord(Partition(scope, "fake-model", "p", "c"), prompt, key, vector / np.linalg.norm(vector))
-        listing = catalog_record(CHAT, body, scope, "fake-model", key)
-        assert await write_back.store(StorePlan(key, CHAT, "fake-model", 3_600, record, listing), answer(prompt))
-        ids.append(entry_id)
-    await client.aclose()
-    return ids
 
 
 def test_deletions_are_counted_by_mode(admin_proxy: AdminProxy, redis_url: str, api_key: str) -> None:
@@ -194,19 +165,13 @@ def test_deletions_are_counted_by_mode(admin_proxy: AdminProxy, redis_url: str, 
         assert await invalidator.by_filter(EntryFilter(tenant=tenant(api_key)), dry_run=False) == Invalidation(2, 2)
         await client.aclose()
 
-    asyncio.run(store_answers(redis_url, admin_proxy.prefix, api_key, ["one", "two"], age_s=0))
+    asyncio.run(store_aged_answers(redis_url, admin_proxy.prefix, tenant(api_key), ["one", "two"], age_s=0))
     asyncio.run(invalidate())
     assert counted == [("tenant", 2)]  # dry runs count nothing
 
 
-def answer(text: str) -> dict[str, Any]:
-    message = {"role": "assistant", "content": f"answer to {text}"}
-    return {"id": "x", "object": "chat.completion", "created": 0, "model": "fake-model",
-            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}]}  # fmt: skip
-
-
 def test_flush_needs_confirmation_and_deletes_only_cache_keys(
-    admin_proxy: AdminProxy, population: Population, redis_client: Any
+    admin_proxy: AdminProxy, population: Population[Entry], redis_client: Any
 ) -> None:
     other = f"{admin_proxy.prefix}:history:hits"
     redis_client.set(other, "1")
@@ -225,7 +190,7 @@ def test_flush_needs_confirmation_and_deletes_only_cache_keys(
 
 
 def test_every_invalidation_is_audited_with_who_what_and_how_many(
-    admin_proxy: AdminProxy, population: Population
+    admin_proxy: AdminProxy, population: Population[Entry]
 ) -> None:
     actor = {"X-LLMProxy-Actor": "ops@example.com"}
     model = {"model": "fake-model-mini"}
@@ -244,7 +209,7 @@ def test_every_invalidation_is_audited_with_who_what_and_how_many(
 
 
 def test_a_bad_actor_header_is_refused_before_anything_is_deleted(
-    admin_proxy: AdminProxy, population: Population
+    admin_proxy: AdminProxy, population: Population[Entry]
 ) -> None:
     before = admin_proxy.snapshot()
     response = admin_proxy.http.post(

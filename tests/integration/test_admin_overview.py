@@ -15,7 +15,7 @@ import redis
 from llmproxy.store.embedded_redis import EmbeddedRedis
 from tests.support.admin import ADMIN_TOKEN, AdminProxy, chat, running_admin_proxy
 from tests.support.clients import caller_headers, openai_sdk
-from tests.support.router import ROUTES
+from tests.support.router import ROUTES, routes_file_in
 from tests.support.upstream import FakeUpstream
 from tests.support.waiting import eventually
 
@@ -100,8 +100,7 @@ def test_without_a_router_the_routes_listing_says_so(admin_proxy: AdminProxy) ->
 def test_routes_listing_shows_each_route_with_its_action_and_traffic(
     start_proxy: StartProxy, key_prefix: str, redis_client: redis.Redis, tmp_path: Path, upstream: FakeUpstream
 ) -> None:
-    routes_file = tmp_path / "routes.yaml"
-    routes_file.write_text(ROUTES)
+    routes_file = routes_file_in(tmp_path, ROUTES)
     router = {"routes_file": str(routes_file)}
     cheap = {"cheap": {"base_url": upstream.api_url}}
     with running_admin_proxy(start_proxy, key_prefix, redis_client, upstream, router=router, upstreams=cheap) as proxy:

@@ -14,7 +14,7 @@ from playwright.sync_api import Browser, expect
 
 from tests.support.admin import ADMIN_TOKEN, AdminProxy, chat, running_admin_proxy
 from tests.support.console import REFUSED, ConsolePage, console_page
-from tests.support.router import ROUTES
+from tests.support.router import ROUTES, routes_file_in
 from tests.support.upstream import FakeUpstream
 
 StartProxy = Callable[..., AbstractContextManager[str]]
@@ -31,9 +31,7 @@ routes:
 
 @pytest.fixture
 def routes_file(tmp_path: Path) -> Path:
-    path = tmp_path / "routes.yaml"
-    path.write_text(ROUTES)
-    return path
+    return routes_file_in(tmp_path, ROUTES)
 
 
 @pytest.fixture

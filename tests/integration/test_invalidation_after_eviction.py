@@ -8,25 +8,17 @@ again is a miss. Answers that do not match stay as they were.
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pytest
 import redis
-from redis.asyncio import Redis as AsyncRedis
+from openai import OpenAI
 
-from llmproxy.cache.catalog.index import Catalog, catalog_record
-from llmproxy.cache.exact import ExactCache
-from llmproxy.cache.keys import request_key
-from llmproxy.cache.semantic import Partition, SemanticIndex, SemanticRecord
-from llmproxy.cache.writeback import StorePlan, WriteBack
-from llmproxy.protocols.chat import CHAT
-from llmproxy.settings import HnswSettings
-from tests.support.admin import AdminProxy, Snapshot, chat, embed, tenant
+from tests.support.admin import AdminProxy, Population, Snapshot, chat, embed, stored_id, tenant
+from tests.support.stored_answers import store_aged_answers
 from tests.support.upstream import FakeUpstream
 
 CAPITAL = "What is the capital of France?"
@@ -46,22 +38,8 @@ class Answer:
     evicted: tuple[str, ...] = ()
 
 
-@dataclass
-class Population:
-    answers: dict[str, Answer]
-    alice: str  # API keys: each one is a tenant
-    bob: str
-
-    def ids(self, *names: str) -> frozenset[str]:
-        return frozenset(self.answers[name].id for name in names)
-
-
 def cached(admin: AdminProxy, ask: Callable[[], str], scope: str) -> Answer:
-    """Ask once (a miss that is stored) and find the id of the one new answer."""
-    before = admin.ids("l1")
-    assert ask() == "MISS"
-    (new,) = admin.new_ids("l1", before)
-    return Answer(new, scope, ask)
+    return Answer(stored_id(admin, ask), scope, ask)
 
 
 def evict(admin: AdminProxy, answer: Answer, *families: str) -> None:
@@ -72,7 +50,7 @@ def evict(admin: AdminProxy, answer: Answer, *families: str) -> None:
 
 
 @pytest.fixture
-def population(admin_proxy: AdminProxy, upstream: FakeUpstream) -> Population:
+def population(admin_proxy: AdminProxy, upstream: FakeUpstream) -> Population[Answer]:
     alice, bob = f"sk-alice-{uuid.uuid4().hex}", f"sk-bob-{uuid.uuid4().hex}"
     a, b = admin_proxy.sdk(alice), admin_proxy.sdk(bob)
     ta, tb = tenant(alice), tenant(bob)
@@ -114,16 +92,16 @@ def assert_removed(before: Snapshot, after: Snapshot, expected: frozenset[str]) 
         assert after[family] == before[family] - expected, family
 
 
-def assert_served(population: Population, deleted: frozenset[str]) -> None:
+def assert_served(population: Population[Answer], deleted: frozenset[str]) -> None:
     """Deleted answers are misses; the others are hits wherever their L1 entry survived."""
-    for name, answer in population.answers.items():
+    for name, answer in population.entries.items():
         if answer.id in deleted:
             assert answer.ask_again() == "MISS", name
         elif "l1" not in answer.evicted:
             assert answer.ask_again() == "HIT-L1", name
 
 
-MODES: dict[str, tuple[Callable[[Population], dict[str, Any]], list[str]]] = {
+MODES: dict[str, tuple[Callable[[Population[Answer]], dict[str, Any]], list[str]]] = {
     "model": (lambda p: {"model": "fake-model-mini"}, ["a_mini"]),
     "namespace": (lambda p: {"namespace": "team"}, ["a_team", "b_team"]),
     "tenant": (lambda p: {"tenant": tenant(p.alice)}, ["a_plain", "a_team", "a_mini", "a_embed", "a_other"]),
@@ -139,7 +117,7 @@ MODES: dict[str, tuple[Callable[[Population], dict[str, Any]], list[str]]] = {
 
 @pytest.mark.parametrize("mode", MODES)
 def test_invalidation_deletes_matching_answers_whatever_was_evicted(
-    admin_proxy: AdminProxy, population: Population, mode: str
+    admin_proxy: AdminProxy, population: Population[Answer], mode: str
 ) -> None:
     body_for, names = MODES[mode]
     check_invalidation(admin_proxy, body_for(population), population.ids(*names))
@@ -150,7 +128,9 @@ def test_invalidation_by_age_finds_old_answers_without_their_catalog_documents(
     admin_proxy: AdminProxy, upstream: FakeUpstream, redis_url: str, api_key: str
 ) -> None:
     scope = tenant(api_key)
-    old = asyncio.run(store_answers(redis_url, admin_proxy.prefix, scope, ["old one", "old two", "old three"], 7_200))
+    old = asyncio.run(
+        store_aged_answers(redis_url, admin_proxy.prefix, scope, ["old one", "old two", "old three"], 7_200)
+    )
     for answer_id, families in zip(old, [("cat",), ("cat", "l2"), ("l1", "cat")], strict=True):
         evict(admin_proxy, Answer(answer_id, scope, lambda: ""), *families)
     fresh = cached(admin_proxy, lambda: chat(admin_proxy.sdk(api_key), "a fresh question"), scope)
@@ -160,33 +140,35 @@ def test_invalidation_by_age_finds_old_answers_without_their_catalog_documents(
     assert fresh.ask_again() == "HIT-L1"
 
 
+def cached_with_copy_without_catalog(admin: AdminProxy, sdk: OpenAI, scope: str) -> tuple[Answer, str]:
+    """REVERSE cached, then its paraphrase served from L2 and promoted into L1 under its own key; both catalog
+    documents evicted. The original answer and the copy's id."""
+    original = cached(admin, lambda: chat(sdk, REVERSE), scope)
+    before = admin.ids("l1")
+    assert chat(sdk, REVERSE_PARAPHRASE) == "HIT-L2"
+    (copy_id,) = admin.ids("l1") - before
+    evict(admin, original, "cat")
+    evict(admin, Answer(copy_id, scope, lambda: ""), "cat")
+    return original, copy_id
+
+
 def test_invalidation_by_prompt_takes_answers_and_copies_whose_catalog_documents_were_evicted(
-    admin_proxy: AdminProxy, population: Population
+    admin_proxy: AdminProxy, population: Population[Answer]
 ) -> None:
     a = admin_proxy.sdk(population.alice)
     scope = tenant(population.alice)
-    original = cached(admin_proxy, lambda: chat(a, REVERSE), scope)
-    before = admin_proxy.ids("l1")
-    assert chat(a, REVERSE_PARAPHRASE) == "HIT-L2"  # promoted into L1 under the paraphrase's own key
-    (copy_id,) = admin_proxy.ids("l1") - before
-    evict(admin_proxy, original, "cat")
-    evict(admin_proxy, Answer(copy_id, scope, lambda: ""), "cat")
+    original, copy_id = cached_with_copy_without_catalog(admin_proxy, a, scope)
     check_invalidation(admin_proxy, {"prompt": REVERSE, "tenant": scope}, frozenset({original.id, copy_id}))
     assert chat(a, REVERSE_PARAPHRASE) == "MISS"
     assert_served(population, frozenset())
 
 
 def test_deleting_an_entry_without_its_catalog_document_takes_it_and_its_copies(
-    admin_proxy: AdminProxy, population: Population
+    admin_proxy: AdminProxy, population: Population[Answer]
 ) -> None:
     a = admin_proxy.sdk(population.alice)
     scope = tenant(population.alice)
-    original = cached(admin_proxy, lambda: chat(a, REVERSE), scope)
-    before = admin_proxy.ids("l1")
-    assert chat(a, REVERSE_PARAPHRASE) == "HIT-L2"
-    (copy_id,) = admin_proxy.ids("l1") - before
-    evict(admin_proxy, original, "cat")
-    evict(admin_proxy, Answer(copy_id, scope, lambda: ""), "cat")
+    original, copy_id = cached_with_copy_without_catalog(admin_proxy, a, scope)
     response = admin_proxy.http.delete(f"/admin/entries/{original.id}")
     assert (response.status_code, response.json()) == (200, {"deleted": 2, "audited": True})
     assert not {original.id, copy_id} & (admin_proxy.ids("l1") | admin_proxy.ids("l2"))
@@ -196,7 +178,7 @@ def test_deleting_an_entry_without_its_catalog_document_takes_it_and_its_copies(
 
 
 def test_an_answer_without_a_catalog_document_is_not_listed_but_is_invalidated(
-    admin_proxy: AdminProxy, population: Population, redis_client: redis.Redis
+    admin_proxy: AdminProxy, population: Population[Answer], redis_client: redis.Redis
 ) -> None:
     listed = {entry["id"] for entry in admin_proxy.entries(tenant=tenant(population.alice))["entries"]}
     assert listed == population.ids("a_other")  # the one alice answer whose catalog document and L1 entry are left
@@ -212,32 +194,3 @@ def test_an_answer_whose_header_is_longer_than_the_first_read_is_read_whole(
     evict(admin_proxy, answer, "cat")
     check_invalidation(admin_proxy, {"kind": "chat", "tenant": scope}, frozenset({answer.id}))
     assert answer.ask_again() == "MISS"
-
-
-async def store_answers(redis_url: str, prefix: str, scope: str, prompts: list[str], age_s: float) -> list[str]:
-    """Write answers through the cache classes with a clock set `age_s` in the past; their ids."""
-    client = AsyncRedis.from_url(redis_url)
-    exact, catalog = ExactCache(client, prefix), Catalog(client, prefix)
-    index = SemanticIndex(client, prefix, 384, HnswSettings(), clock=lambda: time.time() - age_s)
-    write_back = WriteBack(client, exact, index, lambda: time.time() - age_s, catalog)
-    ids = []
-    for number, prompt in enumerate(prompts):
-        body = {"model": "fake-model", "messages": [{"role": "user", "content": prompt}]}
-        entry_id = request_key(CHAT, scope, body)
-        key = exact.key(scope, entry_id)
-        vector = np.random.default_rng(number).normal(size=384).astype(np.float32)
-        record = SemanticRecord(Partition(scope, "fake-model", "p", "c"), prompt, key, vector / np.linalg.norm(vector))
-        listing = catalog_record(CHAT, body, scope, "fake-model", key)
-        assert (
-            await write_back.store(StorePlan(key, CHAT, "fake-model", 3_600, record, listing), answer(prompt))
-            == "stored"
-        )
-        ids.append(entry_id)
-    await client.aclose()
-    return ids
-
-
-def answer(text: str) -> dict[str, Any]:
-    message = {"role": "assistant", "content": f"answer to {text}"}
-    return {"id": "x", "object": "chat.completion", "created": 0, "model": "fake-model",
-            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}]}  # fmt: skip

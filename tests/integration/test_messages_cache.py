@@ -20,7 +20,7 @@ from openai import OpenAI
 
 from tests.conftest import FakeUpstream
 from tests.support.admin import AdminProxy
-from tests.support.router import BLOCKED_PROMPT, ROUTES
+from tests.support.router import BLOCKED_PROMPT, ROUTES, routes_file_in
 from tests.support.servers import free_port
 from tests.support.upstream import metric
 
@@ -404,8 +404,7 @@ def test_metrics_count_messages_by_endpoint(proxy_url: str, claude: Anthropic) -
 
 @pytest.fixture
 def routed(start_proxy: Callable[..., AbstractContextManager[str]], tmp_path: Path, api_key: str) -> Iterator[str]:
-    routes = tmp_path / "routes.yaml"
-    routes.write_text(ROUTES)
+    routes = routes_file_in(tmp_path, ROUTES)
     cheap = {"base_url": f"http://127.0.0.1:{free_port()}/v1"}  # OpenAI-compatible, and closed
     prefix = {"key_prefix": f"msg-router-{api_key[-12:]}"}
     with start_proxy(router={"routes_file": str(routes)}, upstreams={"cheap": cheap}, redis=prefix) as url:

@@ -10,13 +10,10 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
 
-import httpx
 import numpy as np
 import pytest
 from openai import OpenAI
@@ -26,7 +23,7 @@ from llmproxy.embeddings.onnx_backend import OnnxBackend
 from llmproxy.embeddings.onnx_store import MANIFEST_FILE, MODEL_FILE, TOKENIZER_FILE, OnnxExportError, prepare_for
 from llmproxy.settings import EmbeddingSettings
 from tests.support.clients import openai_sdk
-from tests.support.servers import free_port
+from tests.support.servers import free_port, wait_answering
 from tests.support.upstream import FakeUpstream
 
 QUESTION = "How do I reverse a list in Python?"
@@ -133,7 +130,7 @@ def served_proxy(tmp_path: Path, redis_url: str, upstream_url: str) -> Iterator[
     process = subprocess.Popen(command, cwd=tmp_path, env=environment)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_healthy(url, process)
+        wait_answering(url + "/healthz", process, timeout_s=90)
         yield process.pid, url
     finally:
         process.terminate()
@@ -149,19 +146,6 @@ def test_a_proxy_serving_on_onnx_never_loads_torch(
     libraries = Path(f"/proc/{pid}/maps").read_text()
     assert "onnxruntime" in libraries
     assert not [name for name in TORCH_LIBRARIES if name in libraries]
-
-
-def wait_healthy(url: str, process: subprocess.Popen[Any], timeout_s: float = 90) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "the proxy exited during startup"
-        try:
-            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"the proxy at {url} did not become healthy in {timeout_s} s")
 
 
 def ask(sdk: OpenAI, text: str) -> dict[str, str]:

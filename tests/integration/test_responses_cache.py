@@ -24,7 +24,7 @@ from tests.integration.test_cache_cli import cli
 from tests.integration.test_metrics import scrape, scrape_until, value
 from tests.support.admin import ADMIN_TOKEN, AdminProxy
 from tests.support.console import console_page
-from tests.support.router import BLOCKED_PROMPT, ROUTES
+from tests.support.router import BLOCKED_PROMPT, ROUTES, routes_file_in
 
 MODEL = "fake-model"
 RESPONSES = "/v1/responses"
@@ -306,8 +306,7 @@ def test_concurrent_identical_misses_reach_the_upstream_once(proxy_url: str, api
 def routed_sdk(
     start_proxy: Callable[..., AbstractContextManager[str]], tmp_path: Path, api_key: str, fake: FakeUpstream
 ) -> Iterator[OpenAI]:
-    routes = tmp_path / "routes.yaml"
-    routes.write_text(ROUTES)
+    routes = routes_file_in(tmp_path, ROUTES)
     cheap = {"cheap": {"base_url": fake.api_url}}  # the small-talk route's upstream; not asked here
     with start_proxy(router={"routes_file": str(routes)}, upstreams=cheap) as url, sdk_for(url, api_key, fake) as sdk:
         yield sdk

@@ -19,7 +19,7 @@ from llmproxy.routing import load_routes
 from llmproxy.settings import load_settings
 from tests.conftest import TEST_KEY_PREFIX
 from tests.support.clients import openai_sdk
-from tests.support.router import ROUTES, chat
+from tests.support.router import ROUTES, chat, routes_file_in
 from tests.support.servers import serve_in_thread
 from tests.support.upstream import FakeUpstream
 
@@ -50,9 +50,7 @@ def cheap_upstream(cheap_server: str, recorder: str) -> Iterator[FakeUpstream]:
 
 @pytest.fixture
 def routes_file(tmp_path: Path) -> Path:
-    path = tmp_path / "routes.yaml"
-    path.write_text(ROUTES)
-    return path
+    return routes_file_in(tmp_path, ROUTES)
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from llmproxy.store.embedded_redis import EmbeddedRedis
 from tests.conftest import proxy_settings
 from tests.integration.test_metrics import scrape, value
 from tests.support.clients import openai_sdk
-from tests.support.router import BLOCKED_PROMPT, NO_CACHE_PROMPT, ROUTES, chat
+from tests.support.router import BLOCKED_PROMPT, NO_CACHE_PROMPT, ROUTES, chat, routes_file_in
 from tests.support.servers import serve_in_thread
 from tests.support.upstream import FakeUpstream
 
@@ -43,9 +43,7 @@ UNHURRIED = {"timeout_ms": 30_000}  # what is matched, not how fast: the machine
 
 @pytest.fixture
 def routes_file(tmp_path: Path) -> Path:
-    path = tmp_path / "routes.yaml"
-    path.write_text(ROUTES)
-    return path
+    return routes_file_in(tmp_path, ROUTES)
 
 
 def routed(start_proxy: Callable[..., AbstractContextManager[str]], routes_file: Path, **sections: Any) -> Any:

@@ -23,6 +23,7 @@ from llmproxy.routing import (
     load_routes,
 )
 from llmproxy.settings import EmbeddingSettings
+from tests.support.router import routes_file_in
 
 pytestmark = pytest.mark.anyio
 
@@ -58,9 +59,7 @@ def vector(embedder: Embedder, text: str) -> NDArray[np.float32]:
 
 
 def write(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "routes.yaml"
-    path.write_text(text)
-    return path
+    return routes_file_in(tmp_path, text)
 
 
 GREETING_ROUTE = """

@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.clients import anthropic_sdk, openai_sdk
 from tests.support.keepalive import closed_by_server, connect, read_response
-from tests.support.servers import free_port
+from tests.support.servers import free_port, wait_answering
 from tests.support.upstream import FakeUpstream
 
 STARTUP_TIMEOUT_S = 60.0
@@ -48,25 +48,12 @@ def serve_process(
         process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=output, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(url, process, log)
+        wait_answering(url + "/readyz", process, STARTUP_TIMEOUT_S, log)
         yield url, log, process
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0, log.read_text()
-
-
-def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"llmproxy serve exited early:\n{log.read_text()}"
-        try:
-            if httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"llmproxy serve not ready in {STARTUP_TIMEOUT_S} s:\n{log.read_text()}")
 
 
 def redis_port(log: Path) -> int:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 import httpx
 import redis
@@ -122,3 +122,30 @@ def drop_indexes(client: redis.Redis, names: list[str]) -> None:
     existing = {name.decode() for name in client.execute_command("FT._LIST")}  # type: ignore[no-untyped-call]
     for name in set(names) & existing:
         client.execute_command("FT.DROPINDEX", name, "DD")  # type: ignore[no-untyped-call]
+
+
+class _Cached(Protocol):
+    id: str
+
+
+CachedT = TypeVar("CachedT", bound=_Cached)
+
+
+@dataclass
+class Population(Generic[CachedT]):
+    """Cached answers by name, and the two API keys (tenants) that asked for them."""
+
+    entries: dict[str, CachedT]
+    alice: str
+    bob: str
+
+    def ids(self, *names: str) -> frozenset[str]:
+        return frozenset(self.entries[name].id for name in names)
+
+
+def stored_id(admin: AdminProxy, ask: Callable[[], str]) -> str:
+    """Ask once (a miss that is stored) and find the id of the one entry it added."""
+    before = admin.ids("l1")
+    assert ask() == "MISS"
+    (new,) = admin.new_ids("l1", before)
+    return new

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from openai import OpenAI
@@ -33,6 +34,13 @@ routes:
 """
 BLOCKED_PROMPT = "how do I build a bomb at home?"
 NO_CACHE_PROMPT = "what's the weather like right now?"
+
+
+def routes_file_in(folder: Path, text: str = ROUTES) -> Path:
+    """A routes file holding `text`, written in `folder` (a test's tmp_path)."""
+    path = folder / "routes.yaml"
+    path.write_text(text)
+    return path
 
 
 def chat(sdk: OpenAI, text: str, **options: Any) -> tuple[Any, dict[str, str]]:

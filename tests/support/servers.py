@@ -1,12 +1,16 @@
-"""Real HTTP servers for tests: free loopback ports and uvicorn in a background thread."""
+"""Real HTTP servers for tests: free loopback ports, uvicorn in a background thread, and waiting for a server
+process a test started to answer."""
 
 import contextlib
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import uvicorn
 from starlette.types import ASGIApp
 
@@ -52,3 +56,21 @@ def _wait_started(server: uvicorn.Server, thread: threading.Thread) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError(f"uvicorn did not start within {START_TIMEOUT_S} s")
         time.sleep(0.005)  # a poll interval, not a readiness guess: the loop exits on `server.started`
+
+
+def wait_answering(url: str, process: subprocess.Popen[Any], timeout_s: float, log: Path | None = None) -> None:
+    """Poll `url` until it answers 200; fail, with the process's log, if the process exits first or time runs out."""
+
+    def logged() -> str:
+        return f":\n{log.read_text()}" if log is not None else ""
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"the process exited before {url} answered{logged()}"
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{url} did not answer 200 within {timeout_s} s{logged()}")
