@@ -17,6 +17,11 @@ except ImportError:  # pragma: no cover - installed here
     HAS_BROTLI = False
 
 
+# What a request without its own Accept-Encoding asks for: only encodings this module can undo (aiohttp's
+# default would add zstd wherever a zstd library is installed).
+ACCEPT_ENCODING = "gzip, deflate, br" if HAS_BROTLI else "gzip, deflate"
+
+
 class DecodingError(Exception):
     """The body is not valid in its declared Content-Encoding."""
 

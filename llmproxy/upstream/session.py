@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 
 from llmproxy.settings import UpstreamSettings
+from llmproxy.upstream.decoding import ACCEPT_ENCODING
 
 Body = bytes | AsyncIterator[bytes]
 
@@ -39,7 +40,11 @@ class UpstreamSession:
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=self._max_connections, keepalive_timeout=KEEPALIVE_S)
             self._session = aiohttp.ClientSession(
-                connector=connector, timeout=self._timeout, auto_decompress=False, trust_env=False
+                connector=connector,
+                timeout=self._timeout,
+                headers={"accept-encoding": ACCEPT_ENCODING},  # the caller's own Accept-Encoding wins
+                auto_decompress=False,
+                trust_env=False,
             )
         return self._session
 
