@@ -8,21 +8,23 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+import aiohttp
 import anyio
-import httpx
 
 from llmproxy.breaker import BreakerState, CircuitBreaker, CircuitOpenError, Ticket
 from llmproxy.errors import UpstreamError, UpstreamUnavailableError
 from llmproxy.settings import UpstreamSettings
-from llmproxy.upstream.failures import is_retryable, timeout_error, upstream_error
+from llmproxy.upstream.failures import TRANSPORT_ERRORS, is_retryable, timeout_error, upstream_error
 from llmproxy.upstream.retry import Failure, RetryPolicy, retry_delay
+from llmproxy.upstream.session import close
 
 logger = logging.getLogger(__name__)
 
-RequestFactory = Callable[[], httpx.Request]
+# One attempt: sends the request anew and returns the response once its headers arrived.
+RequestFactory = Callable[[], Awaitable[aiohttp.ClientResponse]]
 
 
 def _ignore(value: object) -> None:
@@ -41,7 +43,7 @@ class UpstreamHooks:
 class Answer:
     """The response the request ends with; its body is unread, and the caller closes it."""
 
-    response: httpx.Response
+    response: aiohttp.ClientResponse
     attempts: int
     deadline: float  # time.monotonic() by which a non-streamed body must be read
 
@@ -54,22 +56,21 @@ class Answer:
 class _Tried:
     """One attempt: a response, or the error to raise; `failure` is set when a retry could help."""
 
-    response: httpx.Response | None
+    response: aiohttp.ClientResponse | None
     error: UpstreamError | None
     failure: Failure | None
 
     @property
     def upstream_failed(self) -> bool:
         """The upstream is unwell (as far as the breaker is concerned): no answer, a 5xx or a 429."""
-        status = self.response.status_code if self.response is not None else None
+        status = self.response.status if self.response is not None else None
         return status is None or status >= 500 or status == 429
 
 
 class Attempts:
     """Sends requests of one upstream through its circuit breaker, retrying where that is safe."""
 
-    def __init__(self, http: httpx.AsyncClient, settings: UpstreamSettings, origin: str, hooks: UpstreamHooks) -> None:
-        self._http = http
+    def __init__(self, settings: UpstreamSettings, origin: str, hooks: UpstreamHooks) -> None:
         self._origin = origin
         self._policy = RetryPolicy.from_settings(settings)
         self._total_s = settings.total_timeout_s
@@ -111,29 +112,30 @@ class Attempts:
     ) -> tuple[_Tried, int]:
         attempts = 1
         while True:
-            tried = await self._attempt(build(), deadline)
+            tried = await self._attempt(build, deadline)
             delay = self._delay(tried.failure, attempts - 1, ticket, deadline) if replayable else None
             if delay is None:
                 return tried, attempts
             if tried.response is not None:
-                await tried.response.aclose()
+                await close(tried.response)
             assert tried.failure is not None
             logger.info("retrying %s in %.2f s after %s", self._origin, delay, tried.failure.reason)
             self._hooks.retried(tried.failure.reason)
             await anyio.sleep(delay)
             attempts += 1
 
-    async def _attempt(self, request: httpx.Request, deadline: float) -> _Tried:
+    async def _attempt(self, send: RequestFactory, deadline: float) -> _Tried:
         try:
             with anyio.fail_after(max(0.0, deadline - time.monotonic())):
-                response = await self._http.send(request, stream=True)
-        except TimeoutError:
-            return _Tried(None, timeout_error(self._origin), None)
-        except httpx.HTTPError as exc:
+                response = await send()
+        # Before TimeoutError: aiohttp's socket timeouts are TimeoutErrors too, and have their own answer.
+        except TRANSPORT_ERRORS as exc:
             failure = Failure(None) if is_retryable(exc) else None
             return _Tried(None, upstream_error(exc, self._origin), failure)
+        except TimeoutError:
+            return _Tried(None, timeout_error(self._origin), None)
         headers = response.headers
-        status = response.status_code
+        status = response.status
         failure = Failure(status, headers.get("retry-after"), headers.get("retry-after-ms")) if status >= 400 else None
         return _Tried(response, None, failure)
 

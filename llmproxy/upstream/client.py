@@ -1,19 +1,24 @@
-"""Pooled HTTP client for the upstream API: retries and circuit breaker (see attempts), ProxyErrors at this edge."""
+"""Pooled HTTP client for the upstream API: retries and circuit breaker (see attempts), ProxyErrors at this edge.
+
+It speaks aiohttp directly (session.py): the response headers are decoded once, and body chunks are handed on
+as aiohttp read them (no re-slicing, no copies), decoded only when the proxy reads them.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+import aiohttp
 import anyio
-import httpx
 
 from llmproxy.settings import UpstreamSettings
-from llmproxy.upstream.aiohttp_transport import PreciseAiohttpTransport
 from llmproxy.upstream.attempts import Answer, Attempts, UpstreamHooks
-from llmproxy.upstream.failures import timeout_error, upstream_error
+from llmproxy.upstream.decoding import BodyDecoder
+from llmproxy.upstream.failures import TRANSPORT_ERRORS, timeout_error, upstream_error
+from llmproxy.upstream.session import UpstreamSession, close
 
 Headers = list[tuple[str, str]]
 
@@ -75,23 +80,19 @@ class StreamLimits:
 class UpstreamStream:
     """An upstream response whose body is read as it arrives."""
 
-    def __init__(self, response: httpx.Response, origin: str, attempts: int = 1) -> None:
+    def __init__(self, response: aiohttp.ClientResponse, origin: str, attempts: int = 1) -> None:
         self._response = response
         self._origin = origin
         self.attempts = attempts
+        self.headers: Headers = text_headers(response.raw_headers)
 
     @property
     def status(self) -> int:
-        return self._response.status_code
-
-    @property
-    def headers(self) -> Headers:
-        return list(self._response.headers.multi_items())
+        return self._response.status
 
     @property
     def content_type(self) -> str:
-        content_type: str = self._response.headers.get("content-type", "")
-        return content_type
+        return header_value(self.headers, "content-type")
 
     async def chunks(self, *, decoded: bool) -> AsyncGenerator[bytes, None]:
         """Body bytes as they arrive: decoded for the proxy to read, raw to relay untouched.
@@ -100,11 +101,21 @@ class UpstreamStream:
             UpstreamError: the connection broke mid-body.
             UpstreamTimeoutError: the upstream went silent for longer than the read timeout.
         """
-        iterator = self._response.aiter_bytes() if decoded else self._response.aiter_raw()
+        decoder = BodyDecoder(header_value(self.headers, "content-encoding")) if decoded else None
+        content = self._response.content
         try:
-            async for chunk in iterator:
-                yield chunk
-        except httpx.HTTPError as exc:
+            if decoder is None or decoder.identity:
+                async for chunk in content.iter_any():  # each chunk as the socket delivered it
+                    yield chunk
+                return
+            async for chunk in content.iter_any():
+                data = decoder.decode(chunk)
+                if data:
+                    yield data
+            rest = decoder.flush()
+            if rest:
+                yield rest
+        except TRANSPORT_ERRORS as exc:
             raise upstream_error(exc, self._origin) from exc
 
     async def read(self) -> bytes:
@@ -114,8 +125,8 @@ class UpstreamStream:
             UpstreamError: the connection broke mid-body.
         """
         try:
-            return await self._response.aread()
-        except httpx.HTTPError as exc:
+            return decoded_body(self.headers, await self._response.read())
+        except TRANSPORT_ERRORS as exc:
             raise upstream_error(exc, self._origin) from exc
 
 
@@ -125,7 +136,6 @@ class UpstreamClient:
     def __init__(
         self,
         settings: UpstreamSettings,
-        transport: httpx.AsyncBaseTransport | None = None,
         hooks: UpstreamHooks | None = None,
         style: ApiStyle = OPENAI_STYLE,
     ) -> None:
@@ -135,19 +145,8 @@ class UpstreamClient:
         self._api_key = settings.api_key.get_secret_value() if settings.api_key else None
         self._dropped: dict[frozenset[str], frozenset[str]] = {}
         self.stream_limits = StreamLimits(settings.read_timeout_s, settings.max_event_bytes)
-        limits = httpx.Limits(max_connections=settings.max_connections, max_keepalive_connections=64)
-        self._http = httpx.AsyncClient(
-            transport=transport or PreciseAiohttpTransport(limits=limits, trust_env=False),
-            timeout=httpx.Timeout(
-                connect=settings.connect_timeout_s,
-                read=settings.read_timeout_s,
-                write=settings.write_timeout_s,
-                pool=settings.pool_timeout_s,
-            ),
-            limits=limits,
-            follow_redirects=False,
-        )
-        self._attempts = Attempts(self._http, settings, self._origin, hooks or UpstreamHooks())
+        self._http = UpstreamSession(settings)
+        self._attempts = Attempts(settings, self._origin, hooks or UpstreamHooks())
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -177,16 +176,21 @@ class UpstreamClient:
             UpstreamTimeoutError: it did not answer within total_timeout_s (or went silent for read_timeout_s).
         """
 
-        def build() -> httpx.Request:
-            return self._http.build_request(method, self.url_for(path), headers=wire_headers(headers), content=content)
+        url = self.url_for(path)
+        sent = wire_headers(headers)
 
-        answer = await self._attempts.answer(build, replayable=True)
+        def send() -> Awaitable[aiohttp.ClientResponse]:
+            return self._http.request(method, url, sent, content)
+
+        answer = await self._attempts.answer(send, replayable=True)
         try:
-            body = await self._read_body(answer)
+            received = text_headers(answer.response.raw_headers)
+            body = decoded_body(received, await self._read_body(answer))
+        except TRANSPORT_ERRORS as exc:
+            raise upstream_error(exc, self._origin) from exc
         finally:
-            await answer.response.aclose()
-        response = answer.response
-        return UpstreamReply(response.status_code, list(response.headers.multi_items()), body, answer.attempts)
+            await close(answer.response)
+        return UpstreamReply(answer.response.status, received, body, answer.attempts)
 
     def open(
         self, method: str, path: str, query: str, headers: Headers, content: bytes | AsyncIterator[bytes]
@@ -207,44 +211,69 @@ class UpstreamClient:
     async def _open(
         self, method: str, url: str, headers: Headers, content: bytes | AsyncIterator[bytes]
     ) -> AsyncIterator[UpstreamStream]:
-        def build() -> httpx.Request:
-            return self._http.build_request(method, url, headers=wire_headers(headers), content=content)
+        sent = wire_headers(headers)
 
-        answer = await self._attempts.answer(build, replayable=isinstance(content, bytes))
+        def send() -> Awaitable[aiohttp.ClientResponse]:
+            return self._http.request(method, url, sent, content)
+
+        answer = await self._attempts.answer(send, replayable=isinstance(content, bytes))
         try:
             yield UpstreamStream(answer.response, self._origin, answer.attempts)
         finally:
-            await answer.response.aclose()
+            await close(answer.response)
 
     async def _read_body(self, answer: Answer) -> bytes:
+        # aiohttp's socket timeouts are TimeoutErrors too: they are the caller's to map (a read timeout, 504).
         try:
             with anyio.fail_after(answer.remaining_s()):
-                return await answer.response.aread()
+                return await answer.response.read()
+        except TRANSPORT_ERRORS:
+            raise
         except TimeoutError as exc:
             raise timeout_error(self._origin) from exc
-        except httpx.HTTPError as exc:
-            raise upstream_error(exc, self._origin) from exc
 
 
-def wire_headers(headers: Headers) -> list[tuple[bytes, bytes]]:
-    """Header values as the bytes sent upstream.
+def wire_headers(headers: Headers) -> Headers:
+    """Header values as the text aiohttp sends upstream (it writes header text as UTF-8).
 
-    Values arrive decoded as ISO-8859-1 (ASCII in practice; httpx refuses anything else in a str). A value whose
-    bytes are UTF-8 is sent unchanged; other bytes are read as ISO-8859-1 text, HTTP's historical charset, and sent
-    as its UTF-8, the only encoding the aiohttp transport writes header text in.
+    Values arrive decoded as ISO-8859-1 (ASCII in practice). A value whose bytes are UTF-8 is sent unchanged;
+    other bytes are read as ISO-8859-1 text, HTTP's historical charset, and sent as its UTF-8.
     """
-    return [(name.encode("ascii"), _wire_value(value)) for name, value in headers]
+    return [(name, value if value.isascii() else _wire_value(value)) for name, value in headers]
 
 
-def _wire_value(value: str) -> bytes:
-    if value.isascii():
-        return value.encode("ascii")
+def _wire_value(value: str) -> str:
     try:
-        raw = value.encode("latin-1")
-        raw.decode("utf-8")
+        return value.encode("latin-1").decode("utf-8")  # the bytes the client sent, which are UTF-8
     except UnicodeError:  # not UTF-8 bytes, or text of our own beyond ISO-8859-1 (a configured key)
-        return value.encode("utf-8")
-    return raw
+        return value
+
+
+def text_headers(raw: tuple[tuple[bytes, bytes], ...]) -> Headers:
+    """Response headers as lower-case names and text: ASCII, else UTF-8, else ISO-8859-1 (as httpx read them)."""
+    for encoding in ("ascii", "utf-8"):
+        try:
+            return [(name.decode(encoding).lower(), value.decode(encoding)) for name, value in raw]
+        except UnicodeDecodeError:
+            continue
+    return [(name.decode("latin-1").lower(), value.decode("latin-1")) for name, value in raw]
+
+
+def header_value(headers: Headers, name: str) -> str:
+    """The values of a (lower-case) header name, joined by ", "; "" when absent."""
+    return ", ".join(value for key, value in headers if key == name)
+
+
+def decoded_body(headers: Headers, body: bytes) -> bytes:
+    """A whole body decoded from its Content-Encoding.
+
+    Raises:
+        DecodingError: the body is not valid in that encoding.
+    """
+    decoder = BodyDecoder(header_value(headers, "content-encoding"))
+    if decoder.identity:
+        return body
+    return decoder.decode(body) + decoder.flush()
 
 
 def relayable_headers(headers: Iterable[tuple[str, str]], *, decoded: bool) -> Headers:
