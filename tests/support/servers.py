@@ -14,7 +14,7 @@ import httpx
 import uvicorn
 from starlette.types import ASGIApp
 
-START_TIMEOUT_S = 10.0
+START_TIMEOUT_S = 60.0  # a proxy loads its embedding model before it starts: slow on a busy machine
 STOP_TIMEOUT_S = 10.0
 
 
