@@ -22,7 +22,6 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -36,12 +35,7 @@ from workload import LONG_QUESTION, chat_body
 CONNECTIONS = 16
 
 
-@dataclass(frozen=True, slots=True)
-class Row:
-    workers: int
-    path: str
-    rps: float
-    p50_ms: float
+Results = dict[tuple[int, str], list[tuple[float, float]]]  # (workers, path) -> (req/s, p50 ms) of each round
 
 
 def main() -> None:
@@ -49,7 +43,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=8.0, help="seconds of wrk per path")
     parser.add_argument("--rounds", type=int, default=2, help="rounds; the worker counts alternate within each")
     args = parser.parse_args()
-    rows: list[Row] = []
+    results: Results = {}
     memory: dict[int, list[float]] = {1: [], 2: []}
     with tempfile.TemporaryDirectory(prefix="workers-bench-") as tmp:
         workdir = Path(tmp)
@@ -61,9 +55,10 @@ def main() -> None:
                 for workers in (1, 2):
                     with serve(workdir, redis_server.url, upstream, workers) as (url, pid):
                         memory[workers].append(rss_mb(pid))
-                        rows += measure(url, workers, args.duration)
+                        for path, figures in measure(url, workers, args.duration).items():
+                            results.setdefault((workers, path), []).append(figures)
                     print(f"{workers} worker(s): done", file=sys.stderr)
-    print(table(rows, memory, args))
+    print(table(results, memory, args))
 
 
 @contextmanager
@@ -113,7 +108,7 @@ def rss_mb(root: int, with_children: bool = True) -> float:
     return total_kb / 1024
 
 
-def measure(url: str, workers: int, duration_s: float) -> list[Row]:
+def measure(url: str, workers: int, duration_s: float) -> dict[str, tuple[float, float]]:
     l1 = chat_body(LONG_QUESTION)
     for _ in range(2):  # a miss, then a hit (with two workers each has its own process state; the cache is shared)
         httpx.post(url + CHAT, content=l1, headers=AUTH, timeout=30)
@@ -122,17 +117,17 @@ def measure(url: str, workers: int, duration_s: float) -> list[Row]:
         "forwarder (BYPASS)": wrk.Load(url + CHAT, MISS_TEMPLATES, BYPASS, CONNECTIONS, duration_s, unique=True),
         "miss": wrk.Load(url + CHAT, MISS_TEMPLATES, AUTH, CONNECTIONS, duration_s, unique=True),
     }
-    rows = []
+    figures = {}
     for path, load in loads.items():
         wrk.run(wrk.Load(load.url, load.bodies, load.headers, CONNECTIONS, 1.0, load.unique))  # warm-up
         result = wrk.run(load)
         if result.errors or result.non_2xx:
             raise RuntimeError(f"{workers} workers, {path}: {result.errors} errors, {result.non_2xx} non-2xx")
-        rows.append(Row(workers, path, result.rps, result.p50_ms))
-    return rows
+        figures[path] = (result.rps, result.p50_ms)
+    return figures
 
 
-def table(rows: list[Row], memory: dict[int, list[float]], args: argparse.Namespace) -> str:
+def table(results: Results, memory: dict[int, list[float]], args: argparse.Namespace) -> str:
     lines = [
         f"`llmproxy serve --workers 1` vs `--workers 2`, wrk c={CONNECTIONS}, {args.duration:g} s per path, median of "
         f"{args.rounds} rounds ({os.cpu_count()} cores, wrk and Redis on the same machine)",
@@ -140,9 +135,9 @@ def table(rows: list[Row], memory: dict[int, list[float]], args: argparse.Namesp
         "| path | 1 worker: req/s (p50 ms) | 2 workers: req/s (p50 ms) | 2 / 1 |",
         "|---|---:|---:|---:|",
     ]
-    for path in dict.fromkeys(row.path for row in rows):
-        rps = {n: statistics.median(r.rps for r in rows if r.workers == n and r.path == path) for n in (1, 2)}
-        p50 = {n: statistics.median(r.p50_ms for r in rows if r.workers == n and r.path == path) for n in (1, 2)}
+    for path in dict.fromkeys(path for _, path in results):
+        rps = {n: statistics.median(figure[0] for figure in results[(n, path)]) for n in (1, 2)}
+        p50 = {n: statistics.median(figure[1] for figure in results[(n, path)]) for n in (1, 2)}
         lines.append(
             f"| {path} | {rps[1]:,.0f} ({p50[1]:.2f}) | {rps[2]:,.0f} ({p50[2]:.2f}) | {rps[2] / rps[1]:.2f}x |"
         )
