@@ -263,7 +263,7 @@ class SingleFlight:
                 pass
             finally:
                 with anyio.CancelScope(shield=True):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]  # typed from redis 8.2
             await anyio.sleep(LISTEN_RETRY_S)
 
     def _wake(self, data: bytes | str) -> None:
