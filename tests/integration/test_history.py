@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -68,9 +69,17 @@ class SeriesInfo:
 def ts_info(ts: SyncRedis, key: str) -> SeriesInfo:
     info = ts.ts().info(key)
     assert isinstance(info, TSInfo)
-    # redis-py types labels and rules as lists; with RESP2 it hands back dicts.
     assert info.retention_msecs is not None
-    return SeriesInfo(info.retention_msecs, info.duplicate_policy, dict(info.labels), dict(info.rules))
+    return SeriesInfo(info.retention_msecs, info.duplicate_policy, dict(info.labels), rules_by_key(info.rules))
+
+
+def rules_by_key(rules: Any) -> dict[str, list[object]]:
+    """Compaction rules by destination key. redis-py up to 8.1 hands back a dict (RESP2) of key → [bucket,
+    aggregation, alignment]; 8.2 a list of [key, bucket, aggregation, alignment]."""
+    if isinstance(rules, dict):
+        return dict(rules)
+    text = lambda value: value.decode() if isinstance(value, bytes) else value  # noqa: E731
+    return {text(rule[0]): [text(value) for value in rule[1:]] for rule in rules}
 
 
 def samples_value(metrics: ProxyMetrics, outcome: str) -> float:
