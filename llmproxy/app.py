@@ -1,5 +1,5 @@
-"""create_app(settings) -> Starlette: routes and exception handlers. No network I/O here (the console's few static
-files are read from the package once)."""
+"""create_app(settings) -> the ASGI app: routes and exception handlers. No network I/O here (the console's few
+static files are read from the package once)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from llmproxy.api.admin.overview import overview
 from llmproxy.api.admin.routes import list_routes, reload_routes
 from llmproxy.api.admin.stats import traffic_stats
 from llmproxy.api.cacheable import cached_endpoint
+from llmproxy.api.direct import DirectRoutes
 from llmproxy.api.health import healthz, readyz
 from llmproxy.api.metrics import metrics
 from llmproxy.api.passthrough import passthrough
@@ -37,12 +38,15 @@ from llmproxy.settings import Settings
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
-def create_app(settings: Settings, *, model_loader: ModelLoader = load_model) -> Starlette:
-    """The proxy as an ASGI app; its lifespan opens Redis, the upstream pool and the embedding model."""
-    # One cached route per protocol; every other /v1 path (other methods on these included) is passed through.
-    routes: list[BaseRoute] = [
-        Route(protocol.path, cached_endpoint(protocol), methods=["POST"]) for protocol in PROTOCOLS
-    ]
+def create_app(settings: Settings, *, model_loader: ModelLoader = load_model) -> DirectRoutes:
+    """The proxy as an ASGI app; its lifespan opens Redis, the upstream pool and the embedding model.
+
+    The cached routes (one per protocol) are answered ahead of Starlette (`DirectRoutes`); they stay in its routing
+    table too, so what reaches Starlette on those paths (a root_path to strip) is answered the same way.
+    """
+    cached = {protocol.path: cached_endpoint(protocol) for protocol in PROTOCOLS}
+    # Every other /v1 path (other methods on the cached ones included) is passed through.
+    routes: list[BaseRoute] = [Route(path, endpoint, methods=["POST"]) for path, endpoint in cached.items()]
     routes += [
         Route("/v1/{path:path}", passthrough, methods=ALL_METHODS),
         Route("/admin/routes", list_routes, methods=["GET"]),
@@ -61,7 +65,7 @@ def create_app(settings: Settings, *, model_loader: ModelLoader = load_model) ->
         Route("/metrics", metrics, methods=["GET"]),
         *console_routes(load_assets()),
     ]
-    return Starlette(
+    app = Starlette(
         routes=routes,
         lifespan=lifespan_for(settings, model_loader),
         exception_handlers={
@@ -70,6 +74,7 @@ def create_app(settings: Settings, *, model_loader: ModelLoader = load_model) ->
             Exception: handle_unexpected_error,
         },
     )
+    return DirectRoutes(app, cached)
 
 
 async def _handle_http_exception(request: Request, exc: Exception) -> Response:

@@ -1,10 +1,13 @@
-"""Reading request bodies within the configured size limit and read deadline."""
+"""Reading request bodies within the configured size limit and read deadline.
+
+Deadlines use asyncio.timeout, not anyio.fail_after: on an L1 hit anyio's backend lookup and cancel scope cost
+about a tenth of the request's CPU (measured with py-spy under wrk)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 
-import anyio
 from starlette.requests import ClientDisconnect, Request
 
 from llmproxy.errors import InvalidRequestError, ProxyError, RequestTimeoutError, RequestTooLargeError
@@ -29,7 +32,7 @@ async def read_body(request: Request, limit: int, timeout_s: float) -> bytes:
     parts: list[bytes] = []
     size = 0
     try:
-        with anyio.fail_after(timeout_s):
+        async with asyncio.timeout(timeout_s):
             async for part in request.stream():
                 size += len(part)
                 if size > limit:
@@ -65,7 +68,7 @@ class StreamedBody:
         parts = self._request.stream().__aiter__()
         while True:
             try:
-                with anyio.fail_after(self._timeout_s):
+                async with asyncio.timeout(self._timeout_s):
                     part = await anext(parts)
             except StopAsyncIteration:
                 return

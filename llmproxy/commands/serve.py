@@ -11,7 +11,7 @@ from contextlib import ExitStack, contextmanager
 from types import FrameType
 
 import uvicorn
-from starlette.applications import Starlette
+from starlette.types import ASGIApp
 
 from llmproxy.app import create_app
 from llmproxy.commands.http_protocol import server_options
@@ -114,7 +114,7 @@ def with_redis_url(settings: Settings, url: str) -> Settings:
     return settings.model_copy(update={"redis": settings.redis.model_copy(update={"url": url})})
 
 
-def app_from_environment() -> Starlette:
+def app_from_environment() -> ASGIApp:
     """The app of one uvicorn worker process (`llmproxy serve` with server.workers > 1 exported the settings)."""
     settings = imported_settings()
     configure_logging(settings.server.log_level)

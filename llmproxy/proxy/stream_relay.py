@@ -11,6 +11,7 @@ the HTTP read timeout, but they are not an answer.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
@@ -71,12 +72,12 @@ async def _events(stream: UpstreamStream, limits: StreamLimits) -> AsyncGenerato
         UpstreamError: the connection broke.
     """
     decoder = SseDecoder(limits.max_event_bytes)
-    deadline = anyio.current_time() + limits.idle_timeout_s
+    deadline = asyncio.get_running_loop().time() + limits.idle_timeout_s
     async with aclosing(stream.chunks(decoded=True)) as chunks:
         while (data := await _next_chunk(chunks, deadline, limits.idle_timeout_s)) is not None:
             for event in _feed(decoder, data, limits.max_event_bytes):
                 if event.data is not None:
-                    deadline = anyio.current_time() + limits.idle_timeout_s
+                    deadline = asyncio.get_running_loop().time() + limits.idle_timeout_s
                 yield event
     # An upstream may end its last event without the blank line; it still counts.
     tail = decoder.flush()
@@ -91,7 +92,7 @@ async def _next_chunk(chunks: AsyncIterator[bytes], deadline: float, idle_s: flo
         UpstreamTimeoutError: the deadline for the next data event passed first.
     """
     try:
-        with anyio.fail_after(max(0.0, deadline - anyio.current_time())):
+        async with asyncio.timeout_at(deadline):  # per event: the cheap timer
             return await anext(chunks)
     except StopAsyncIteration:
         return None

@@ -6,6 +6,7 @@ The final response comes back with its headers read and its body unread, so `sen
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -126,7 +127,7 @@ class Attempts:
 
     async def _attempt(self, send: RequestFactory, deadline: float) -> _Tried:
         try:
-            with anyio.fail_after(max(0.0, deadline - time.monotonic())):
+            async with asyncio.timeout(max(0.0, deadline - time.monotonic())):  # cheaper than anyio.fail_after
                 response = await send()
         # Before TimeoutError: aiohttp's socket timeouts are TimeoutErrors too, and have their own answer.
         except TRANSPORT_ERRORS as exc:

@@ -6,13 +6,13 @@ as aiohttp read them (no re-slicing, no copies), decoded only when the proxy rea
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import aiohttp
-import anyio
 
 from llmproxy.settings import UpstreamSettings
 from llmproxy.upstream.attempts import Answer, Attempts, UpstreamHooks
@@ -225,7 +225,7 @@ class UpstreamClient:
     async def _read_body(self, answer: Answer) -> bytes:
         # aiohttp's socket timeouts are TimeoutErrors too: they are the caller's to map (a read timeout, 504).
         try:
-            with anyio.fail_after(answer.remaining_s()):
+            async with asyncio.timeout(answer.remaining_s()):
                 return await answer.response.read()
         except TRANSPORT_ERRORS:
             raise
