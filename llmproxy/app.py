@@ -42,7 +42,7 @@ def create_app(settings: Settings, *, model_loader: ModelLoader = load_model) ->
     """The proxy as an ASGI app; its lifespan opens Redis, the upstream pool and the embedding model.
 
     The cached routes (one per protocol) are answered ahead of Starlette (`DirectRoutes`); they stay in its routing
-    table too, so what reaches Starlette on those paths (a root_path to strip) is answered the same way.
+    table too, so the Starlette app alone still answers them the same way.
     """
     cached = {protocol.path: cached_endpoint(protocol) for protocol in PROTOCOLS}
     # Every other /v1 path (other methods on the cached ones included) is passed through.

@@ -3,7 +3,7 @@
 An L1 hit is one Redis GET and a write; Starlette's layers around it (the error and exception middleware, route
 matching, the send wrappers each adds) cost about a seventh of its CPU (py-spy under wrk). The cached endpoints
 answer every error of theirs in their protocol's shape already, so on these routes those layers add nothing.
-Anything else (another method or path, a root_path to strip, the lifespan) goes to the app unchanged.
+Anything else (another method or path, the lifespan) goes to the app unchanged.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ class DirectRoutes:
         self._endpoints = dict(endpoints)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
+        if scope["type"] == "http" and scope["method"] == "POST":
             endpoint = self._endpoints.get(scope["path"])
             if endpoint is not None:
                 response = await endpoint(Request(scope, receive, send))
