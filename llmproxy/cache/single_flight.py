@@ -71,21 +71,58 @@ class Lead:
         self._trace = trace
         self._released = False
 
-    async def release(self, stored: bool) -> None:
-        """Hand the outcome to the followers (stored: the answer is in L1); further calls do nothing."""
+    async def release(self, stored: bool, *, led: bool = True) -> None:
+        """Hand the outcome to the followers (stored: the answer is in L1); further calls do nothing.
+
+        `led` False: the lease was taken ahead, and the request was answered without the upstream (an L2 hit):
+        it took no part in single-flight, and its trace says so.
+        """
         if self._released:
             return
         self._released = True
-        self._trace.flight = FlightRecord("leader", "stored" if stored else "not_stored")
+        self._trace.flight = FlightRecord("leader", "stored" if stored else "not_stored") if led else None
         await self._owner._release(self._key, self._flight, self._lease, self._token, stored, self._trace)
 
 
 @dataclass(frozen=True, slots=True)
 class Turn:
-    """A request's turn: an answer to serve, a lead to take, or neither (call the upstream uncoordinated)."""
+    """A request's turn: an answer to serve, a lead to take, or neither (call the upstream uncoordinated); or,
+    when asked not to wait, `wait`: another request leads."""
 
     entry: CacheEntry | None = None
     lead: Lead | None = None
+    wait: Wait | None = None
+
+
+class Wait:
+    """Another request leads this key: `turn` waits for its answer; `leave` when this request no longer needs it
+    (answered otherwise: `answered` says whether L1 now holds an answer for the key)."""
+
+    __slots__ = ("_owner", "_key", "_flight", "_lease", "_trace")
+
+    def __init__(self, owner: SingleFlight, key: str, flight: _Flight, lease: str | None, trace: RequestTrace) -> None:
+        self._owner = owner
+        self._key = key
+        self._flight = flight
+        self._lease = lease  # None: the leader is in this process (the flight is its); else this request's flight
+        self._trace = trace
+
+    async def turn(self) -> Turn:
+        """The leader's answer (or none: go upstream), once it is done or the wait timed out."""
+        if self._lease is None:
+            return await self._owner._follow_local(self._key, self._flight, self._trace)
+        try:
+            turn = await self._owner._follow_remote(self._key, self._lease, self._flight, self._trace)
+        except BaseException:
+            self.leave(answered=False)
+            raise
+        self.leave(answered=turn.entry is not None)
+        return turn
+
+    def leave(self, answered: bool) -> None:
+        """Stop waiting; this process's twins that wait on this request's flight are told `answered`."""
+        if self._lease is not None:
+            self._owner._land(self._key, self._flight, answered)
 
 
 class SingleFlight:
@@ -114,17 +151,24 @@ class SingleFlight:
         """The Redis lease of one L1 key (same scope and hash, another family)."""
         return self._lease_prefix + key.removeprefix(self._l1_prefix)
 
-    async def join(self, key: str, trace: RequestTrace) -> Turn:
-        """Lead the miss on `key`, or wait for the leader's answer (recorded on trace.flight)."""
+    async def join(self, key: str, trace: RequestTrace, *, wait: bool = True) -> Turn:
+        """Lead the miss on `key`, or wait for the leader's answer (recorded on trace.flight).
+
+        `wait` False: at most one round trip (taking the lease ahead of knowing whether it is needed); a request
+        another one leads gets `Turn(wait=...)` at once, and must then either wait its turn or leave.
+        """
         flight = self._flights.get(key)
         if flight is not None:
-            return await self._follow_local(key, flight, trace)
+            waiting = Wait(self, key, flight, None, trace)
+            return await waiting.turn() if wait else Turn(wait=waiting)
         flight = self._flights[key] = _Flight()
         try:
             turn = await self._contend(key, flight, trace)
         except BaseException:
             self._land(key, flight, answered=False)
             raise
+        if turn.wait is not None:
+            return await turn.wait.turn() if wait else turn
         if turn.lead is None:
             self._land(key, flight, answered=turn.entry is not None)
         return turn
@@ -157,7 +201,7 @@ class SingleFlight:
         if acquired:
             self._held[lease] = token
             return Turn(lead=Lead(self, key, flight, lease, token, trace))
-        return await self._follow_remote(key, lease, flight, trace)
+        return Turn(wait=Wait(self, key, flight, lease, trace))
 
     async def _follow_remote(self, key: str, lease: str, flight: _Flight, trace: RequestTrace) -> Turn:
         started = self._clock()

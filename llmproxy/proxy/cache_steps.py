@@ -84,10 +84,13 @@ class CacheSteps:
             request.trace.failed("redis", "search")
             return None
 
-    async def promote(self, hit: ParaphraseHit, key: str, request: CacheRequest) -> None:
-        """Copy an L2 hit under the request's own key, so the next identical request is an L1 hit."""
+    async def promote(self, hit: ParaphraseHit, key: str, request: CacheRequest) -> bool:
+        """Copy an L2 hit under the request's own key, so the next identical request is an L1 hit; whether the
+        copy was stored."""
         parsed = request.parsed
         listing = catalog_record(request.protocol, parsed.body, request.scope, parsed.model, key, hit.entry_key)
         # Same expiry as the original answer.
-        if await self.write_back.promote(key, hit.entry, hit.ttl_ms, listing) == "failed":
+        outcome = await self.write_back.promote(key, hit.entry, hit.ttl_ms, listing)
+        if outcome == "failed":
             request.trace.failed("redis", "write")
+        return outcome == "stored"

@@ -7,11 +7,15 @@ it takes a `CacheRequest` (whose protocol says what its bodies mean) and returns
 
 from __future__ import annotations
 
+import asyncio
 import logging
+
+import anyio
 
 from llmproxy.cache.catalog.index import catalog_record
 from llmproxy.cache.entry import CacheEntry
 from llmproxy.cache.paraphrase import ParaphraseHit, Prepared, Unembedded
+from llmproxy.cache.single_flight import Lead, Turn
 from llmproxy.cache.writeback import StorePlan
 from llmproxy.proxy.cache_steps import UNAVAILABLE, CacheSteps, Unavailable
 from llmproxy.proxy.coalescing import Coalescer
@@ -92,10 +96,12 @@ class Pipeline:
         # An undecided route is no_cache: nothing is looked up, stored, promoted or coalesced for it.
         lookup = controls.lookup and not route.cache.no_cache and cache_up
         store = controls.store and not route.cache.no_cache and cache_up
+        coalescer = self._coalescer if lookup and store else None
+        turn: Turn | None = None
         if lookup and prepared is not None:
-            hit = await self._cache.paraphrase(prepared, request)
+            hit, turn = await self._paraphrase(prepared, key, request, coalescer)
             if hit is not None:
-                return await self._serve_paraphrase(hit, key, request, store, route)
+                return await self._serve_paraphrase(hit, key, request, store, route, turn)
         status = CacheStatus.MISS if lookup else CacheStatus.BYPASS
         trace.result = status.result
         reason = None
@@ -103,9 +109,28 @@ class Pipeline:
             reason = trace.bypass_reason = controls.bypass_reason or _bypass_reason(controls.lookup, route, unavailable)
         headers = [status_header(status), *bypass_headers(reason), route_header(route.name)]
         forward = self._plan(request, route.action, route, key, prepared, store, headers)
-        if self._coalescer is not None and lookup and forward.store is not None:
-            return await self._coalescer.send(key, request, forward, route.name)
+        if coalescer is not None:
+            return await coalescer.send(key, request, forward, route.name, turn)
         return await self._forwarder.send(request, forward)
+
+    async def _paraphrase(
+        self, prepared: Prepared, key: str, request: CacheRequest, coalescer: Coalescer | None
+    ) -> tuple[ParaphraseHit | None, Turn | None]:
+        """The L2 hit or None, and, for a miss that will coalesce, its single-flight turn: the lease is taken
+        while the search runs (one round trip fewer on a miss)."""
+        if coalescer is None:
+            return await self._cache.paraphrase(prepared, request), None
+        joining = asyncio.ensure_future(coalescer.lease_ahead(key, request))
+        try:
+            hit = await self._cache.paraphrase(prepared, request)
+        except BaseException:
+            with anyio.CancelScope(shield=True):  # the request is over (e.g. the client left): free the lease
+                turn = await joining
+                _leave(turn, answered=False)
+                if turn.lead is not None:
+                    await turn.lead.release(False, led=False)
+            raise
+        return hit, await joining
 
     async def _route(self, embedded: Prepared | Unembedded | None, trace: RequestTrace) -> RouteDecision:
         if self._router is None or not self._router.active:
@@ -142,14 +167,47 @@ class Pipeline:
         )
 
     async def _serve_paraphrase(
-        self, hit: ParaphraseHit, key: str, request: CacheRequest, store: bool, route: RouteDecision
+        self,
+        hit: ParaphraseHit,
+        key: str,
+        request: CacheRequest,
+        store: bool,
+        route: RouteDecision,
+        turn: Turn | None,
     ) -> Reply:
+        lead = turn.lead if turn is not None else None
+        if turn is not None and lead is None:
+            request.trace.flight = None  # answered by L2: its lease attempt took no part in single-flight
         if hit.is_exact(key):  # stored under this very key after our L1 lookup: an L1 hit, nothing to promote
-            return self._replies.entry(hit.entry, request, CacheStatus.HIT_L1, [route_header(route.name)])
-        if store:
-            await self._cache.promote(hit, key, request)
+            reply = self._replies.entry(hit.entry, request, CacheStatus.HIT_L1, [route_header(route.name)])
+            _leave(turn, answered=True)
+            return _releasing(reply, lead, stored=True)
+        promoted = await self._cache.promote(hit, key, request) if store else False
+        _leave(turn, answered=promoted)
         headers = [(SIMILARITY_HEADER, f"{hit.similarity:.4f}"), route_header(route.name)]
-        return self._replies.entry(hit.entry, request, CacheStatus.HIT_L2, headers)
+        # A twin that waited on the lease taken ahead finds the promoted copy in L1.
+        return _releasing(self._replies.entry(hit.entry, request, CacheStatus.HIT_L2, headers), lead, promoted)
+
+
+def _leave(turn: Turn | None, answered: bool) -> None:
+    if turn is not None and turn.wait is not None:
+        turn.wait.leave(answered)
+
+
+def _releasing(reply: Reply, lead: Lead | None, stored: bool) -> Reply:
+    """The reply, releasing a lease taken ahead once it is sent (or abandoned)."""
+    if lead is None:
+        return reply
+    inner_close = reply.close
+
+    async def close() -> None:
+        try:
+            if inner_close is not None:
+                await inner_close()
+        finally:
+            await lead.release(stored, led=False)
+
+    return Reply(reply.status, reply.headers, reply.body, close)
 
 
 async def _decide(router: Router, embedded: Prepared | Unembedded | None) -> RouteDecision | UndecidedReason:

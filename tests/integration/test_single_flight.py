@@ -31,12 +31,13 @@ from llmproxy.settings import RedisSettings, SingleFlightSettings
 from llmproxy.store.redis_client import create_redis
 from llmproxy.trace import FlightRecord, RequestTrace
 from tests.conftest import TEST_KEY_PREFIX
-from tests.integration.test_metrics import scrape_until, value
+from tests.integration.test_metrics import scrape, scrape_until, value
 from tests.integration.test_serve_command import serve
 from tests.support.admin import drop_indexes, tenant
 from tests.support.clients import async_openai_sdk, caller_headers
 from tests.support.servers import free_port
 from tests.support.upstream import FakeUpstream
+from tests.support.waiting import eventually
 
 MODEL = "fake-model"
 MESSAGES: list[Any] = [{"role": "user", "content": "What do twenty identical questions cost?"}]
@@ -323,3 +324,57 @@ async def test_a_leader_that_gets_no_connection_for_its_lease_still_leads_its_ow
     finally:
         await busy.delete(key)
         await busy.aclose()
+
+
+QUESTION = "How do I reverse a list in Python?"
+PARAPHRASE = "What is the way to reverse a Python list?"
+
+
+def leases_of(redis_client: redis.Redis, api_key: str) -> list[bytes]:
+    return list(redis_client.scan_iter(f"{TEST_KEY_PREFIX}:lease:{scope_id(tenant(api_key), None)}:*"))
+
+
+async def ask_text(client: AsyncOpenAI, text: str) -> str | None:
+    raw = await client.chat.completions.with_raw_response.create(
+        model=MODEL, messages=[{"role": "user", "content": text}]
+    )
+    return raw.headers.get("x-cache")
+
+
+def test_an_l2_hit_frees_the_lease_it_took_during_its_search_and_leads_no_flight(
+    start_proxy: Callable[..., AbstractContextManager[str]],
+    api_key: str,
+    upstream: FakeUpstream,
+    redis_client: redis.Redis,
+) -> None:
+    async def run(url: str) -> list[str | None]:
+        client = async_openai_sdk(url, api_key, upstream)
+        try:
+            return [await ask_text(client, QUESTION), await ask_text(client, PARAPHRASE)]
+        finally:
+            await client.close()
+
+    with start_proxy() as url:
+        assert asyncio.run(run(url)) == ["MISS", "HIT-L2"]
+        assert eventually(lambda: leases_of(redis_client, api_key) == []), "the lease taken ahead is released"
+        samples = scrape(url)
+    assert value(samples, FLIGHTS, role="leader", outcome="stored") == 1  # the first question's, only
+    assert value(samples, FLIGHTS, role="leader", outcome="not_stored") == 0
+    assert upstream.calls() == 1
+
+
+def test_twins_of_a_paraphrase_sent_together_are_all_answered_from_the_cache(
+    proxy_url: str, api_key: str, upstream: FakeUpstream, redis_client: redis.Redis
+) -> None:
+    async def run() -> list[str | None]:
+        client = async_openai_sdk(proxy_url, api_key, upstream)
+        try:
+            await ask_text(client, QUESTION)
+            return list(await asyncio.gather(*(ask_text(client, PARAPHRASE) for _ in range(12))))
+        finally:
+            await client.close()
+
+    answers = asyncio.run(run())
+    assert set(answers) <= {"HIT-L2", "HIT-L1"} and "HIT-L2" in answers
+    assert upstream.calls() == 1
+    assert eventually(lambda: leases_of(redis_client, api_key) == []), "every lease taken ahead is released"
