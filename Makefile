@@ -32,11 +32,12 @@ chromium:
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
 
 # torch first, pinned: the CPU wheel. Unpinned, sentence-transformers would pull several GB of CUDA packages.
-$(STAMP): pyproject.toml
+# The rest at the versions in constraints.txt (the ranges in pyproject.toml admit new releases, untested here).
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[embedded,dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[embedded,dev]'
 	touch $(STAMP)
 
 clean:
