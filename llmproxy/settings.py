@@ -347,6 +347,47 @@ class SemanticSettings(Section):
     )
     top_k: int = Field(4, ge=1, le=50, description="Nearest neighbours examined per lookup.")
     hnsw: HnswSettings = Field(default_factory=HnswSettings, description="Vector index parameters.")
+    audit_rate: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of L2 hits also sent upstream after the cached answer was served (shadow verification), "
+        "to measure L2 precision on live traffic (e.g. 0.02). 0: off.",
+    )
+    audit_max_per_minute: int = Field(
+        60, ge=0, description="Most shadow-verification calls per minute, across every worker sharing the Redis."
+    )
+    audit_max_dollars_per_day: float = Field(
+        1.0,
+        ge=0,
+        description="Most estimated US dollars per UTC day spent on shadow verification, across workers (from "
+        "metrics.prices; a model without a price counts nothing).",
+    )
+    audit_agree_similarity: float = Field(
+        0.9,
+        ge=0,
+        le=1,
+        description="Cosine similarity of the fresh and the served answers' embeddings from which they agree. "
+        "Deterministic requests (temperature 0 and a seed) are compared exactly instead.",
+    )
+    audit_queue_size: int = Field(
+        100, ge=1, description="Shadow verifications waiting for their call; more are dropped (and counted)."
+    )
+    max_error_rate: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="Error budget of L2 hits per model. When the upper 95% bound of a model's disagreement rate "
+        "exceeds it, the model's effective threshold tightens by audit_threshold_step (down to "
+        "audit_threshold_floor); it relaxes a step when the bound is under half the budget. null: off.",
+    )
+    audit_min_samples: int = Field(
+        30, ge=1, description="Audits since the last threshold change before the next tightening (relaxing: twice)."
+    )
+    audit_threshold_step: float = Field(0.02, gt=0, le=1, description="How much one tightening or relaxing moves.")
+    audit_threshold_floor: float = Field(
+        0.02, ge=0, le=1, description="The lowest effective threshold tightening sets."
+    )
 
     @model_validator(mode="after")
     def _check_threshold_bounds(self) -> SemanticSettings:

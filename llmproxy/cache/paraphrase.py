@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -68,7 +69,9 @@ class ParaphraseFinder:
         exact: ExactCache,
         settings: SemanticSettings,
         embed_timeout_s: float,
+        effective_threshold: Callable[[str], float | None] | None = None,
     ) -> None:
+        self._effective_threshold = effective_threshold  # an error budget's tightened threshold per model
         self._embedder = embedder
         self._embed_timeout_s = embed_timeout_s
         self._index = index
@@ -108,9 +111,13 @@ class ParaphraseFinder:
         return await self._find(prepared, policy)
 
     def policy(self, model: str, threshold: float | None) -> Policy:
-        """The request's header threshold, else the model's, else the default; guards per settings."""
+        """The request's header threshold, else the model's, else the default, at most the model's effective
+        threshold under an error budget; guards per settings."""
         if threshold is None:
             threshold = self._settings.model_thresholds.get(model, self._settings.threshold)
+        tightened = None if self._effective_threshold is None else self._effective_threshold(model)
+        if tightened is not None:  # the error budget caps a header's threshold too
+            threshold = min(threshold, tightened)
         return Policy(threshold=threshold, guards=self._settings.guards, learned=self._model)
 
     async def _find(self, prepared: Prepared, policy: Policy) -> ParaphraseHit | None:

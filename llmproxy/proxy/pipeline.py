@@ -8,6 +8,7 @@ it takes a `CacheRequest` (whose protocol says what its bodies mean) and returns
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from llmproxy.cache.catalog.index import catalog_record
 from llmproxy.cache.entry import CacheEntry
@@ -26,6 +27,7 @@ from llmproxy.proxy.headers import (
     status_header,
 )
 from llmproxy.proxy.replies import UNDECIDED_REASON, Replies
+from llmproxy.proxy.shadow_audit import AuditJob, ShadowAuditor
 from llmproxy.routing import (
     DEFAULT_ROUTE,
     BlockAction,
@@ -53,7 +55,9 @@ class Pipeline:
         replies: Replies,
         coalescer: Coalescer | None = None,  # None: single-flight is off
         refuse_undecided: bool = False,  # router.on_undecided: block
+        auditor: ShadowAuditor | None = None,  # None: shadow verification is off
     ) -> None:
+        self._auditor = auditor
         self._cache = cache
         self._router = router
         self._forwarder = forwarder
@@ -95,7 +99,7 @@ class Pipeline:
         if lookup and prepared is not None:
             hit = await self._cache.paraphrase(prepared, request)
             if hit is not None:
-                return await self._serve_paraphrase(hit, key, request, store, route)
+                return await self._serve_paraphrase(hit, key, request, store, route, prepared)
         status = CacheStatus.MISS if lookup else CacheStatus.BYPASS
         trace.result = status.result
         reason = None
@@ -142,14 +146,21 @@ class Pipeline:
         )
 
     async def _serve_paraphrase(
-        self, hit: ParaphraseHit, key: str, request: CacheRequest, store: bool, route: RouteDecision
+        self, hit: ParaphraseHit, key: str, request: CacheRequest, store: bool, route: RouteDecision, prepared: Prepared
     ) -> Reply:
         if hit.is_exact(key):  # stored under this very key after our L1 lookup: an L1 hit, nothing to promote
             return self._replies.entry(hit.entry, request, CacheStatus.HIT_L1, [route_header(route.name)])
         if store:
             await self._cache.promote(hit, key, request)
         headers = [(SIMILARITY_HEADER, f"{hit.similarity:.4f}"), route_header(route.name)]
-        return self._replies.entry(hit.entry, request, CacheStatus.HIT_L2, headers)
+        reply = self._replies.entry(hit.entry, request, CacheStatus.HIT_L2, headers)
+        if self._auditor is None or not isinstance(route.action, ForwardAction) or not self._auditor.picks():
+            return reply
+        action = route.action
+        plan = self._plan(request, action, route, key, prepared, store, []).store
+        job = AuditJob(request, hit.entry, hit.entry_key, key, action.upstream, action.model, plan)
+        # Verified once the caller has the answer: the reply's close only queues the job.
+        return replace(reply, close=self._auditor.after_serving(job))
 
 
 async def _decide(router: Router, embedded: Prepared | Unembedded | None) -> RouteDecision | UndecidedReason:
