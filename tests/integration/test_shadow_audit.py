@@ -127,12 +127,13 @@ def test_deterministic_request_is_compared_exactly(audit_proxy: AdminProxy, api_
     assert eventually(lambda: audits(audit_proxy, "agree") == 1)  # similar enough by embedding
 
 
-@settings(max_error_rate=0.1, audit_min_samples=3, audit_threshold_step=0.1, audit_threshold_floor=0.05)
+# A 50% budget: four audits are enough to judge (see estimate.clean_record_size), all four wrong.
+@settings(max_error_rate=0.5, audit_min_samples=4, audit_threshold_step=0.1, audit_threshold_floor=0.05)
 def test_error_budget_tightens_the_threshold_so_the_wrong_paraphrase_misses(
     audit_proxy: AdminProxy, api_key: str, upstream: FakeUpstream
 ) -> None:
     wrong = [(STORED, OTHER), (STORED, "How do I recover my password?")]
-    wrong.append(("Tips for a job interview", "Tips for a job interview tomorrow"))
+    wrong += [("Tips for a job interview", "Tips for a job interview tomorrow"), (STORED, OTHER + " now")]
     for index, (stored, asked) in enumerate(wrong):
         sdk = audit_proxy.sdk(f"{api_key}-{index}")  # a tenant per pair: each asked prompt finds only its pair
         ask(sdk, stored)

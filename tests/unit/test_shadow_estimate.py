@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from llmproxy.cache.shadow.estimate import Budget, Tally, next_threshold, wilson
+from llmproxy.cache.shadow.estimate import Budget, Tally, clean_record_size, next_threshold, wilson
 
 BUDGET = Budget(max_error_rate=0.1, min_samples=30, step=0.02, floor=0.04)
 
@@ -33,7 +33,7 @@ def test_precision_leaves_errors_out() -> None:
 
 
 def test_over_budget_tightens_one_step() -> None:
-    tally = Tally(epoch_agree=20, epoch_disagree=10)
+    tally = Tally(epoch_agree=25, epoch_disagree=10)
     assert next_threshold(tally, configured=0.16, budget=BUDGET) == 0.14
 
 
@@ -41,10 +41,20 @@ def test_tightening_waits_for_enough_audits() -> None:
     assert next_threshold(Tally(epoch_disagree=29), configured=0.16, budget=BUDGET) is None
 
 
+def test_tightening_waits_until_a_clean_record_could_be_within_budget() -> None:
+    # 0 of 34 has an upper bound of 0.102, over a 10% budget: only from 35 audits can the bound clear it.
+    assert clean_record_size(0.1) == 35
+    bound = wilson(0, 35)
+    assert bound is not None and bound.high <= 0.1
+    assert next_threshold(Tally(epoch_agree=34), configured=0.16, budget=BUDGET) is None
+    assert next_threshold(Tally(epoch_agree=30, epoch_disagree=4), configured=0.16, budget=BUDGET) is None
+    assert next_threshold(Tally(epoch_agree=30, epoch_disagree=5), configured=0.16, budget=BUDGET) == 0.14
+
+
 def test_tightening_stops_at_the_floor() -> None:
-    tally = Tally(epoch_disagree=30, threshold=0.05)
+    tally = Tally(epoch_disagree=35, threshold=0.05)
     assert next_threshold(tally, configured=0.16, budget=BUDGET) == 0.04
-    assert next_threshold(Tally(epoch_disagree=30, threshold=0.04), configured=0.16, budget=BUDGET) is None
+    assert next_threshold(Tally(epoch_disagree=35, threshold=0.04), configured=0.16, budget=BUDGET) is None
 
 
 def test_well_within_budget_relaxes_after_twice_the_audits() -> None:

@@ -59,15 +59,22 @@ class Budget:
     floor: float
 
 
+def clean_record_size(max_error_rate: float) -> int:
+    """The fewest audits whose upper bound can be within the budget (all of them agreeing): before that many, an
+    upper bound over the budget says nothing about the hits (z² / (n + z²) ≤ rate)."""
+    return math.ceil(Z_95 * Z_95 * (1 - max_error_rate) / max_error_rate)
+
+
 def next_threshold(tally: Tally, configured: float, budget: Budget) -> float | None:
     """The model's new effective threshold, or None to keep it.
 
-    Tighten a step when the upper bound of the disagreement rate since the last change exceeds the budget; relax a
-    step (never past the configured threshold) after twice as many audits with the bound under half the budget.
+    Tighten a step when the upper bound of the disagreement rate since the last change exceeds the budget, once
+    there are enough audits for a clean record to be within it; relax a step (never past the configured threshold)
+    after twice as many audits with the bound under half the budget.
     """
     trials = tally.epoch_agree + tally.epoch_disagree
     errors = wilson(tally.epoch_disagree, trials)
-    if errors is None or trials < budget.min_samples:
+    if errors is None or trials < max(budget.min_samples, clean_record_size(budget.max_error_rate)):
         return None
     current = configured if tally.threshold is None else tally.threshold
     if errors.high > budget.max_error_rate and current > budget.floor:
