@@ -364,11 +364,13 @@ class SemanticSettings(Section):
         "metrics.prices; a model without a price counts nothing).",
     )
     audit_agree_similarity: float = Field(
-        0.9,
+        0.85,
         ge=0,
         le=1,
-        description="Cosine similarity of the fresh and the served answers' embeddings from which they agree. "
-        "Deterministic requests (temperature 0 and a seed) are compared exactly instead.",
+        description="Cosine similarity of the fresh and the served answers' embeddings (the prompts' model) from "
+        "which they agree. Deterministic requests (temperature 0 and a seed) are compared exactly instead. 0.85 "
+        "separates the fake upstream's rephrasings (>= 0.85) from its other answers (99% < 0.72); check it on your "
+        "own answers (README, shadow verification).",
     )
     audit_queue_size: int = Field(
         100, ge=1, description="Shadow verifications waiting for their call; more are dropped (and counted)."

@@ -12,7 +12,7 @@ Phase 1 audits every hit (semantic.audit_rate 1) until `--hits` were audited and
 /admin/stats with the truth. Phase 2 starts a proxy with semantic.max_error_rate and sends the same kind of traffic
 in rounds, printing the effective threshold and the true wrong share of each round's hits.
 
-    .venv/bin/python load_tests/shadow_audit_bench.py [--hits 500] [--wrong 0.25] [--seed 15]
+    .venv/bin/python load_tests/shadow_audit_bench.py [--hits 500] [--wrong 0.5] [--seed 15]
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ class Hit:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hits", type=int, default=500, help="audited L2 hits in phase 1")
-    parser.add_argument("--wrong", type=float, default=0.25, help="share of variants with a content word changed")
+    parser.add_argument("--wrong", type=float, default=0.5, help="share of variants with a content word changed")
     parser.add_argument("--seed", type=int, default=15)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="llmproxy-audit-bench-") as tmp:

@@ -64,7 +64,7 @@ def plan_chat(body: Body, number: int, content_bytes: int | None = None, *, mean
     user_text = last_user_text(messages)
     tools = _tools_to_call(body, messages, user_text)
     answer_format = read_format(body.get("response_format"), "response_format")
-    reply = meaning_answer(user_text) if meaning else _reply_text(number, messages, user_text)
+    reply = _meaning_text(body, number, user_text) if meaning else _reply_text(number, messages, user_text)
     choices = tuple(
         _tool_choice(i, number, tools, user_text)
         if tools
@@ -134,6 +134,12 @@ def _reply_text(number: int, messages: list[object], user_text: str) -> str:
     if outputs:
         return f"Fake reply #{number} with tool output: " + "; ".join(outputs)
     return f"Fake reply #{number} to: {user_text}"
+
+
+def _meaning_text(body: Body, number: int, user_text: str) -> str:
+    """The answer by meaning: its first phrasing for a deterministic request, else one per reply number."""
+    deterministic = body.get("temperature") == 0 and body.get("seed") is not None
+    return meaning_answer(user_text, 0 if deterministic else number)
 
 
 def _text_choice(

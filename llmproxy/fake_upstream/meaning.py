@@ -3,6 +3,11 @@
 Two prompts with the same content words in any order and any filler ("How do I reset my password?", "how can I
 reset my password") get the same answer; a changed content word or number gives an unrelated sentence. Tests use
 it to make L2 hits that truly agree and hits that truly disagree (`X-Fake-Answers: meaning`).
+
+Like a model sampling at a temperature, the same answer comes in one of several phrasings (by `phrasing`, which
+the fake takes from its reply counter), except for a deterministic request (temperature 0 and a seed): always the
+first. Rephrasings of one answer have embedding similarity ≥ 0.85 (MiniLM); answers of different meanings at most
+0.80, 99% of them under 0.72 (measured on 60 answers: BENCHMARKS.md, shadow verification).
 """
 
 from __future__ import annotations
@@ -30,9 +35,25 @@ def content_words(text: str) -> tuple[str, ...]:
     return tuple(sorted({word for word in _WORD.findall(text.lower()) if word not in FILLER}))
 
 
-def meaning_answer(text: str) -> str:
-    """One sentence chosen by the prompt's content words: equal for the same words, unrelated otherwise."""
-    words = content_words(text)
-    digest = hashlib.sha256(" ".join(words).encode()).digest()
-    parts = (_WHO[digest[0] % 8], _DOES[digest[1] % 8], _WHAT[digest[2] % 8], _WHERE[digest[3] % 8])
-    return f"{parts[0]} {parts[1]} {digest[4] % 90 + 10} {parts[2]} {parts[3]}. (ref {digest[5:9].hex()})"
+PHRASINGS = (
+    "{who} {does} {count} {what} {where}.",
+    "{Where}, {who_} {does} {count} {what}.",
+    "Answer: {who_} {does} {count} {what} {where}, as usual.",
+    "It is {who_} who {does} {count} {what} {where}.",
+)
+
+
+def meaning_answer(text: str, phrasing: int = 0) -> str:
+    """One sentence chosen by the prompt's content words (in one of the PHRASINGS): the same words get the same
+    sentence, other words an unrelated one."""
+    digest = hashlib.sha256(" ".join(content_words(text)).encode()).digest()
+    who, where = _WHO[digest[0] % 8], _WHERE[digest[3] % 8]
+    return PHRASINGS[phrasing % len(PHRASINGS)].format(
+        who=who,
+        who_=who[0].lower() + who[1:],
+        does=_DOES[digest[1] % 8],
+        count=digest[4] % 90 + 10,
+        what=_WHAT[digest[2] % 8],
+        where=where,
+        Where=where[0].upper() + where[1:],
+    )

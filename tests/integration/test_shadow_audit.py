@@ -16,7 +16,7 @@ import pytest
 import redis
 from openai import OpenAI
 
-from llmproxy.fake_upstream.meaning import meaning_answer
+from llmproxy.fake_upstream.meaning import PHRASINGS, meaning_answer
 from llmproxy.proxy.shadow_audit import AUDITOR, WORKERS
 from tests.support.admin import AdminProxy, running_admin_proxy
 from tests.support.upstream import FakeUpstream, metric
@@ -62,6 +62,11 @@ def ask(sdk: OpenAI, text: str, **options: Any) -> tuple[str, str]:
     return raw.parse().choices[0].message.content or "", raw.headers["x-cache"]
 
 
+def means(answer: str, prompt: str) -> bool:
+    """Whether the answer is the fake's answer to prompt, in any of its phrasings."""
+    return answer in {meaning_answer(prompt, number) for number in range(len(PHRASINGS))}
+
+
 def audits(proxy: AdminProxy, outcome: str) -> float:
     return metric(proxy.url, "llmproxy_l2_audit_total", model="fake-model", outcome=outcome)
 
@@ -77,7 +82,7 @@ def test_paraphrase_with_the_same_answer_is_audited_as_agreeing(audit_proxy: Adm
     sdk = audit_proxy.sdk(api_key)
     ask(sdk, STORED)
     answer, status = ask(sdk, SAME)
-    assert (status, answer) == ("HIT-L2", meaning_answer(STORED))
+    assert status == "HIT-L2" and means(answer, STORED)
     assert eventually(lambda: audits(audit_proxy, "agree") == 1)
     assert audits(audit_proxy, "disagree") == 0
     # The miss, then the audit call, which carried the caller's own credential.
@@ -90,10 +95,12 @@ def test_wrong_paraphrase_is_audited_its_copy_replaced_and_logged(audit_proxy: A
     sdk = audit_proxy.sdk(api_key)
     ask(sdk, STORED)
     served, status = ask(sdk, OTHER)
-    assert (status, served) == ("HIT-L2", meaning_answer(STORED))  # the wrong answer, served
+    assert status == "HIT-L2" and means(served, STORED)  # the wrong answer, served
     assert eventually(lambda: audits(audit_proxy, "disagree") == 1)
     # The promoted copy now holds the fresh answer: the same prompt is not served the wrong one again.
-    assert eventually(lambda: ask(sdk, OTHER) == (meaning_answer(OTHER), "HIT-L1"))
+    assert eventually(lambda: audit_proxy.audit() != [])
+    answer, status = ask(sdk, OTHER)
+    assert status == "HIT-L1" and means(answer, OTHER)
     events = [event for event in audit_proxy.audit() if event["who"] == AUDITOR]
     assert [event["action"] for event in events] == ["l2_disagree"]
     assert events[0]["filters"]["model"] == "fake-model"
@@ -146,7 +153,8 @@ def test_error_budget_tightens_the_threshold_so_the_wrong_paraphrase_misses(
     # Distance ≈ 0.13, within the configured 0.2 but not the tightened 0.1.
     sdk = audit_proxy.sdk(f"{api_key}-after")
     ask(sdk, STORED)
-    assert ask(sdk, OTHER) == (meaning_answer(OTHER), "MISS")
+    answer, status = ask(sdk, OTHER)
+    assert status == "MISS" and means(answer, OTHER)
 
 
 @settings(audit_max_per_minute=2)
