@@ -130,6 +130,8 @@ class ShadowAuditor:
                 tallies = await self._ledger.tallies()
             except CacheUnavailableError as exc:
                 logger.warning("could not read the audit ledger: %s", exc)
+            except Exception:  # a bad ledger entry must not stop the refresh (nor the app's task group)
+                logger.exception("could not read the audit ledger")
             else:
                 for model, tally in tallies.items():
                     self._metrics.set_threshold(model, self._threshold(model, tally))

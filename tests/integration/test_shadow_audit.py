@@ -91,6 +91,18 @@ def test_paraphrase_with_the_same_answer_is_audited_as_agreeing(audit_proxy: Adm
     assert calls[1]["headers"]["authorization"] == f"Bearer {api_key}"
 
 
+def test_streamed_hit_is_audited_with_one_json_call(audit_proxy: AdminProxy, api_key: str) -> None:
+    sdk = audit_proxy.sdk(api_key)
+    ask(sdk, STORED)
+    stream = sdk.chat.completions.create(
+        model="fake-model", messages=[{"role": "user", "content": SAME}], stream=True, extra_headers=MEANING
+    )
+    assert means("".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices), STORED)
+    assert eventually(lambda: audits(audit_proxy, "agree") == 1)
+    audit_call = audit_proxy.fake.requests()[-1]
+    assert '"stream":false' in audit_call["body"]
+
+
 def test_wrong_paraphrase_is_audited_its_copy_replaced_and_logged(audit_proxy: AdminProxy, api_key: str) -> None:
     sdk = audit_proxy.sdk(api_key)
     ask(sdk, STORED)
