@@ -28,6 +28,7 @@ from llmproxy.cache.semantic import SemanticIndex, SemanticIndexError
 from llmproxy.cache.shadow.comparison import Embed
 from llmproxy.cache.shadow.ledger import AuditLedger
 from llmproxy.cache.single_flight import SingleFlight
+from llmproxy.cache.verifier import Verifier
 from llmproxy.cache.writeback import WriteBack
 from llmproxy.embeddings.embedder import Embedder, ModelLoader
 from llmproxy.proxy.cache_steps import CacheSteps
@@ -111,6 +112,7 @@ def lifespan_for(
                 catalog=catalog,
                 health=redis_health,
                 max_entry_bytes=settings.cache.max_entry_bytes,
+                verifier=semantic.verifier,
             )
             audit_log = AuditLog(redis, settings.redis.key_prefix)
             shadow = None
@@ -291,6 +293,7 @@ class SemanticLayer:
     index: SemanticIndex | None = None
     router: Router | None = None
     embedder: Embedder | None = None
+    verifier: Verifier | None = None
 
 
 async def open_semantic_layer(
@@ -320,6 +323,7 @@ async def open_semantic_layer(
     )
     await ensure_index(index)
     timeout_s = settings.embeddings.timeout_ms / 1000
+    verifier = await open_verifier(settings, index, model_loader, background)
     # Under an error budget, each model's threshold is at most the one the ledger keeps (read locally).
     budgeted = ledger is not None and settings.semantic.max_error_rate is not None
     finder = ParaphraseFinder(
@@ -329,6 +333,7 @@ async def open_semantic_layer(
         settings=settings.semantic,
         embed_timeout_s=timeout_s,
         effective_threshold=ledger.effective_threshold if budgeted and ledger is not None else None,
+        verifier=verifier,
     )
     # The route references live in this process (no Redis): routing holds while Redis is down or flushed.
     unloaded = Router(
@@ -339,7 +344,25 @@ async def open_semantic_layer(
         reload_requests: asyncio.Queue[None] = asyncio.Queue(maxsize=1)
         background.start_soon(serve_reload_requests, reload_requests, router, settings)
         reload_on_sighup(reload_requests)
-    return SemanticLayer(finder=finder, index=index, router=router, embedder=embedder)
+    return SemanticLayer(finder=finder, index=index, router=router, embedder=embedder, verifier=verifier)
+
+
+async def open_verifier(
+    settings: Settings, index: SemanticIndex, model_loader: ModelLoader, background: TaskGroup
+) -> Verifier | None:
+    """The verifier model (semantic.verifier_model) run by the same backend as the primary one, with its batcher
+    task in `background`; None when none is configured."""
+    name = settings.semantic.verifier_model
+    if name is None:
+        return None
+    embedding = settings.embeddings.model_copy(update={"model": name})
+    model = await anyio.to_thread.run_sync(model_loader, embedding)
+    embedder = Embedder(model, embedding.max_batch, embedding.max_wait_ms)
+    await warm_up(embedder)
+    background.start_soon(embedder.run_batcher)
+    logger.info("L2 verifier model %s loaded (%d dimensions)", name, embedder.dimension)
+    timeout_s = embedding.timeout_ms / 1000
+    return Verifier(embedder, index, settings.semantic.verifier_max_distance, timeout_s)
 
 
 async def warm_up(embedder: Embedder) -> None:

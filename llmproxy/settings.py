@@ -347,6 +347,20 @@ class SemanticSettings(Section):
     )
     top_k: int = Field(4, ge=1, le=50, description="Nearest neighbours examined per lookup.")
     hnsw: HnswSettings = Field(default_factory=HnswSettings, description="Vector index parameters.")
+    verifier_model: str | None = Field(
+        None,
+        description="A second, stronger sentence-transformers model (name or folder, local files only, run by "
+        "embeddings.backend) that decides the candidates the primary model puts within verifier_max_distance: the "
+        "decision (threshold, guards) then judges the verifier's distance. Its vector is stored with each L2 entry; "
+        "entries stored without one have it computed on use. null: off.",
+    )
+    verifier_max_distance: float = Field(
+        0.3,
+        ge=0,
+        le=1,
+        description="With a verifier: the loose primary-model distance within which candidates are verified; "
+        "farther ones are misses without it.",
+    )
     audit_rate: float = Field(
         0.0,
         ge=0,
