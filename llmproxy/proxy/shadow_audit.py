@@ -141,11 +141,11 @@ class ShadowAuditor:
         """Verify one hit: the outcome, or None when a cap stopped it (counted as skipped)."""
         model = job.request.parsed.model
         estimate = self._cost(model, job.request, job.served.response)
-        if not await self._ledger.reserve_call(self._settings.audit_max_per_minute):
-            self._metrics.skipped.labels("minute_cap").inc()
-            return None
         if await self._ledger.spent_today() + estimate > self._settings.audit_max_dollars_per_day:
             self._metrics.skipped.labels("dollar_cap").inc()
+            return None
+        if not await self._ledger.reserve_call(self._settings.audit_max_per_minute):
+            self._metrics.skipped.labels("minute_cap").inc()
             return None
         fresh = await self._ask_again(job)
         if fresh is None:
@@ -226,7 +226,11 @@ class ShadowAuditor:
         return self._settings.model_thresholds.get(model, self._settings.threshold)
 
     def _threshold(self, model: str, tally: Tally) -> float:
-        return self._configured(model) if tally.threshold is None else tally.threshold
+        """The model's threshold in force: the ledger's only under an error budget (one left from an earlier
+        budget is not applied)."""
+        if self._budget is None or tally.threshold is None:
+            return self._configured(model)
+        return tally.threshold
 
     def _cost(self, model: str, request: CacheRequest, answer: JsonObject) -> float:
         """An audit call's estimated cost: the answer's usage at the model's price (the served answer's before the

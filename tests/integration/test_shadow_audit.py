@@ -185,7 +185,7 @@ def test_audits_stop_at_the_calls_per_minute_cap(audit_proxy: AdminProxy, api_ke
     audit_max_dollars_per_day=0.5, metrics={"prices": {"fake-model": {"input_usd_per_1m": 1e6, "output_usd_per_1m": 0}}}
 )
 def test_audits_stop_at_the_dollars_per_day_cap(audit_proxy: AdminProxy, api_key: str) -> None:
-    # Each call costs about $6 at this price (six prompt words): over the day's cap before the first.
+    # The served answer says 5 prompt tokens: $5 at this price, over the day's cap before the first call.
     sdk = audit_proxy.sdk(api_key)
     ask(sdk, STORED)
     assert ask(sdk, SAME)[1] == "HIT-L2"
@@ -194,7 +194,7 @@ def test_audits_stop_at_the_dollars_per_day_cap(audit_proxy: AdminProxy, api_key
 
 
 @settings(audit_queue_size=1)
-def test_a_full_audit_queue_drops_hits_without_delaying_them(audit_proxy: AdminProxy, api_key: str) -> None:
+def test_a_full_audit_queue_drops_audits_and_counts_them(audit_proxy: AdminProxy, api_key: str) -> None:
     sdk = audit_proxy.sdk(api_key)
     ask(sdk, STORED)
     slow = {"X-Fake-Latency-Ms": "3000"}  # the audit calls (which carry the caller's headers) take 3 s each

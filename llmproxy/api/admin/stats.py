@@ -66,12 +66,14 @@ async def _precision(ledger: AuditLedger, settings: SemanticSettings) -> dict[st
         tallies = await ledger.tallies()
     except CacheUnavailableError as exc:
         raise ServiceUnavailableError(f"The L2 audit ledger could not be read: {exc}", code=UNAVAILABLE) from exc
-    return {model: _model_precision(tally, settings.model_thresholds.get(model, settings.threshold))
+    budgeted = settings.max_error_rate is not None
+    return {model: _model_precision(tally, settings.model_thresholds.get(model, settings.threshold), budgeted)
             for model, tally in tallies.items()}  # fmt: skip
 
 
-def _model_precision(tally: Tally, configured: float) -> dict[str, Any]:
+def _model_precision(tally: Tally, configured: float, budgeted: bool) -> dict[str, Any]:
     precision = tally.precision()
+    effective = tally.threshold if budgeted and tally.threshold is not None else configured
     return {
         "audited": tally.agree + tally.disagree,
         "agree": tally.agree,
@@ -81,7 +83,7 @@ def _model_precision(tally: Tally, configured: float) -> dict[str, Any]:
         "precision_low": None if precision is None else round(precision.low, 4),
         "precision_high": None if precision is None else round(precision.high, 4),
         "threshold": configured,
-        "effective_threshold": configured if tally.threshold is None else tally.threshold,
+        "effective_threshold": effective,
     }
 
 
