@@ -33,6 +33,7 @@ import httpx
 
 import services
 from llmproxy.fake_upstream.meaning import content_words
+from llmproxy.proxy.scope import caller_credentials, tenant_id
 from llmproxy.store.embedded_redis import EmbeddedRedis, EmbeddedRedisConfig
 
 CHAT = "/v1/chat/completions"
@@ -51,6 +52,8 @@ LOOSE = {"guards": False, "threshold": 0.3, "max_threshold": 0.3, "audit_rate": 
 
 @dataclass(frozen=True, slots=True)
 class Hit:
+    tenant: str  # the caller's API key
+    asked: str
     wrong: bool  # the fake's answer to the asked prompt differs from the served one
 
 
@@ -116,7 +119,7 @@ def send_hits(http: httpx.Client, url: str, source: Any, count: int, stored: set
             ask(http, url, tenant, base)
             stored.add(tenant)
         if ask(http, url, tenant, asked) == "HIT-L2":
-            hits.append(Hit(wrong=content_words(asked) != content_words(base)))
+            hits.append(Hit(tenant, asked, wrong=content_words(asked) != content_words(base)))
     return hits
 
 
@@ -137,12 +140,29 @@ def settled(http: httpx.Client, url: str, audited: int, timeout_s: float = 300) 
     raise RuntimeError(f"only {precision(http, url)} audited after {timeout_s} s")
 
 
+def judged_wrong(http: httpx.Client, url: str, hits: list[Hit]) -> list[bool]:
+    """For each hit, whether its audit disagreed: its entry id (from the catalog, by tenant and prompt) is named by
+    an `l2_disagree` event of the audit log."""
+    auth = {"authorization": f"Bearer {ADMIN}"}
+    events = http.get(url + "/admin/audit", params={"limit": 1000}, headers=auth).json()["events"]
+    disagreed = {event["filters"]["request_entry"] for event in events if event["action"] == "l2_disagree"}
+    ids: dict[tuple[str, str], str] = {}
+    for tenant in {hit.tenant for hit in hits}:
+        tenant_hash = tenant_id(
+            caller_credentials([("authorization", f"Bearer {tenant}")]), shared=False, anonymous=False
+        )
+        listed = http.get(url + "/admin/entries", params={"tenant": tenant_hash, "limit": 50}, headers=auth).json()
+        ids.update({(tenant, entry["prompt"]): entry["id"] for entry in listed["entries"]})
+    return [ids[(hit.tenant, hit.asked)] in disagreed for hit in hits]
+
+
 def estimate_phase(workdir: Path, redis_url: str, upstream: str, args: argparse.Namespace) -> None:
     with proxy(workdir, redis_url, upstream, "bench-audit-1", {}) as url, httpx.Client(timeout=60) as http:
         started = time.perf_counter()
         hits = send_hits(http, url, traffic(random.Random(args.seed), args.wrong), args.hits, set())
         figures = settled(http, url, len(hits))
         elapsed = time.perf_counter() - started
+        verdicts = judged_wrong(http, url, hits)
     truth = 1 - sum(hit.wrong for hit in hits) / len(hits)
     print(f"phase 1: {len(hits)} L2 hits served and audited in {elapsed:.1f} s (variants changed: {args.wrong:.0%})")
     print("| figure | value |\n|---|---:|")
@@ -151,6 +171,9 @@ def estimate_phase(workdir: Path, redis_url: str, upstream: str, args: argparse.
     print(f"| Wilson 95% interval | [{figures['precision_low']:.4f}, {figures['precision_high']:.4f}] |")
     print(f"| estimate - truth | {100 * (figures['precision'] - truth):+.2f} points |")
     print(f"| audited: agree / disagree / errors | {figures['agree']} / {figures['disagree']} / {figures['errors']} |")
+    for wrong in (True, False):
+        judged = [verdict for hit, verdict in zip(hits, verdicts, strict=True) if hit.wrong is wrong]
+        print(f"| {'wrong' if wrong else 'right'} hits judged disagreeing | {sum(judged)} of {len(judged)} |")
 
 
 def budget_phase(workdir: Path, redis_url: str, upstream: str, args: argparse.Namespace) -> None:
