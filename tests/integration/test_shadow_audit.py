@@ -8,6 +8,9 @@ L2 hits are right. Guards are off in these proxies so that a wrong paraphrase is
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any
@@ -132,6 +135,21 @@ def test_admin_stats_reports_precision_with_its_interval(audit_proxy: AdminProxy
     # Wilson's 95% interval for 3 of 4.
     assert (model["precision_low"], model["precision_high"]) == pytest.approx((0.3006, 0.9544), abs=1e-4)
     assert model["effective_threshold"] == model["threshold"] == 0.2
+
+
+def test_cache_stats_command_prints_the_precision(audit_proxy: AdminProxy, api_key: str) -> None:
+    sdk = audit_proxy.sdk(api_key)
+    ask(sdk, STORED)
+    ask(sdk, SAME)
+    assert eventually(lambda: audits(audit_proxy, "agree") == 1)
+    env = {name: value for name, value in os.environ.items() if not name.startswith("LLMPROXY_")}
+    env |= {"LLMPROXY_URL": audit_proxy.url, "LLMPROXY_ADMIN_TOKEN": audit_proxy.token}
+    command = [sys.executable, "-m", "llmproxy", "cache", "stats"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.split("L2 precision (shadow verification, every audit so far)\n")[1].splitlines()
+    assert lines[0].split() == ["model", "audited", "disagree", "errors", "precision", "95%", "interval", "threshold"]
+    assert lines[1].split()[:5] == ["fake-model", "1", "0", "0", "1"]
 
 
 def test_deterministic_request_is_compared_exactly(audit_proxy: AdminProxy, api_key: str) -> None:
