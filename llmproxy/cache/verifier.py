@@ -51,7 +51,12 @@ class Verifier:
         near = [neighbour for neighbour in neighbours if neighbour.distance <= self.max_distance]
         if not near:
             return {}
-        stored = await self._index.verifier_vectors([neighbour.entry_key for neighbour in near])
+        dimension = self._embedder.dimension
+        # A vector of another dimension was stored under an earlier verifier model: computed again, like a missing one.
+        stored = [
+            vector if vector is not None and vector.shape == (dimension,) else None
+            for vector in await self._index.verifier_vectors([neighbour.entry_key for neighbour in near])
+        ]
         missing = [neighbour.prompt for neighbour, vector in zip(near, stored, strict=True) if vector is None]
         try:
             # One batch for the model: the query and any candidate stored without its vector.
@@ -69,5 +74,5 @@ class Verifier:
         return {
             neighbour.entry_key: 1.0 - float(np.dot(query, vector))
             for neighbour, vector in zip(near, vectors, strict=True)
-            if vector is not None and vector.shape == query.shape
+            if vector is not None
         }
