@@ -25,7 +25,10 @@ from llmproxy.cache.catalog.invalidation import Invalidator
 from llmproxy.cache.exact import ExactCache
 from llmproxy.cache.paraphrase import ParaphraseFinder
 from llmproxy.cache.semantic import SemanticIndex, SemanticIndexError
+from llmproxy.cache.shadow.comparison import Embed
+from llmproxy.cache.shadow.ledger import AuditLedger
 from llmproxy.cache.single_flight import SingleFlight
+from llmproxy.cache.verifier import Verifier
 from llmproxy.cache.writeback import WriteBack
 from llmproxy.embeddings.embedder import Embedder, ModelLoader
 from llmproxy.proxy.cache_steps import CacheSteps
@@ -33,6 +36,7 @@ from llmproxy.proxy.coalescing import Coalescer
 from llmproxy.proxy.forwarder import Forwarder, Upstreams
 from llmproxy.proxy.pipeline import Pipeline
 from llmproxy.proxy.replies import Replies
+from llmproxy.proxy.shadow_audit import ShadowAuditor
 from llmproxy.routing import Router, RoutesError, load_routes
 from llmproxy.settings import ANTHROPIC_UPSTREAM, DEFAULT_UPSTREAM, Settings, UpstreamSettings
 from llmproxy.state import STATE_KEY, AdminTools, AppState
@@ -40,6 +44,7 @@ from llmproxy.store.errors import CacheUnavailableError
 from llmproxy.store.eviction import check_eviction_policy
 from llmproxy.store.health import RedisHealth
 from llmproxy.store.redis_client import RedisClient, create_redis, is_reachable
+from llmproxy.telemetry.audit_metrics import AuditMetrics
 from llmproxy.telemetry.history import History, HistoryWriter
 from llmproxy.telemetry.labels import BoundedLabels
 from llmproxy.telemetry.pricing import PriceList
@@ -76,14 +81,15 @@ def lifespan_for(
             await check_eviction_policy(redis)  # warns under a policy that can evict the audit log or history
             # 2. The upstream connection pools: the default one, one per named upstream, and Anthropic's, each with
             # its own breaker and retries, reported to the metrics.
-            metrics = ProxyMetrics()
+            metrics = ProxyMetrics(max_model_labels=settings.metrics.max_model_labels)
             upstreams = upstream_clients(settings, metrics)
             for family in upstreams.families.values():
                 for client in family.values():
                     resources.push_async_callback(client.aclose)
             # 3. The semantic layer: model, batcher task, vector index, router (skipped when disabled).
             exact = ExactCache(redis, settings.redis.key_prefix)
-            semantic = await open_semantic_layer(settings, redis, exact, model_loader, background)
+            ledger = audit_ledger(settings, redis)
+            semantic = await open_semantic_layer(settings, redis, exact, model_loader, background, ledger)
             # 4. The catalog of cached answers, which the admin API lists and invalidates (needs no model).
             catalog = Catalog(redis, settings.redis.key_prefix)
             await ensure_catalog(catalog)
@@ -106,20 +112,26 @@ def lifespan_for(
                 catalog=catalog,
                 health=redis_health,
                 max_entry_bytes=settings.cache.max_entry_bytes,
+                verifier=semantic.verifier,
             )
+            audit_log = AuditLog(redis, settings.redis.key_prefix)
+            shadow = None
+            if ledger is not None and semantic.embedder is not None:
+                shadow = ShadowParts(ledger, audit_log, semantic.embedder.embed, metrics.audit, background)
             pipeline = open_pipeline(
                 settings,
                 upstreams=upstreams,
                 cache=CacheSteps(exact=exact, finder=semantic.finder, write_back=write_back, health=redis_health),
                 router=semantic.router,
                 flight=open_single_flight(settings, redis, background),
+                shadow=shadow,
             )
             # 6. Telemetry: the Prometheus metrics (made in step 2), Redis-wide figures sampled in the background,
             # and the traffic history written to RedisTimeSeries by a background task, off the request path.
             history = await open_history(settings, redis, metrics, background, resources)
             telemetry = open_telemetry(settings, redis, metrics, history, catalog, background)
             # 7. The admin API's tools.
-            admin = admin_tools(redis, settings.redis.key_prefix, catalog, semantic, metrics)
+            admin = admin_tools(redis, settings.redis.key_prefix, catalog, semantic, metrics, ledger)
             state = AppState(
                 settings=settings,
                 redis=redis,
@@ -156,10 +168,35 @@ def upstream_clients(settings: Settings, metrics: ProxyMetrics) -> Upstreams:
     return Upstreams({"openai": openai, "anthropic": {None: anthropic}})
 
 
+@dataclass(frozen=True, slots=True)
+class ShadowParts:
+    """What shadow verification needs besides the forwarder; its workers run in `background`."""
+
+    ledger: AuditLedger
+    audit_log: AuditLog
+    embed: Embed
+    metrics: AuditMetrics
+    background: TaskGroup
+
+
+def audit_ledger(settings: Settings, redis: RedisClient) -> AuditLedger | None:
+    """The shared audit ledger, or None when shadow verification is off (semantic.audit_rate 0)."""
+    if not settings.semantic.enabled or settings.semantic.audit_rate <= 0:
+        return None
+    return AuditLedger(redis, settings.redis.key_prefix, clock=time.time)
+
+
 def open_pipeline(
-    settings: Settings, *, upstreams: Upstreams, cache: CacheSteps, router: Router | None, flight: SingleFlight | None
+    settings: Settings,
+    *,
+    upstreams: Upstreams,
+    cache: CacheSteps,
+    router: Router | None,
+    flight: SingleFlight | None,
+    shadow: ShadowParts | None = None,
 ) -> Pipeline:
-    """The request path over its cache steps: the forwarder, the replies it makes itself, single-flight."""
+    """The request path over its cache steps: the forwarder, the replies it makes itself, single-flight, and
+    shadow verification of L2 hits (its workers started in the background)."""
     forwarder = Forwarder(
         upstreams=upstreams,
         write_back=cache.write_back,
@@ -167,6 +204,19 @@ def open_pipeline(
         max_pending_writes=settings.cache.max_pending_writes,
     )
     replies = Replies(clock=time.time)
+    auditor = None
+    if shadow is not None:
+        auditor = ShadowAuditor(
+            settings=settings.semantic,
+            forwarder=forwarder,
+            ledger=shadow.ledger,
+            write_back=cache.write_back,
+            audit_log=shadow.audit_log,
+            embed=shadow.embed,
+            prices=PriceList(settings.metrics.prices),
+            metrics=shadow.metrics,
+        )
+        shadow.background.start_soon(auditor.run)
     return Pipeline(
         cache=cache,
         router=router,
@@ -174,6 +224,7 @@ def open_pipeline(
         replies=replies,
         coalescer=None if flight is None else Coalescer(flight=flight, forwarder=forwarder, replies=replies),
         refuse_undecided=settings.router.on_undecided == "block",
+        auditor=auditor,
     )
 
 
@@ -242,6 +293,7 @@ class SemanticLayer:
     index: SemanticIndex | None = None
     router: Router | None = None
     embedder: Embedder | None = None
+    verifier: Verifier | None = None
 
 
 async def open_semantic_layer(
@@ -250,6 +302,7 @@ async def open_semantic_layer(
     exact: ExactCache,
     model_loader: ModelLoader,
     background: TaskGroup,
+    ledger: AuditLedger | None = None,
 ) -> SemanticLayer:
     """Load the model, start its batcher (a task in `background`), open the L2 index and load the routes.
 
@@ -270,8 +323,17 @@ async def open_semantic_layer(
     )
     await ensure_index(index)
     timeout_s = settings.embeddings.timeout_ms / 1000
+    verifier = await open_verifier(settings, index, model_loader, background)
+    # Under an error budget, each model's threshold is at most the one the ledger keeps (read locally).
+    budgeted = ledger is not None and settings.semantic.max_error_rate is not None
     finder = ParaphraseFinder(
-        embedder=embedder, index=index, exact=exact, settings=settings.semantic, embed_timeout_s=timeout_s
+        embedder=embedder,
+        index=index,
+        exact=exact,
+        settings=settings.semantic,
+        embed_timeout_s=timeout_s,
+        effective_threshold=ledger.effective_threshold if budgeted and ledger is not None else None,
+        verifier=verifier,
     )
     # The route references live in this process (no Redis): routing holds while Redis is down or flushed.
     unloaded = Router(
@@ -282,7 +344,25 @@ async def open_semantic_layer(
         reload_requests: asyncio.Queue[None] = asyncio.Queue(maxsize=1)
         background.start_soon(serve_reload_requests, reload_requests, router, settings)
         reload_on_sighup(reload_requests)
-    return SemanticLayer(finder=finder, index=index, router=router, embedder=embedder)
+    return SemanticLayer(finder=finder, index=index, router=router, embedder=embedder, verifier=verifier)
+
+
+async def open_verifier(
+    settings: Settings, index: SemanticIndex, model_loader: ModelLoader, background: TaskGroup
+) -> Verifier | None:
+    """The verifier model (semantic.verifier_model) run by the same backend as the primary one, with its batcher
+    task in `background`; None when none is configured."""
+    name = settings.semantic.verifier_model
+    if name is None:
+        return None
+    embedding = settings.embeddings.model_copy(update={"model": name})
+    model = await anyio.to_thread.run_sync(model_loader, embedding)
+    embedder = Embedder(model, embedding.max_batch, embedding.max_wait_ms)
+    await warm_up(embedder)
+    background.start_soon(embedder.run_batcher)
+    logger.info("L2 verifier model %s loaded (%d dimensions)", name, embedder.dimension)
+    timeout_s = embedding.timeout_ms / 1000
+    return Verifier(embedder, index, settings.semantic.verifier_max_distance, timeout_s)
 
 
 async def warm_up(embedder: Embedder) -> None:
@@ -323,7 +403,12 @@ async def ensure_catalog(catalog: Catalog) -> None:
 
 
 def admin_tools(
-    redis: RedisClient, key_prefix: str, catalog: Catalog, semantic: SemanticLayer, metrics: ProxyMetrics
+    redis: RedisClient,
+    key_prefix: str,
+    catalog: Catalog,
+    semantic: SemanticLayer,
+    metrics: ProxyMetrics,
+    ledger: AuditLedger | None = None,
 ) -> AdminTools:
     """What the admin API works with; invalidation by prompt uses the semantic layer when it is on."""
     embed = semantic.embedder.embed if semantic.embedder is not None else None
@@ -339,6 +424,7 @@ def admin_tools(
         entries=EntryReader(redis, key_prefix),
         invalidator=invalidator,
         audit=AuditLog(redis, key_prefix),
+        ledger=ledger,
     )
 
 

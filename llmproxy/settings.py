@@ -347,6 +347,63 @@ class SemanticSettings(Section):
     )
     top_k: int = Field(4, ge=1, le=50, description="Nearest neighbours examined per lookup.")
     hnsw: HnswSettings = Field(default_factory=HnswSettings, description="Vector index parameters.")
+    verifier_model: str | None = Field(
+        None,
+        description="A second, stronger sentence-transformers model (name or folder, local files only, run by "
+        "embeddings.backend) that decides the candidates the primary model puts within verifier_max_distance: the "
+        "decision (threshold, guards) then judges the verifier's distance. Its vector is stored with each L2 entry; "
+        "entries stored without one have it computed on use. null: off.",
+    )
+    verifier_max_distance: float = Field(
+        0.3,
+        ge=0,
+        le=1,
+        description="With a verifier: the loose primary-model distance within which candidates are verified; "
+        "farther ones are misses without it.",
+    )
+    audit_rate: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of L2 hits also sent upstream after the cached answer was served (shadow verification), "
+        "to measure L2 precision on live traffic (e.g. 0.02). 0: off.",
+    )
+    audit_max_per_minute: int = Field(
+        60, ge=0, description="Most shadow-verification calls per minute, across every worker sharing the Redis."
+    )
+    audit_max_dollars_per_day: float = Field(
+        1.0,
+        ge=0,
+        description="Most estimated US dollars per UTC day spent on shadow verification, across workers (from "
+        "metrics.prices; a model without a price counts nothing).",
+    )
+    audit_agree_similarity: float = Field(
+        0.85,
+        ge=0,
+        le=1,
+        description="Cosine similarity of the fresh and the served answers' embeddings (the prompts' model) from "
+        "which they agree. Deterministic requests (temperature 0 and a seed) are compared exactly instead. 0.85 "
+        "separates the fake upstream's rephrasings (>= 0.85) from its other answers (99% < 0.72); check it on your "
+        "own answers (README, shadow verification).",
+    )
+    audit_queue_size: int = Field(
+        100, ge=1, description="Shadow verifications waiting for their call; more are dropped (and counted)."
+    )
+    max_error_rate: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="Error budget of L2 hits per model. When the upper 95% bound of a model's disagreement rate "
+        "exceeds it, the model's effective threshold tightens by audit_threshold_step (down to "
+        "audit_threshold_floor); it relaxes a step when the bound is under half the budget. null: off.",
+    )
+    audit_min_samples: int = Field(
+        30, ge=1, description="Audits since the last threshold change before the next tightening (relaxing: twice)."
+    )
+    audit_threshold_step: float = Field(0.02, gt=0, le=1, description="How much one tightening or relaxing moves.")
+    audit_threshold_floor: float = Field(
+        0.02, ge=0, le=1, description="The lowest effective threshold tightening sets."
+    )
 
     @model_validator(mode="after")
     def _check_threshold_bounds(self) -> SemanticSettings:

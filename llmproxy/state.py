@@ -9,6 +9,7 @@ from llmproxy.cache.catalog.audit import AuditLog
 from llmproxy.cache.catalog.entry_view import EntryReader
 from llmproxy.cache.catalog.index import Catalog
 from llmproxy.cache.catalog.invalidation import Invalidator
+from llmproxy.cache.shadow.ledger import AuditLedger
 from llmproxy.proxy.forwarder import Upstreams
 from llmproxy.proxy.pipeline import Pipeline
 from llmproxy.routing import Router
@@ -29,6 +30,7 @@ class AdminTools:
     entries: EntryReader
     invalidator: Invalidator
     audit: AuditLog
+    ledger: AuditLedger | None = None  # shadow verification's tallies (None: off)
 
 
 @dataclass(frozen=True, slots=True)

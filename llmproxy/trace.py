@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Literal
 
-Stage = Literal["l1", "embed", "router", "l2", "upstream", "write"]
+Stage = Literal["l1", "embed", "router", "l2", "verify", "upstream", "write"]  # verify: within l2
 Result = Literal["hit_l1", "hit_l2", "miss", "bypass", "error"]
 WriteOutcome = Literal["stored", "incomplete", "too_large", "rejected_oom", "failed"]
 WriteTiming = Literal["after_response", "before_response"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -17,6 +18,7 @@ from llmproxy.cache.entry import CacheEntry
 from llmproxy.cache.exact import ExactCache
 from llmproxy.cache.keys import SemanticKey, semantic_key
 from llmproxy.cache.semantic import Partition, SemanticIndex, SemanticRecord
+from llmproxy.cache.verifier import Verifier
 from llmproxy.embeddings.embedder import Embedder
 from llmproxy.protocols.base import ParsedRequest, WireProtocol
 from llmproxy.settings import SemanticSettings
@@ -68,7 +70,11 @@ class ParaphraseFinder:
         exact: ExactCache,
         settings: SemanticSettings,
         embed_timeout_s: float,
+        effective_threshold: Callable[[str], float | None] | None = None,
+        verifier: Verifier | None = None,
     ) -> None:
+        self._verifier = verifier
+        self._effective_threshold = effective_threshold  # an error budget's tightened threshold per model
         self._embedder = embedder
         self._embed_timeout_s = embed_timeout_s
         self._index = index
@@ -98,22 +104,26 @@ class ParaphraseFinder:
         partition = Partition(scope, parsed.model, key.params_hash, key.context_hash)
         return Prepared(protocol.name, key, SemanticRecord(partition, key.prompt, entry_key, vector))
 
-    async def find(self, prepared: Prepared, threshold: float | None) -> ParaphraseHit | None:
+    async def find(self, prepared: Prepared, threshold: float | None, trace: RequestTrace) -> ParaphraseHit | None:
         """The first cached paraphrase the decision accepts, nearest first, or None.
 
         Raises:
             CacheUnavailableError: Redis failed or timed out (the caller bypasses L2 and tells the breaker).
         """
         policy = self.policy(prepared.record.partition.model, threshold)
-        return await self._find(prepared, policy)
+        return await self._find(prepared, policy, trace)
 
     def policy(self, model: str, threshold: float | None) -> Policy:
-        """The request's header threshold, else the model's, else the default; guards per settings."""
+        """The request's header threshold, else the model's, else the default, at most the model's effective
+        threshold under an error budget; guards per settings."""
         if threshold is None:
             threshold = self._settings.model_thresholds.get(model, self._settings.threshold)
+        tightened = None if self._effective_threshold is None else self._effective_threshold(model)
+        if tightened is not None:  # the error budget caps a header's threshold too
+            threshold = min(threshold, tightened)
         return Policy(threshold=threshold, guards=self._settings.guards, learned=self._model)
 
-    async def _find(self, prepared: Prepared, policy: Policy) -> ParaphraseHit | None:
+    async def _find(self, prepared: Prepared, policy: Policy, trace: RequestTrace) -> ParaphraseHit | None:
         """The first accepted neighbour whose answer is still cached.
 
         Raises:
@@ -126,13 +136,21 @@ class ParaphraseFinder:
             found = await self._answer(record.entry_key, prepared.kind)
             if found is not None:
                 return ParaphraseHit(found[0], found[1], 1.0, record.entry_key)
+        distances = {neighbour.entry_key: neighbour.distance for neighbour in neighbours}
+        if self._verifier is not None:
+            with trace.timing("verify"):
+                verified = await self._verifier.distances(prepared.key.prompt, neighbours, trace)
+            if verified is None:
+                return None
+            distances = verified  # only the candidates within the verifier's loose distance
         query = features(prepared.key.prompt)  # once per lookup, whatever the number of candidates
         for neighbour in neighbours:
-            if not decide_features(query, features(neighbour.prompt), neighbour.distance, policy).hit:
+            distance = distances.get(neighbour.entry_key)
+            if distance is None or not decide_features(query, features(neighbour.prompt), distance, policy).hit:
                 continue
             found = await self._answer(neighbour.entry_key, prepared.kind)
             if found is not None:
-                return ParaphraseHit(found[0], found[1], 1.0 - neighbour.distance, neighbour.entry_key)
+                return ParaphraseHit(found[0], found[1], 1.0 - distance, neighbour.entry_key)
         return None
 
     async def _answer(self, entry_key: str, kind: str) -> tuple[CacheEntry, int] | None:

@@ -6,7 +6,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 _TAG_FIELDS = ("scope", "model", "params", "context")
 _PARTITION_FIELD = "partition"
 _VECTOR_FIELD = "vector"
+_VERIFIER_FIELD = "verifier_vector"
 _RETURN_FIELDS = ("prompt", "entry_key")
 _DISTANCE_FIELD = VectorQuery.DISTANCE_ID
 
@@ -69,6 +70,7 @@ class SemanticRecord:
     prompt: str
     entry_key: str
     vector: NDArray[np.float32]
+    verifier_vector: NDArray[np.float32] | None = None  # the verifier model's, when one is configured
 
 
 class SemanticIndex:
@@ -201,7 +203,22 @@ class SemanticIndex:
         )
         if kind is not None:  # not indexed: read by invalidation when the answer's L1 entry was evicted
             document["kind"] = kind
+        if record.verifier_vector is not None:  # not indexed: read back for the candidates a verifier judges
+            document[_VERIFIER_FIELD] = np.ascontiguousarray(record.verifier_vector, dtype=np.float32).tobytes()
         return document
+
+    async def verifier_vectors(self, entry_keys: Sequence[str]) -> list[NDArray[np.float32] | None]:
+        """The verifier vectors stored with these entries' L2 documents (None where there is none).
+
+        Raises:
+            CacheUnavailableError: Redis failed or timed out.
+        """
+        with redis_call("L2 verifier vectors"):
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for entry_key in entry_keys:
+                    pipe.hget(self.doc_key(entry_key), _VERIFIER_FIELD)
+                stored = await pipe.execute()
+        return [np.frombuffer(raw, dtype=np.float32) if isinstance(raw, bytes) and raw else None for raw in stored]
 
     def _vector_bytes(self, vector: NDArray[np.float32]) -> bytes:
         if vector.shape != (self._dimension,):

@@ -17,6 +17,7 @@ from llmproxy.cache.catalog.index import Catalog, CatalogRecord
 from llmproxy.cache.entry import CacheEntry, encode_entry
 from llmproxy.cache.exact import ExactCache
 from llmproxy.cache.semantic import SemanticIndex, SemanticRecord
+from llmproxy.cache.verifier import Verifier
 from llmproxy.jsontypes import JsonObject
 from llmproxy.protocols.base import WireProtocol
 from llmproxy.store.errors import CacheUnavailableError, Fault, redis_call
@@ -51,7 +52,9 @@ class WriteBack:
         catalog: Catalog | None = None,
         health: RedisHealth | None = None,
         max_entry_bytes: int | None = None,
+        verifier: Verifier | None = None,
     ) -> None:
+        self._verifier = verifier  # its vector is stored with each L2 record
         self.max_entry_bytes = max_entry_bytes  # None: no limit
         self._redis = redis
         # Each write goes through the breaker (when given), so a dead Redis stops being tried.
@@ -72,10 +75,14 @@ class WriteBack:
             # Big entries would cost every hit a large read and decode, and crowd out many small ones.
             return "too_large"
 
+        record = plan.record
+        if record is not None and self._verifier is not None:
+            record = replace(record, verifier_vector=await self._verifier.vector(record.prompt))
+
         def stage(pipe: Pipeline) -> None:
             self._exact.stage(pipe, plan.key, encoded, plan.ttl_s)
-            if plan.record is not None and self._index is not None:
-                self._index.stage(pipe, plan.record, plan.ttl_s, plan.protocol.name)
+            if record is not None and self._index is not None:
+                self._index.stage(pipe, record, plan.ttl_s, plan.protocol.name)
             if plan.listing is not None and self._catalog is not None:
                 self._catalog.stage(pipe, plan.listing, entry.created_at, plan.ttl_s * 1000)
 

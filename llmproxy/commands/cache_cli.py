@@ -131,7 +131,26 @@ def _render_stats(answer: dict[str, Any]) -> str:
     totals = answer["totals"]
     rows.append(["total", *(_cell(totals.get(name)) for name in columns), _usd(totals)])
     title = f"{answer['from']} → {answer['to']}, {answer['bucket_s']} s buckets ({answer['resolution']} series)"
-    return title + "\n" + table(["start", *columns, "cost_saved_usd"], rows)
+    rendered = title + "\n" + table(["start", *columns, "cost_saved_usd"], rows)
+    if answer.get("l2_precision"):
+        rendered += "\n\nL2 precision (shadow verification, every audit so far)\n" + _precision(answer["l2_precision"])
+    return rendered
+
+
+def _precision(models: dict[str, Any]) -> str:
+    rows = [
+        [
+            model,
+            _cell(figures["audited"]),
+            _cell(figures["disagree"]),
+            _cell(figures["errors"]),
+            _cell(figures["precision"]),
+            f"[{_cell(figures['precision_low'])}, {_cell(figures['precision_high'])}]",
+            _cell(figures["effective_threshold"]),
+        ]
+        for model, figures in models.items()
+    ]
+    return table(["model", "audited", "disagree", "errors", "precision", "95% interval", "threshold"], rows)
 
 
 def _render_entries(answer: dict[str, Any]) -> str:

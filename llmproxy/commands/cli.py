@@ -51,6 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     fake.add_argument("--latency-ms", type=float, default=0.0, help="delay before each response")
     fake.add_argument("--chunk-delay-ms", type=float, default=0.0, help="delay between streamed chunks")
     fake.add_argument(
+        "--answers",
+        default="numbered",
+        choices=["numbered", "meaning"],
+        help="chat answers: numbered replies, or a function of the prompt's content words (shadow-audit tests)",
+    )
+    fake.add_argument(
         "--log-level",
         default="info",
         choices=["critical", "error", "warning", "info", "debug"],
@@ -127,7 +133,7 @@ def serve_command(args: argparse.Namespace) -> int:
 
 
 def fake_upstream_command(args: argparse.Namespace) -> int:
-    config = FakeUpstreamConfig(latency_ms=args.latency_ms, chunk_delay_ms=args.chunk_delay_ms)
+    config = FakeUpstreamConfig(latency_ms=args.latency_ms, chunk_delay_ms=args.chunk_delay_ms, answers=args.answers)
     run_fake_upstream(args.host, args.port, config, args.log_level)
     return 0
 

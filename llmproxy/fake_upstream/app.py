@@ -155,7 +155,8 @@ def _status_fault(status: int, retry_after: str | None) -> RequestRejected:
 
 async def _chat(request: Request, faults: Faults) -> Response:
     body = parse_body(await request.body())
-    reply = plan_chat(body, _recorder(request).next_reply("chat"), faults.content_bytes)
+    meaning = request.headers.get("x-fake-answers", _config(request).answers) == "meaning"
+    reply = plan_chat(body, _recorder(request).next_reply("chat"), faults.content_bytes, meaning=meaning)
     return _answer(body, chat_json(reply), lambda: chat_chunks(reply, include_usage(body)), faults)
 
 

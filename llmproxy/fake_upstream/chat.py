@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from llmproxy.fake_upstream.bodies import Body, model_of, optional_int
 from llmproxy.fake_upstream.errors import RequestRejected
 from llmproxy.fake_upstream.formats import AnswerFormat, formatted, read_format
+from llmproxy.fake_upstream.meaning import meaning_answer
 from llmproxy.fake_upstream.prompts import (
     content_text,
     count_words,
@@ -49,8 +50,9 @@ class ChatChoice:
 ChatReply = ChoicesReply[ChatChoice]
 
 
-def plan_chat(body: Body, number: int, content_bytes: int | None = None) -> ChatReply:
-    """The reply to a chat request, the `number`-th one the fake answers (text padded to `content_bytes`).
+def plan_chat(body: Body, number: int, content_bytes: int | None = None, *, meaning: bool = False) -> ChatReply:
+    """The reply to a chat request, the `number`-th one the fake answers (text padded to `content_bytes`); with
+    `meaning`, the text depends only on the last user message's content words (see `meaning`).
 
     Raises:
         RequestRejected: the body lacks a model or messages, or has invalid `n`/`max_tokens`.
@@ -62,7 +64,7 @@ def plan_chat(body: Body, number: int, content_bytes: int | None = None) -> Chat
     user_text = last_user_text(messages)
     tools = _tools_to_call(body, messages, user_text)
     answer_format = read_format(body.get("response_format"), "response_format")
-    reply = _reply_text(number, messages, user_text)
+    reply = _meaning_text(body, number, user_text) if meaning else _reply_text(number, messages, user_text)
     choices = tuple(
         _tool_choice(i, number, tools, user_text)
         if tools
@@ -132,6 +134,12 @@ def _reply_text(number: int, messages: list[object], user_text: str) -> str:
     if outputs:
         return f"Fake reply #{number} with tool output: " + "; ".join(outputs)
     return f"Fake reply #{number} to: {user_text}"
+
+
+def _meaning_text(body: Body, number: int, user_text: str) -> str:
+    """The answer by meaning: its first phrasing for a deterministic request, else one per reply number."""
+    deterministic = body.get("temperature") == 0 and body.get("seed") is not None
+    return meaning_answer(user_text, 0 if deterministic else number)
 
 
 def _text_choice(

@@ -77,7 +77,7 @@ class CacheSteps:
             return None
         try:
             with self.health.call("L2 search"), request.trace.timing("l2"):
-                return await self.finder.find(prepared, request.controls.threshold)
+                return await self.finder.find(prepared, request.controls.threshold, request.trace)
         except RedisSkippedError:
             return None
         except CacheUnavailableError:

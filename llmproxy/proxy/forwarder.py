@@ -6,6 +6,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
 
+import orjson
+
 from llmproxy.cache.writeback import WriteBack
 from llmproxy.protocols.base import UpstreamFamily
 from llmproxy.proxy.exchange import SSE_TYPE, CacheRequest, Forward, Reply
@@ -14,7 +16,7 @@ from llmproxy.proxy.storing import AnswerStore, PendingWrites
 from llmproxy.proxy.stream_relay import RelayPlan, relay_stream
 from llmproxy.settings import ANTHROPIC_UPSTREAM, DEFAULT_UPSTREAM
 from llmproxy.upstream.answers import checked_answer
-from llmproxy.upstream.client import Headers, UpstreamClient, relayable_headers
+from llmproxy.upstream.client import Headers, UpstreamClient, UpstreamReply, relayable_headers
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +141,25 @@ class Forwarder:
         plan = RelayPlan(protocol, assembler, store, trace, client.stream_limits)
         # The upstream response now belongs to the Reply: its `close` releases the connection.
         return Reply(200, reply_headers, relay_stream(stream, plan), resources.aclose)
+
+    async def ask_again(self, request: CacheRequest, upstream: str | None, model: str | None) -> UpstreamReply:
+        """The upstream's answer to a request already answered from cache, as one JSON call (never streamed, never
+        stored here), with the caller's headers as a miss would send them: shadow verification.
+
+        Raises:
+            UpstreamError: the upstream could not be reached (502) or timed out (504).
+            UpstreamUnavailableError: the upstream's circuit breaker is open (503).
+        """
+        family = request.protocol.upstream_family
+        if not self._upstreams.serves(family, upstream):
+            upstream, model = None, None
+        client = self._upstreams.client(family, upstream)
+        body = {name: value for name, value in request.parsed.body.items() if name != "stream_options"}
+        if "stream" in body:
+            body["stream"] = False
+        if model is not None:
+            body["model"] = model
+        return await client.send("POST", request.protocol.path, _outgoing(request, client), orjson.dumps(body))
 
     def _body(self, request: CacheRequest, forward: Forward) -> bytes:
         changed = request.protocol.upstream_body(request.parsed, model=forward.model, want_usage=self._want_usage)

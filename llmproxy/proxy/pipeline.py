@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 
 import anyio
 
@@ -30,6 +31,7 @@ from llmproxy.proxy.headers import (
     status_header,
 )
 from llmproxy.proxy.replies import UNDECIDED_REASON, Replies
+from llmproxy.proxy.shadow_audit import AuditJob, ShadowAuditor
 from llmproxy.routing import (
     DEFAULT_ROUTE,
     BlockAction,
@@ -57,7 +59,9 @@ class Pipeline:
         replies: Replies,
         coalescer: Coalescer | None = None,  # None: single-flight is off
         refuse_undecided: bool = False,  # router.on_undecided: block
+        auditor: ShadowAuditor | None = None,  # None: shadow verification is off
     ) -> None:
+        self._auditor = auditor
         self._cache = cache
         self._router = router
         self._forwarder = forwarder
@@ -101,7 +105,7 @@ class Pipeline:
         if lookup and prepared is not None:
             hit, turn = await self._paraphrase(prepared, key, request, coalescer)
             if hit is not None:
-                return await self._serve_paraphrase(hit, key, request, store, route, turn)
+                return await self._serve_paraphrase(hit, key, request, store, route, prepared, turn)
         status = CacheStatus.MISS if lookup else CacheStatus.BYPASS
         trace.result = status.result
         reason = None
@@ -173,6 +177,7 @@ class Pipeline:
         request: CacheRequest,
         store: bool,
         route: RouteDecision,
+        prepared: Prepared,
         turn: Turn | None,
     ) -> Reply:
         lead = turn.lead if turn is not None else None
@@ -185,8 +190,29 @@ class Pipeline:
         promoted = await self._cache.promote(hit, key, request) if store else False
         _leave(turn, answered=promoted)
         headers = [(SIMILARITY_HEADER, f"{hit.similarity:.4f}"), route_header(route.name)]
+        reply = self._replies.entry(hit.entry, request, CacheStatus.HIT_L2, headers)
+        reply = self._audited(reply, hit, key, request, store, route, prepared)
         # A twin that waited on the lease taken ahead finds the promoted copy in L1.
-        return _releasing(self._replies.entry(hit.entry, request, CacheStatus.HIT_L2, headers), lead, promoted)
+        return _releasing(reply, lead, promoted)
+
+    def _audited(
+        self,
+        reply: Reply,
+        hit: ParaphraseHit,
+        key: str,
+        request: CacheRequest,
+        store: bool,
+        route: RouteDecision,
+        prepared: Prepared,
+    ) -> Reply:
+        """The L2 hit's reply, queueing its shadow verification once sent when the auditor picks it."""
+        if self._auditor is None or not isinstance(route.action, ForwardAction) or not self._auditor.picks():
+            return reply
+        action = route.action
+        plan = self._plan(request, action, route, key, prepared, store, []).store
+        job = AuditJob(request, hit.entry, hit.entry_key, key, action.upstream, action.model, plan)
+        # Verified once the caller has the answer: the reply's close only queues the job.
+        return replace(reply, close=self._auditor.after_serving(job))
 
 
 def _leave(turn: Turn | None, answered: bool) -> None:

@@ -19,6 +19,8 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from llmproxy.settings import DEFAULT_UPSTREAM
+from llmproxy.telemetry.audit_metrics import AuditMetrics
+from llmproxy.telemetry.labels import BoundedLabels
 from llmproxy.trace import RequestTrace
 
 MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -72,7 +74,7 @@ class RedisSnapshotCollector(Collector):
 class ProxyMetrics:
     """Every metric the proxy exports, registered in a registry of its own (one per app)."""
 
-    def __init__(self, snapshot: RedisSnapshot | None = None) -> None:
+    def __init__(self, snapshot: RedisSnapshot | None = None, max_model_labels: int = 100) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.snapshot = snapshot or RedisSnapshot()
@@ -209,6 +211,7 @@ class ProxyMetrics:
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
+        self.audit = AuditMetrics(registry, BoundedLabels(max_model_labels))
         self.timeseries_samples = Counter(
             "llmproxy_timeseries_samples",
             "History samples for RedisTimeSeries: written, dropped (queue full) or failed (Redis error).",

@@ -11,7 +11,11 @@ from starlette.responses import Response
 
 from llmproxy.api.admin.auth import require_admin
 from llmproxy.api.context import app_state
+from llmproxy.cache.shadow.estimate import Tally
+from llmproxy.cache.shadow.ledger import AuditLedger
 from llmproxy.errors import InvalidRequestError, ServiceUnavailableError
+from llmproxy.settings import SemanticSettings
+from llmproxy.store.errors import CacheUnavailableError
 from llmproxy.telemetry.stats import Figures, Stats, plan_query, summarize
 from llmproxy.telemetry.timerange import TimeRangeError, parse_window
 from llmproxy.telemetry.timeseries import HistoryError
@@ -45,7 +49,42 @@ async def traffic_stats(request: Request) -> Response:
         rows = await state.history.store.query(plan)
     except HistoryError as exc:
         raise ServiceUnavailableError(f"Traffic history could not be read: {exc}", code=UNAVAILABLE) from exc
-    return Response(orjson.dumps(_render(summarize(plan, rows))), media_type="application/json")
+    body = _render(summarize(plan, rows))
+    if state.admin.ledger is not None:
+        body["l2_precision"] = await _precision(state.admin.ledger, state.settings.semantic)
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+async def _precision(ledger: AuditLedger, settings: SemanticSettings) -> dict[str, Any]:
+    """Shadow verification's estimate per model, over every audit so far (not the window): precision with its
+    Wilson 95% bounds, the counts it comes from, and the effective threshold.
+
+    Raises:
+        ServiceUnavailableError: Redis could not be read.
+    """
+    try:
+        tallies = await ledger.tallies()
+    except CacheUnavailableError as exc:
+        raise ServiceUnavailableError(f"The L2 audit ledger could not be read: {exc}", code=UNAVAILABLE) from exc
+    budgeted = settings.max_error_rate is not None
+    return {model: _model_precision(tally, settings.model_thresholds.get(model, settings.threshold), budgeted)
+            for model, tally in tallies.items()}  # fmt: skip
+
+
+def _model_precision(tally: Tally, configured: float, budgeted: bool) -> dict[str, Any]:
+    precision = tally.precision()
+    effective = tally.threshold if budgeted and tally.threshold is not None else configured
+    return {
+        "audited": tally.agree + tally.disagree,
+        "agree": tally.agree,
+        "disagree": tally.disagree,
+        "errors": tally.errors,
+        "precision": None if precision is None else round(precision.value, 4),
+        "precision_low": None if precision is None else round(precision.low, 4),
+        "precision_high": None if precision is None else round(precision.high, 4),
+        "threshold": configured,
+        "effective_threshold": effective,
+    }
 
 
 def _render(stats: Stats) -> dict[str, Any]:
