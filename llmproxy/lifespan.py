@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import anyio
 from anyio.abc import TaskGroup
@@ -39,7 +40,8 @@ from llmproxy.state import STATE_KEY, AdminTools, AppState
 from llmproxy.store.errors import CacheUnavailableError
 from llmproxy.store.eviction import check_eviction_policy
 from llmproxy.store.health import RedisHealth
-from llmproxy.store.redis_client import RedisClient, create_redis, is_reachable
+from llmproxy.store.redis_client import RedisClient, create_redis, create_standalone, is_reachable
+from llmproxy.store.search_probe import searches_across_shards
 from llmproxy.telemetry.history import History, HistoryWriter
 from llmproxy.telemetry.labels import BoundedLabels
 from llmproxy.telemetry.pricing import PriceList
@@ -59,10 +61,11 @@ def lifespan_for(
     """The Starlette lifespan that builds AppState from settings.
 
     Raises:
-        ValueError: settings.redis.url is unset (the embedded Redis must be started before the app).
+        ValueError: settings.redis.url is unset outside sentinel mode (the embedded Redis must be started before the
+            app).
     """
     redis_url = settings.redis.url
-    if redis_url is None:
+    if redis_url is None and settings.redis.mode != "sentinel":
         raise ValueError("create_app needs settings.redis.url; `llmproxy serve` starts the embedded Redis first")
 
     @asynccontextmanager
@@ -72,20 +75,26 @@ def lifespan_for(
             redis = create_redis(settings.redis, redis_url)
             resources.push_async_callback(redis.aclose)
             if not await is_reachable(redis):
-                logger.warning("Redis at %s does not answer yet; requests bypass the cache until it does", redis_url)
+                logger.warning(
+                    "Redis (%s) does not answer yet; requests bypass the cache until it does", where(settings)
+                )
             await check_eviction_policy(redis)  # warns under a policy that can evict the audit log or history
+            metrics = ProxyMetrics()
+            # Where the L2 index and the catalog live: beside the answers, on a search node of their own (a cluster
+            # whose shards cannot search together), or nowhere (exact matches only).
+            search = await open_search_redis(settings, redis, metrics, resources)
+            hash_tags = settings.redis.mode == "cluster"
             # 2. The upstream connection pools: the default one, one per named upstream, and Anthropic's, each with
             # its own breaker and retries, reported to the metrics.
-            metrics = ProxyMetrics()
             upstreams = upstream_clients(settings, metrics)
             for family in upstreams.families.values():
                 for client in family.values():
                     resources.push_async_callback(client.aclose)
             # 3. The semantic layer: model, batcher task, vector index, router (skipped when disabled).
-            exact = ExactCache(redis, settings.redis.key_prefix)
-            semantic = await open_semantic_layer(settings, redis, exact, model_loader, background)
+            exact = ExactCache(redis, settings.redis.key_prefix, hash_tags)
+            semantic = await open_semantic_layer(settings, search, exact, model_loader, background)
             # 4. The catalog of cached answers, which the admin API lists and invalidates (needs no model).
-            catalog = Catalog(redis, settings.redis.key_prefix)
+            catalog = Catalog(search or redis, settings.redis.key_prefix, hash_tags, searchable=search is not None)
             await ensure_catalog(catalog)
             # 5. The request pipeline over all of it.
             # One breaker for the request path's Redis: outages anywhere open it, so requests stop waiting on it.
@@ -103,9 +112,10 @@ def lifespan_for(
                 exact=exact,
                 index=semantic.index,
                 clock=time.time,
-                catalog=catalog,
+                catalog=catalog if search is not None else None,
                 health=redis_health,
                 max_entry_bytes=settings.cache.max_entry_bytes,
+                search=search,
             )
             pipeline = open_pipeline(
                 settings,
@@ -119,7 +129,7 @@ def lifespan_for(
             history = await open_history(settings, redis, metrics, background, resources)
             telemetry = open_telemetry(settings, redis, metrics, history, catalog, background)
             # 7. The admin API's tools.
-            admin = admin_tools(redis, settings.redis.key_prefix, catalog, semantic, metrics)
+            admin = admin_tools(redis, settings.redis.key_prefix, catalog, semantic, metrics, search)
             state = AppState(
                 settings=settings,
                 redis=redis,
@@ -244,9 +254,43 @@ class SemanticLayer:
     embedder: Embedder | None = None
 
 
+async def open_search_redis(
+    settings: Settings, redis: RedisClient, metrics: ProxyMetrics, resources: AsyncExitStack
+) -> RedisClient | None:
+    """The Redis that holds the L2 index and the catalog: Redis itself, except on a cluster whose shards cannot
+    search together (redis.search_url then, else None: exact matches only). Never one shard's search alone."""
+    if settings.redis.mode != "cluster":
+        return redis
+    across = await searches_across_shards(redis, settings.redis.key_prefix)
+    metrics.set_cross_shard_search(across)
+    if across:
+        logger.info("Redis Cluster searches across its shards: the semantic index and the catalog live on the cluster")
+        return redis
+    missing = "Redis Cluster without cross-shard search (no search coordinator, as in Redis Stack 7.x; Redis 8 has one)"
+    if settings.redis.search_url is not None:
+        logger.warning("%s: the semantic index (L2) and the catalog live on redis.search_url", missing)
+        search = create_standalone(settings.redis, settings.redis.search_url)
+        resources.push_async_callback(search.aclose)
+        return search
+    logger.warning(
+        "%s and no redis.search_url: exact matches only (L2 semantic cache, entries listing and filtered "
+        "invalidation off; the router still works). Set redis.search_url to a standalone Redis Stack for them.",
+        missing,
+    )
+    return None
+
+
+def where(settings: Settings) -> str:
+    """Which Redis, for a log line (no credentials)."""
+    if settings.redis.mode == "sentinel":
+        return f"sentinel service {settings.redis.sentinel_service}"
+    parts = urlsplit(settings.redis.url or "")
+    return f"{settings.redis.mode} at {parts.hostname}:{parts.port}" if parts.hostname else settings.redis.mode
+
+
 async def open_semantic_layer(
     settings: Settings,
-    redis: RedisClient,
+    redis: RedisClient | None,
     exact: ExactCache,
     model_loader: ModelLoader,
     background: TaskGroup,
@@ -265,14 +309,16 @@ async def open_semantic_layer(
     embedder = Embedder(model, settings.embeddings.max_batch, settings.embeddings.max_wait_ms)
     await warm_up(embedder)
     background.start_soon(embedder.run_batcher)
-    index = SemanticIndex(
-        redis=redis, key_prefix=settings.redis.key_prefix, dimension=embedder.dimension, hnsw=settings.semantic.hnsw
-    )
-    await ensure_index(index)
     timeout_s = settings.embeddings.timeout_ms / 1000
-    finder = ParaphraseFinder(
-        embedder=embedder, index=index, exact=exact, settings=settings.semantic, embed_timeout_s=timeout_s
-    )
+    index, finder = None, None
+    if redis is not None:  # None: no Redis here can search (exact matches only), but the router still works
+        index = SemanticIndex(
+            redis=redis, key_prefix=settings.redis.key_prefix, dimension=embedder.dimension, hnsw=settings.semantic.hnsw
+        )
+        await ensure_index(index)
+        finder = ParaphraseFinder(
+            embedder=embedder, index=index, exact=exact, settings=settings.semantic, embed_timeout_s=timeout_s
+        )
     # The route references live in this process (no Redis): routing holds while Redis is down or flushed.
     unloaded = Router(
         embedder=embedder, dimension=embedder.dimension, max_windows=settings.router.max_windows, timeout_s=timeout_s
@@ -323,7 +369,12 @@ async def ensure_catalog(catalog: Catalog) -> None:
 
 
 def admin_tools(
-    redis: RedisClient, key_prefix: str, catalog: Catalog, semantic: SemanticLayer, metrics: ProxyMetrics
+    redis: RedisClient,
+    key_prefix: str,
+    catalog: Catalog,
+    semantic: SemanticLayer,
+    metrics: ProxyMetrics,
+    search: RedisClient | None = None,
 ) -> AdminTools:
     """What the admin API works with; invalidation by prompt uses the semantic layer when it is on."""
     embed = semantic.embedder.embed if semantic.embedder is not None else None
@@ -331,12 +382,19 @@ def admin_tools(
     def count_deleted(mode: str, count: int) -> None:
         metrics.invalidated.labels(mode).inc(count)
 
+    apart = search if search is not None and search is not redis else None  # a search node of its own
     invalidator = Invalidator(
-        redis=redis, key_prefix=key_prefix, catalog=catalog, index=semantic.index, embed=embed, on_deleted=count_deleted
+        redis=redis,
+        key_prefix=key_prefix,
+        catalog=catalog,
+        index=semantic.index,
+        embed=embed,
+        on_deleted=count_deleted,
+        search=apart,
     )
     return AdminTools(
         catalog=catalog,
-        entries=EntryReader(redis, key_prefix),
+        entries=EntryReader(redis, key_prefix, apart),
         invalidator=invalidator,
         audit=AuditLog(redis, key_prefix),
     )
