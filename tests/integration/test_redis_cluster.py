@@ -1,0 +1,171 @@
+"""The proxy on a real Redis Cluster (3 primaries + 3 replicas from the Redis Stack binaries), with the L2 index
+and the catalog on a standalone search node beside it (redis.search_url): this Redis Stack 7.4 cannot search
+across shards, and the startup probe says so."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from tests.integration.test_single_flight import SLOW, ask_together, assert_one_answer, flights
+from tests.support.admin import ADMIN_TOKEN, tenant
+from tests.support.clients import openai_sdk
+from tests.support.redis_servers import redis_stack
+from tests.support.redis_topologies import Cluster, redis_cluster
+from tests.support.upstream import FakeUpstream, metric
+from tests.support.waiting import eventually
+
+AUTH = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+StartProxy = Callable[..., AbstractContextManager[str]]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    with redis_cluster(tmp_path_factory.mktemp("cluster")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def search_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with redis_stack(tmp_path_factory.mktemp("search-node")) as url:
+        yield url
+
+
+@pytest.fixture
+def on_cluster(start_proxy: StartProxy, cluster: Cluster, search_url: str, key_prefix: str) -> StartProxy:
+    """Start a proxy on the cluster (with the search node unless search_url=None is given)."""
+
+    def start(search: str | None = search_url, **sections: dict[str, Any]) -> AbstractContextManager[str]:
+        redis_section = {"mode": "cluster", "key_prefix": key_prefix, "search_url": search}
+        return start_proxy(redis_url=cluster.url, redis=redis_section, admin={"token": ADMIN_TOKEN}, **sections)
+
+    return start
+
+
+def ask(proxy: str, api_key: str, fake: FakeUpstream, text: str, model: str = "fake-model") -> str:
+    with openai_sdk(proxy, api_key, fake) as sdk:
+        raw = sdk.chat.completions.with_raw_response.create(model=model, messages=[{"role": "user", "content": text}])
+        return raw.headers["x-cache"]
+
+
+def stored(cluster: Cluster, pattern: str) -> int:
+    return sum(cluster.keys_per_primary(pattern).values())
+
+
+def test_answers_spread_over_every_primary_and_hit_l1(
+    on_cluster: StartProxy, cluster: Cluster, key_prefix: str, api_key: str, upstream: FakeUpstream
+) -> None:
+    questions = [f"What is the capital of country number {number}?" for number in range(24)]
+    with on_cluster() as proxy:
+        first = [ask(proxy, api_key, upstream, text) for text in questions]
+        assert eventually(lambda: stored(cluster, f"{key_prefix}:l1:*") == len(questions))
+        again = [ask(proxy, api_key, upstream, text) for text in questions]
+    assert set(first) == {"MISS"} and set(again) == {"HIT-L1"}
+    assert upstream.calls() == len(questions)
+    spread = cluster.keys_per_primary(f"{key_prefix}:l1:*")
+    assert len(spread) == 3 and all(count > 0 for count in spread.values()), spread
+
+
+def test_an_answers_keys_share_one_hash_tag(
+    on_cluster: StartProxy, cluster: Cluster, search_url: str, key_prefix: str, api_key: str, upstream: FakeUpstream
+) -> None:
+    with on_cluster() as proxy:
+        ask(proxy, api_key, upstream, "Which river is the longest?")
+        assert eventually(lambda: stored(cluster, f"{key_prefix}:l1:*") == 1)
+    [node] = [node for node in cluster.primaries() if cluster.keys_per_primary(f"{key_prefix}:l1:*")[node.port]]
+    with node.client() as client:
+        [l1] = [key.decode() for key in client.scan_iter(match=f"{key_prefix}:l1:*")]
+    request_hash = l1.rpartition(":")[2]
+    assert request_hash.startswith("{") and request_hash.endswith("}") and len(request_hash) == 66
+    with redis.Redis.from_url(search_url) as search:  # L2 record and catalog document: on the search node
+        assert search.exists(f"{key_prefix}:l2:{l1.split(':', 2)[2]}", f"{key_prefix}:cat:{request_hash}") == 2
+
+
+def test_paraphrase_hits_l2_through_the_search_node(
+    on_cluster: StartProxy, api_key: str, upstream: FakeUpstream
+) -> None:
+    with on_cluster() as proxy:
+        answers = [
+            ask(proxy, api_key, upstream, "How do I reverse a list in Python?"),
+            ask(proxy, api_key, upstream, "How can I reverse a list in Python?"),
+        ]
+        assert metric(proxy, "llmproxy_redis_cross_shard_search") == 0
+    assert answers == ["MISS", "HIT-L2"]
+    assert upstream.calls() == 1
+
+
+def test_single_flight_across_two_proxies_on_a_cluster(
+    on_cluster: StartProxy, api_key: str, upstream: FakeUpstream
+) -> None:
+    with on_cluster() as first, on_cluster() as second:
+        answers = asyncio.run(ask_together([first, second], api_key, upstream, [False, True] * 6, SLOW))
+        assert flights([first, second], "leader", "stored") == 1
+    assert upstream.calls() == 1
+    assert_one_answer(answers)
+
+
+def test_history_and_audit_on_a_cluster(
+    on_cluster: StartProxy, key_prefix: str, api_key: str, upstream: FakeUpstream
+) -> None:
+    with on_cluster() as proxy:
+        answers = [ask(proxy, api_key, upstream, "Name a prime number above ten.") for _ in range(3)]
+
+        def recorded() -> bool:
+            totals = httpx.get(proxy + "/admin/stats", params={"from": "-10m"}, headers=AUTH).json()["totals"]
+            return bool(totals["requests"] == 3 and totals["hits_l1"] == 2)
+
+        assert eventually(recorded)
+        deleted = httpx.post(proxy + "/admin/invalidate", json={"tenant": tenant(api_key)}, headers=AUTH, timeout=10)
+        events = httpx.get(proxy + "/admin/audit", headers=AUTH).json()["events"]
+    assert answers == ["MISS", "HIT-L1", "HIT-L1"]
+    assert deleted.status_code == 200 and deleted.json()["deleted"] == 1
+    assert events[0]["action"] == "invalidate"
+
+
+def test_admin_lists_invalidates_and_flushes_on_a_cluster(
+    on_cluster: StartProxy, cluster: Cluster, search_url: str, key_prefix: str, api_key: str, upstream: FakeUpstream
+) -> None:
+    with on_cluster() as proxy:
+        for number in range(12):
+            ask(proxy, api_key, upstream, f"Spell the number {number} in French.", model="fake-model")
+        for number in range(6):
+            ask(proxy, api_key, upstream, f"Spell the number {number} in German.", model="fake-model-2")
+        assert eventually(lambda: stored(cluster, f"{key_prefix}:l1:*") == 18)
+        listed = httpx.get(proxy + "/admin/entries", params={"limit": 100}, headers=AUTH).json()
+        by_model = httpx.post(proxy + "/admin/invalidate", json={"model": "fake-model-2"}, headers=AUTH, timeout=10)
+        left = stored(cluster, f"{key_prefix}:l1:*")
+        flushed = httpx.post(proxy + "/admin/flush", json={"confirm": "flush-all"}, headers=AUTH, timeout=10)
+    assert listed["total"] == 18
+    assert by_model.status_code == 200 and by_model.json()["deleted"] == 6 and left == 12
+    assert flushed.status_code == 200 and flushed.json()["deleted"] == 12, flushed.text
+    assert stored(cluster, f"{key_prefix}:l1:*") == 0
+    with redis.Redis.from_url(search_url) as search:
+        assert not list(search.scan_iter(match=f"{key_prefix}:cat:*")) and not list(
+            search.scan_iter(match=f"{key_prefix}:l2:*")
+        )
+
+
+def test_without_cross_shard_search_or_search_node_it_says_so_and_caches_exact_matches_only(
+    on_cluster: StartProxy, api_key: str, upstream: FakeUpstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="llmproxy.lifespan")
+    with on_cluster(search=None) as proxy:
+        answers = [
+            ask(proxy, api_key, upstream, "How do I sort a dict by value in Python?"),
+            ask(proxy, api_key, upstream, "How can I sort a dict by value in Python?"),
+            ask(proxy, api_key, upstream, "How do I sort a dict by value in Python?"),
+        ]
+        across = metric(proxy, "llmproxy_redis_cross_shard_search")
+        listing = httpx.get(proxy + "/admin/entries", headers=AUTH)
+    assert answers == ["MISS", "MISS", "HIT-L1"]  # the paraphrase is not searched on one shard
+    assert across == 0
+    assert listing.status_code == 503 and "search_url" in listing.text
+    lines = [record.getMessage() for record in caplog.records if "cross-shard search" in record.getMessage()]
+    assert len(lines) == 1 and "exact matches only" in lines[0], lines
