@@ -139,12 +139,18 @@ def test_admin_lists_invalidates_and_flushes_on_a_cluster(
             ask(proxy, api_key, upstream, f"Spell the number {number} in German.", model="fake-model-2")
         assert eventually(lambda: stored(cluster, f"{key_prefix}:l1:*") == 18)
         listed = httpx.get(proxy + "/admin/entries", params={"limit": 100}, headers=AUTH).json()
+        french = next(entry["id"] for entry in listed["entries"] if entry["model"] == "fake-model")
+        shown = httpx.get(proxy + f"/admin/entries/{french}", headers=AUTH)
+        removed = httpx.delete(proxy + f"/admin/entries/{french}", headers=AUTH)
         by_model = httpx.post(proxy + "/admin/invalidate", json={"model": "fake-model-2"}, headers=AUTH, timeout=10)
         left = stored(cluster, f"{key_prefix}:l1:*")
+        overview = httpx.get(proxy + "/admin/overview", headers=AUTH)
         flushed = httpx.post(proxy + "/admin/flush", json={"confirm": "flush-all"}, headers=AUTH, timeout=10)
     assert listed["total"] == 18
-    assert by_model.status_code == 200 and by_model.json()["deleted"] == 6 and left == 12
-    assert flushed.status_code == 200 and flushed.json()["deleted"] == 12, flushed.text
+    assert shown.status_code == 200 and removed.status_code == 200, (shown.text, removed.text)
+    assert by_model.status_code == 200 and by_model.json()["deleted"] == 6 and left == 11
+    assert overview.status_code == 200, overview.text
+    assert flushed.status_code == 200 and flushed.json()["deleted"] == 11, flushed.text
     assert stored(cluster, f"{key_prefix}:l1:*") == 0
     with redis.Redis.from_url(search_url) as search:
         assert not list(search.scan_iter(match=f"{key_prefix}:cat:*")) and not list(
