@@ -9,6 +9,7 @@ becomes CacheUnavailableError, logged once here, with the fault it stands for:
                                                                        the client's retry, a slot without a primary,
                                                                        READONLY from a demoted primary)
     no pooled connection free within pool_timeout_s     POOL           this process is busy; Redis is fine
+    (a cluster node's pool at max_connections: at once)
     a write refused for memory (maxmemory, noeviction)  OUT_OF_MEMORY  Redis answered, and reads still work
     any other error reply (missing index, wrong type)   COMMAND        Redis answered
 
@@ -27,6 +28,7 @@ from redis.exceptions import (
     AskError,
     ClusterDownError,
     InvalidResponse,
+    MaxConnectionsError,
     OutOfMemoryError,
     ReadOnlyError,
     RedisClusterException,
@@ -85,7 +87,7 @@ class RedisSkippedError(CacheUnavailableError):
 def classify(error: BaseException) -> Fault:
     """The fault behind an error, looking through wrappers (redisvl, the cache's own) at their causes."""
     for cause in causes(error):
-        if isinstance(cause, PoolExhaustedError):
+        if isinstance(cause, (PoolExhaustedError, MaxConnectionsError)):  # the cluster client's pool does not wait
             return Fault.POOL
         if isinstance(cause, _TOPOLOGY_ERRORS):
             return Fault.OUTAGE

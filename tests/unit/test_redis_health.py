@@ -13,6 +13,7 @@ from redis.exceptions import (
     ClusterDownError,
     ConnectionError,
     MasterDownError,
+    MaxConnectionsError,
     MovedError,
     OutOfMemoryError,
     ReadOnlyError,
@@ -209,3 +210,7 @@ def test_redis_call_lets_other_errors_through() -> None:
 def test_a_failover_under_way_is_an_outage_not_a_bad_command(error: Exception) -> None:
     assert classify(error) is Fault.OUTAGE
     assert classify(ClusterCrossSlotError("CROSSSLOT Keys in request don't hash to the same slot")) is Fault.COMMAND
+
+
+def test_a_full_cluster_node_pool_is_back_pressure_not_an_outage() -> None:
+    assert classify(MaxConnectionsError("Too many connections")) is Fault.POOL
