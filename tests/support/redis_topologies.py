@@ -11,7 +11,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import redis
@@ -58,7 +58,6 @@ class Cluster:
     """A running Redis Cluster: its nodes (primaries first as created) and any node's URL."""
 
     nodes: list[Node]
-    stopped: list[Node] = field(default_factory=list)
 
     @property
     def url(self) -> str:
