@@ -6,14 +6,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 import redis
 
+from llmproxy.cache.catalog.answer_keys import AnswerKeys
+from llmproxy.cache.catalog.index import Catalog, CatalogRecord
+from llmproxy.cache.exact import ExactCache
+from llmproxy.cache.semantic import Partition, SemanticIndex, SemanticRecord
+from llmproxy.cache.writeback import StorePlan, WriteBack
+from llmproxy.protocols.chat import CHAT
+from llmproxy.settings import HnswSettings, RedisSettings
+from llmproxy.store.redis_client import create_redis
 from tests.integration.test_single_flight import SLOW, ask_together, assert_one_answer, flights
 from tests.support.admin import ADMIN_TOKEN, tenant
 from tests.support.clients import openai_sdk
@@ -23,6 +33,13 @@ from tests.support.upstream import FakeUpstream, metric
 from tests.support.waiting import eventually
 
 AUTH = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+ANSWER: Any = {
+    "id": "chatcmpl-1",
+    "object": "chat.completion",
+    "created": 1,
+    "model": "fake-model",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "Four."}, "finish_reason": "stop"}],
+}
 StartProxy = Callable[..., AbstractContextManager[str]]
 
 
@@ -175,3 +192,48 @@ def test_without_cross_shard_search_or_search_node_it_says_so_and_caches_exact_m
     assert listing.status_code == 503 and "search_url" in listing.text
     lines = [record.getMessage() for record in caplog.records if "cross-shard search" in record.getMessage()]
     assert len(lines) == 1 and "exact matches only" in lines[0], lines
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def write_back_on(client: Any, key_prefix: str, hash_tags: bool) -> tuple[WriteBack, ExactCache, Catalog]:
+    """A write-back with L1, L2 and the catalog all on the cluster (as with Redis 8's cross-shard search)."""
+    exact = ExactCache(client, key_prefix, hash_tags)
+    index = SemanticIndex(client, key_prefix, dimension=4, hnsw=HnswSettings())
+    catalog = Catalog(client, key_prefix, hash_tags)
+    return WriteBack(redis=client, exact=exact, index=index, clock=time.time, catalog=catalog), exact, catalog
+
+
+def plan_for(exact: ExactCache, request_hash: str) -> StorePlan:
+    key = exact.key("tenant-1", request_hash)
+    record = SemanticRecord(
+        Partition("tenant-1", "fake-model", "p", "c"), "a prompt", key, np.ones(4, dtype=np.float32)
+    )
+    listing = CatalogRecord("tenant-1", "fake-model", CHAT.name, "a prompt", key, key)
+    return StorePlan(key=key, protocol=CHAT, model="fake-model", ttl_s=60, record=record, listing=listing)
+
+
+@pytest.mark.anyio
+async def test_with_everything_on_the_cluster_one_answer_is_one_multi_and_deletions_go_per_answer(
+    cluster: Cluster, key_prefix: str
+) -> None:
+    client = create_redis(RedisSettings(mode="cluster", url=cluster.url), cluster.url)
+    try:
+        write_back, exact, catalog = write_back_on(client, key_prefix, hash_tags=True)
+        plans = [plan_for(exact, f"{number:064x}") for number in range(12)]
+        outcomes = [await write_back.store(plan, ANSWER) for plan in plans]
+        spread = cluster.keys_per_primary(f"{key_prefix}:l1:*")
+        keys = AnswerKeys(client, key_prefix, catalog.key)
+        unlinked = await keys.unlink([plan.key for plan in plans])
+        untagged, untagged_exact, _ = write_back_on(client, key_prefix + "-untagged", hash_tags=False)
+        crossing = await untagged.store(plan_for(untagged_exact, "ab" * 32), ANSWER)
+    finally:
+        await client.aclose()
+    assert outcomes == ["stored"] * 12
+    assert all(count > 0 for count in spread.values()) and len(spread) == 3, spread
+    assert (unlinked.l1, unlinked.l2, unlinked.catalog) == (12, 12, 12)
+    assert stored(cluster, f"{key_prefix}*") == 0
+    assert crossing == "failed", "without the hash tag the MULTI crosses slots (CROSSSLOT): fail open"

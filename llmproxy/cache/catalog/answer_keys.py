@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from llmproxy.cache.catalog.index import entry_id
 from llmproxy.cache.semantic import document_key
@@ -109,17 +110,17 @@ class AnswerKeys:
 
     async def _unlink_together(self, batch: Sequence[str]) -> Unlinked:
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.unlink(*batch)
-            pipe.unlink(*map(self.l2, batch))
-            pipe.unlink(*map(self.catalog, batch))
+            _queue_unlink(pipe, batch)
+            _queue_unlink(pipe, list(map(self.l2, batch)))
+            _queue_unlink(pipe, list(map(self.catalog, batch)))
             l1, l2, catalog = await pipe.execute()
         return Unlinked(int(l1), int(l2), int(catalog))
 
     async def _unlink_apart(self, batch: Sequence[str]) -> Unlinked:
         l1 = await self._redis.unlink(*batch)  # a cluster client splits the keys by slot
         async with self.search.pipeline(transaction=True) as pipe:
-            pipe.unlink(*map(self.l2, batch))
-            pipe.unlink(*map(self.catalog, batch))
+            _queue_unlink(pipe, list(map(self.l2, batch)))
+            _queue_unlink(pipe, list(map(self.catalog, batch)))
             l2, catalog = await pipe.execute()
         return Unlinked(int(l1), int(l2), int(catalog))
 
@@ -147,3 +148,8 @@ class AnswerKeys:
             await run(batch)
             self._pacer.observe(self._clock() - started)
             start += len(batch)
+
+
+def _queue_unlink(pipe: Pipeline, keys: Sequence[str]) -> None:
+    # redis-py's cluster pipeline runs `unlink` at once (split by slot) instead of queueing it in the MULTI.
+    pipe.execute_command("UNLINK", *keys)
