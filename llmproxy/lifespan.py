@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import anyio
 from anyio.abc import TaskGroup
@@ -43,7 +44,8 @@ from llmproxy.state import STATE_KEY, AdminTools, AppState
 from llmproxy.store.errors import CacheUnavailableError
 from llmproxy.store.eviction import check_eviction_policy
 from llmproxy.store.health import RedisHealth
-from llmproxy.store.redis_client import RedisClient, create_redis, is_reachable
+from llmproxy.store.redis_client import RedisClient, create_redis, create_standalone, is_reachable
+from llmproxy.store.search_probe import searches_across_shards
 from llmproxy.telemetry.audit_metrics import AuditMetrics
 from llmproxy.telemetry.history import History, HistoryWriter
 from llmproxy.telemetry.labels import BoundedLabels
@@ -64,10 +66,11 @@ def lifespan_for(
     """The Starlette lifespan that builds AppState from settings.
 
     Raises:
-        ValueError: settings.redis.url is unset (the embedded Redis must be started before the app).
+        ValueError: settings.redis.url is unset outside sentinel mode (the embedded Redis must be started before the
+            app).
     """
     redis_url = settings.redis.url
-    if redis_url is None:
+    if redis_url is None and settings.redis.mode != "sentinel":
         raise ValueError("create_app needs settings.redis.url; `llmproxy serve` starts the embedded Redis first")
 
     @asynccontextmanager
@@ -77,21 +80,27 @@ def lifespan_for(
             redis = create_redis(settings.redis, redis_url)
             resources.push_async_callback(redis.aclose)
             if not await is_reachable(redis):
-                logger.warning("Redis at %s does not answer yet; requests bypass the cache until it does", redis_url)
+                logger.warning(
+                    "Redis (%s) does not answer yet; requests bypass the cache until it does", where(settings)
+                )
             await check_eviction_policy(redis)  # warns under a policy that can evict the audit log or history
+            metrics = ProxyMetrics(max_model_labels=settings.metrics.max_model_labels)
+            # Where the L2 index and the catalog live: beside the answers, on a search node of their own (a cluster
+            # whose shards cannot search together), or nowhere (exact matches only).
+            search = await open_search_redis(settings, redis, metrics, resources)
+            hash_tags = settings.redis.mode == "cluster"
             # 2. The upstream connection pools: the default one, one per named upstream, and Anthropic's, each with
             # its own breaker and retries, reported to the metrics.
-            metrics = ProxyMetrics(max_model_labels=settings.metrics.max_model_labels)
             upstreams = upstream_clients(settings, metrics)
             for family in upstreams.families.values():
                 for client in family.values():
                     resources.push_async_callback(client.aclose)
             # 3. The semantic layer: model, batcher task, vector index, router (skipped when disabled).
-            exact = ExactCache(redis, settings.redis.key_prefix)
+            exact = ExactCache(redis, settings.redis.key_prefix, hash_tags)
             ledger = audit_ledger(settings, redis)
-            semantic = await open_semantic_layer(settings, redis, exact, model_loader, background, ledger)
+            semantic = await open_semantic_layer(settings, search, exact, model_loader, background, ledger)
             # 4. The catalog of cached answers, which the admin API lists and invalidates (needs no model).
-            catalog = Catalog(redis, settings.redis.key_prefix)
+            catalog = Catalog(search or redis, settings.redis.key_prefix, hash_tags, searchable=search is not None)
             await ensure_catalog(catalog)
             # 5. The request pipeline over all of it.
             # One breaker for the request path's Redis: outages anywhere open it, so requests stop waiting on it.
@@ -109,10 +118,11 @@ def lifespan_for(
                 exact=exact,
                 index=semantic.index,
                 clock=time.time,
-                catalog=catalog,
+                catalog=catalog if search is not None else None,
                 health=redis_health,
                 max_entry_bytes=settings.cache.max_entry_bytes,
                 verifier=semantic.verifier,
+                search=search,
             )
             audit_log = AuditLog(redis, settings.redis.key_prefix)
             shadow = None
@@ -126,12 +136,12 @@ def lifespan_for(
                 flight=open_single_flight(settings, redis, background),
                 shadow=shadow,
             )
-            # 6. Telemetry: the Prometheus metrics (made in step 2), Redis-wide figures sampled in the background,
+            # 6. Telemetry: the Prometheus metrics (made in step 1), Redis-wide figures sampled in the background,
             # and the traffic history written to RedisTimeSeries by a background task, off the request path.
             history = await open_history(settings, redis, metrics, background, resources)
             telemetry = open_telemetry(settings, redis, metrics, history, catalog, background)
             # 7. The admin API's tools.
-            admin = admin_tools(redis, settings.redis.key_prefix, catalog, semantic, metrics, ledger)
+            admin = admin_tools(redis, settings.redis.key_prefix, catalog, semantic, metrics, search, ledger)
             state = AppState(
                 settings=settings,
                 redis=redis,
@@ -183,7 +193,7 @@ def audit_ledger(settings: Settings, redis: RedisClient) -> AuditLedger | None:
     """The shared audit ledger, or None when shadow verification is off (semantic.audit_rate 0)."""
     if not settings.semantic.enabled or settings.semantic.audit_rate <= 0:
         return None
-    return AuditLedger(redis, settings.redis.key_prefix, clock=time.time)
+    return AuditLedger(redis, settings.redis.key_prefix, clock=time.time, hash_tags=settings.redis.mode == "cluster")
 
 
 def open_pipeline(
@@ -296,9 +306,43 @@ class SemanticLayer:
     verifier: Verifier | None = None
 
 
+async def open_search_redis(
+    settings: Settings, redis: RedisClient, metrics: ProxyMetrics, resources: AsyncExitStack
+) -> RedisClient | None:
+    """The Redis that holds the L2 index and the catalog: Redis itself, except on a cluster whose shards cannot
+    search together (redis.search_url then, else None: exact matches only). Never one shard's search alone."""
+    if settings.redis.mode != "cluster":
+        return redis
+    across = await searches_across_shards(redis, settings.redis.key_prefix)
+    metrics.set_cross_shard_search(across)
+    if across:
+        logger.info("Redis Cluster searches across its shards: the semantic index and the catalog live on the cluster")
+        return redis
+    missing = "Redis Cluster without cross-shard search (no search coordinator, as in Redis Stack 7.x; Redis 8 has one)"
+    if settings.redis.search_url is not None:
+        logger.warning("%s: the semantic index (L2) and the catalog live on redis.search_url", missing)
+        search = create_standalone(settings.redis, settings.redis.search_url)
+        resources.push_async_callback(search.aclose)
+        return search
+    logger.warning(
+        "%s and no redis.search_url: exact matches only (L2 semantic cache, entries listing and filtered "
+        "invalidation off; the router still works). Set redis.search_url to a standalone Redis Stack for them.",
+        missing,
+    )
+    return None
+
+
+def where(settings: Settings) -> str:
+    """Which Redis, for a log line (no credentials)."""
+    if settings.redis.mode == "sentinel":
+        return f"sentinel service {settings.redis.sentinel_service}"
+    parts = urlsplit(settings.redis.url or "")
+    return f"{settings.redis.mode} at {parts.hostname}:{parts.port}" if parts.hostname else settings.redis.mode
+
+
 async def open_semantic_layer(
     settings: Settings,
-    redis: RedisClient,
+    redis: RedisClient | None,
     exact: ExactCache,
     model_loader: ModelLoader,
     background: TaskGroup,
@@ -318,23 +362,25 @@ async def open_semantic_layer(
     embedder = Embedder(model, settings.embeddings.max_batch, settings.embeddings.max_wait_ms)
     await warm_up(embedder)
     background.start_soon(embedder.run_batcher)
-    index = SemanticIndex(
-        redis=redis, key_prefix=settings.redis.key_prefix, dimension=embedder.dimension, hnsw=settings.semantic.hnsw
-    )
-    await ensure_index(index)
     timeout_s = settings.embeddings.timeout_ms / 1000
-    verifier = await open_verifier(settings, index, model_loader, background)
-    # Under an error budget, each model's threshold is at most the one the ledger keeps (read locally).
-    budgeted = ledger is not None and settings.semantic.max_error_rate is not None
-    finder = ParaphraseFinder(
-        embedder=embedder,
-        index=index,
-        exact=exact,
-        settings=settings.semantic,
-        embed_timeout_s=timeout_s,
-        effective_threshold=ledger.effective_threshold if budgeted and ledger is not None else None,
-        verifier=verifier,
-    )
+    index, finder, verifier = None, None, None
+    if redis is not None:  # None: no Redis here can search (exact matches only), but the router still works
+        index = SemanticIndex(
+            redis=redis, key_prefix=settings.redis.key_prefix, dimension=embedder.dimension, hnsw=settings.semantic.hnsw
+        )
+        await ensure_index(index)
+        verifier = await open_verifier(settings, index, model_loader, background)
+        # Under an error budget, each model's threshold is at most the one the ledger keeps (read locally).
+        budgeted = ledger is not None and settings.semantic.max_error_rate is not None
+        finder = ParaphraseFinder(
+            embedder=embedder,
+            index=index,
+            exact=exact,
+            settings=settings.semantic,
+            embed_timeout_s=timeout_s,
+            effective_threshold=ledger.effective_threshold if budgeted and ledger is not None else None,
+            verifier=verifier,
+        )
     # The route references live in this process (no Redis): routing holds while Redis is down or flushed.
     unloaded = Router(
         embedder=embedder, dimension=embedder.dimension, max_windows=settings.router.max_windows, timeout_s=timeout_s
@@ -408,6 +454,7 @@ def admin_tools(
     catalog: Catalog,
     semantic: SemanticLayer,
     metrics: ProxyMetrics,
+    search: RedisClient | None = None,
     ledger: AuditLedger | None = None,
 ) -> AdminTools:
     """What the admin API works with; invalidation by prompt uses the semantic layer when it is on."""
@@ -416,12 +463,19 @@ def admin_tools(
     def count_deleted(mode: str, count: int) -> None:
         metrics.invalidated.labels(mode).inc(count)
 
+    apart = search if search is not None and search is not redis else None  # a search node of its own
     invalidator = Invalidator(
-        redis=redis, key_prefix=key_prefix, catalog=catalog, index=semantic.index, embed=embed, on_deleted=count_deleted
+        redis=redis,
+        key_prefix=key_prefix,
+        catalog=catalog,
+        index=semantic.index,
+        embed=embed,
+        on_deleted=count_deleted,
+        search=apart,
     )
     return AdminTools(
         catalog=catalog,
-        entries=EntryReader(redis, key_prefix),
+        entries=EntryReader(redis, key_prefix, apart),
         invalidator=invalidator,
         audit=AuditLog(redis, key_prefix),
         ledger=ledger,

@@ -160,7 +160,28 @@ class AnthropicUpstreamSettings(UpstreamSettings):
 
 class RedisSettings(Section):
     url: str | None = Field(
-        None, description="Redis 8 / Redis Stack URL (redis://, rediss://, unix://). Unset: start an embedded Redis."
+        None,
+        description="Redis 8 / Redis Stack URL (redis://, rediss://, unix://). Unset: start an embedded Redis (mode "
+        "standalone only). In cluster mode, any node's URL; in sentinel mode its host is not used, but its scheme "
+        "(rediss:// for TLS), credentials and database apply to the primary the sentinels name.",
+    )
+    mode: Literal["standalone", "sentinel", "cluster"] = Field(
+        "standalone",
+        description="How Redis is deployed: one server (standalone), a primary and replicas watched by Sentinel "
+        "(sentinel: the client asks the sentinels for the primary and follows failovers), or Redis Cluster "
+        "(cluster: keys of one answer share a hash tag; MOVED/ASK are followed by the client).",
+    )
+    sentinels: list[str] = Field(
+        [], description="Sentinel addresses as host:port (mode sentinel; at least one). They are asked in order."
+    )
+    sentinel_service: str = Field(
+        "mymaster", min_length=1, description="The primary's name in the sentinels' configuration (mode sentinel)."
+    )
+    search_url: str | None = Field(
+        None,
+        description="A standalone Redis Stack / Redis 8 (redis://, rediss://) that holds the semantic index (L2) and "
+        "the catalog when Redis is a cluster whose query engine does not search across shards (Redis Stack 7.x). "
+        "Unset there: the proxy caches exact matches only, and says so at startup. Not used otherwise.",
     )
     key_prefix: str = Field("llmproxy", pattern=r"^[A-Za-z0-9_.-]+$", description="Prefix of every key written.")
     socket_timeout_s: float = Field(
@@ -197,12 +218,31 @@ class RedisSettings(Section):
         True, description="Embedded Redis saves RDB snapshots in its data folder, so the cache survives restarts."
     )
 
-    @field_validator("url")
+    @field_validator("url", "search_url")
     @classmethod
     def _check_url(cls, value: str | None) -> str | None:
         if value is not None and urlsplit(value).scheme not in ("redis", "rediss", "unix"):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value
+
+    @field_validator("sentinels")
+    @classmethod
+    def _check_sentinels(cls, value: list[str]) -> list[str]:
+        for address in value:
+            host, _, port = address.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"{address!r} is not host:port")
+        return value
+
+    @model_validator(mode="after")
+    def _check_mode(self) -> RedisSettings:
+        if self.mode == "sentinel" and not self.sentinels:
+            raise ValueError("mode sentinel needs redis.sentinels (host:port, at least one)")
+        if self.mode == "cluster" and self.url is None:
+            raise ValueError("mode cluster needs redis.url (any node of the cluster)")
+        if self.mode == "cluster" and urlsplit(self.url or "").scheme == "unix":
+            raise ValueError("mode cluster needs a redis:// or rediss:// url (clusters speak TCP)")
+        return self
 
 
 class CacheSettings(Section):

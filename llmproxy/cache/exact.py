@@ -9,20 +9,22 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from llmproxy.cache.entry import CacheEntry, decode_entry, encode_entry
+from llmproxy.cache.keys import key_part
 from llmproxy.store.errors import redis_call
 
 
 class ExactCache:
     """GET/SET of complete answers; each entry is one Redis string, so a write is atomic."""
 
-    def __init__(self, redis: Redis, key_prefix: str) -> None:
+    def __init__(self, redis: Redis, key_prefix: str, hash_tags: bool = False) -> None:
         self._redis = redis
         self._prefix = f"{key_prefix}:l1"
+        self._hash_tags = hash_tags  # a cluster: the request hash is the keys' hash tag (cache/keys.py)
         self._reads: dict[str, asyncio.Future[bytes | str | None]] = {}  # GETs in flight, by key
 
     def key(self, scope: str, request_hash: str) -> str:
         """Redis key of one entry; the scope is in the name so a tenant's entries can be found by pattern."""
-        return f"{self._prefix}:{scope}:{request_hash}"
+        return f"{self._prefix}:{scope}:{key_part(request_hash, self._hash_tags)}"
 
     async def get(self, key: str) -> CacheEntry | None:
         """The entry under key, or None.

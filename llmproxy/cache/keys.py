@@ -16,6 +16,7 @@ import orjson
 
 from llmproxy.jsontypes import JsonObject
 from llmproxy.protocols.base import WireProtocol
+from llmproxy.store.hash_tags import hash_tag
 
 # The integers orjson can encode. A larger integral float (1e20, or an integer literal past 2^64 that orjson
 # decoded as a float) stays a float: as an int it could not be encoded into the key.
@@ -31,6 +32,16 @@ def canonical(value: Any) -> Any:
     if isinstance(value, list):
         return [canonical(item) for item in value]
     return value
+
+
+def key_part(request_hash: str, hash_tags: bool) -> str:
+    """The request hash as the last part of its answer's keys (L1 entry, L2 record, catalog record, lease).
+
+    On a cluster (`hash_tags`) it is a hash tag, so the keys of one answer share a slot: the write-back's MULTI and
+    the single-flight lease stay on one shard, while answers spread evenly over all of them. On a standalone Redis
+    the keys keep their untagged names, so entries written before an upgrade keep hitting.
+    """
+    return hash_tag(request_hash) if hash_tags else request_hash
 
 
 def request_key(protocol: WireProtocol, scope: str, body: JsonObject, headers: Sequence[tuple[str, str]] = ()) -> str:

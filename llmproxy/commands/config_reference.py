@@ -12,7 +12,7 @@ from __future__ import annotations
 import textwrap
 import types
 from collections.abc import Iterator
-from typing import Any, Union, get_args, get_origin
+from typing import Any, Literal, Union, get_args, get_origin
 
 import annotated_types
 import yaml
@@ -113,6 +113,8 @@ def _plain(value: object) -> object:
         return value.model_dump(mode="json")
     if isinstance(value, dict):
         return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
     if isinstance(value, SecretStr):
         raise ValueError("a secret must not have a default")
     if value is None or isinstance(value, bool | int | float | str):
@@ -141,6 +143,10 @@ def _constraints(field: FieldInfo) -> list[str]:
 def _type_name(annotation: Any) -> str:
     if get_origin(annotation) in (Union, types.UnionType):
         return " | ".join(_type_name(arg) for arg in get_args(annotation))
+    if get_origin(annotation) is Literal:
+        return "one of " + " | ".join(str(arg) for arg in get_args(annotation))
+    if get_origin(annotation) is list:
+        return f"list[{_type_name(get_args(annotation)[0])}]"
     if get_origin(annotation) is dict:
         key, value = get_args(annotation)
         return f"dict[{_type_name(key)}, {_type_name(value)}]"

@@ -40,13 +40,13 @@ def run_proxy(settings: Settings) -> None:
     with stop_on_signals(), ExitStack() as resources:
         # 1. The cache store: the operator's Redis, or our own on a free loopback port.
         redis_url = settings.redis.url
-        if redis_url is None:
+        if redis_url is None and settings.redis.mode == "standalone":
             config = EmbeddedRedisConfig(
                 data_dir=settings.redis.embedded_data_dir.resolve(), persist=settings.redis.embedded_persist
             )
             redis_url = resources.enter_context(EmbeddedRedis(config)).url
             logger.info("no Redis URL configured: using an embedded Redis Stack at %s", redis_url)
-        effective = with_redis_url(settings, redis_url)
+        effective = settings if redis_url is None else with_redis_url(settings, redis_url)  # sentinel: no URL
         logger.info("llmproxy listening on http://%s:%d/v1", settings.server.host, settings.server.port)
         if settings.server.workers > 1:
             run_workers(effective, resources)

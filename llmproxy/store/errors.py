@@ -5,7 +5,11 @@ becomes CacheUnavailableError, logged once here, with the fault it stands for:
 
     error                                               fault          what it says
     connection refused, reset or closed; a timeout      OUTAGE         Redis cannot be used
+    a cluster or sentinel failover under way            OUTAGE         (CLUSTERDOWN, TRYAGAIN, MOVED/ASK left after
+                                                                       the client's retry, a slot without a primary,
+                                                                       READONLY from a demoted primary)
     no pooled connection free within pool_timeout_s     POOL           this process is busy; Redis is fine
+    (a cluster node's pool at max_connections: at once)
     a write refused for memory (maxmemory, noeviction)  OUT_OF_MEMORY  Redis answered, and reads still work
     any other error reply (missing index, wrong type)   COMMAND        Redis answered
 
@@ -20,14 +24,37 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    InvalidResponse,
+    MaxConnectionsError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    RedisClusterException,
+    RedisClusterUnreachableError,
+    RedisError,
+    ResponseError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import InvalidResponse, OutOfMemoryError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redisvl.exceptions import RedisVLError
 
 logger = logging.getLogger(__name__)
 
-REDIS_ERRORS = (RedisError, RedisVLError, OSError)  # what a Redis command (through redis-py or redisvl) raises
+# What a Redis command (through redis-py or redisvl) raises; redis-py's cluster errors are not all RedisErrors.
+REDIS_ERRORS = (RedisError, RedisClusterException, RedisVLError, OSError)
+# A topology change under way (failover, resharding): Redis cannot be used until the client has followed it.
+_TOPOLOGY_ERRORS = (
+    ClusterDownError,  # also MASTERDOWN
+    TryAgainError,
+    AskError,  # also MOVED
+    ReadOnlyError,
+    SlotNotCoveredError,
+    RedisClusterUnreachableError,
+)
 _OOM_REPLY = "OOM "  # redis-py names the class only for a bare reply, not inside a pipeline's annotated error
 
 
@@ -60,8 +87,10 @@ class RedisSkippedError(CacheUnavailableError):
 def classify(error: BaseException) -> Fault:
     """The fault behind an error, looking through wrappers (redisvl, the cache's own) at their causes."""
     for cause in causes(error):
-        if isinstance(cause, PoolExhaustedError):
+        if isinstance(cause, (PoolExhaustedError, MaxConnectionsError)):  # the cluster client's pool does not wait
             return Fault.POOL
+        if isinstance(cause, _TOPOLOGY_ERRORS):
+            return Fault.OUTAGE
         if isinstance(cause, OutOfMemoryError) or (isinstance(cause, ResponseError) and _OOM_REPLY in str(cause)):
             return Fault.OUT_OF_MEMORY
         if isinstance(cause, ResponseError):

@@ -1,6 +1,15 @@
-"""The async Redis client the cache uses: its connection pool, its connections' timeouts, its readiness probe.
+"""The async Redis client the cache uses, for each deployment (`redis.mode`): its connection pool, its connections'
+timeouts, its readiness probe.
 
-Two things redis-py does not do the way the request path needs:
+- standalone: one server, through the pool below.
+- sentinel: redis-py's `Sentinel(...).master_for(...)`: each new connection asks the sentinels for the primary, and a
+  connection to a demoted primary is dropped, so a failover is followed without a restart.
+- cluster: redis-py's asyncio `RedisCluster`, which routes each command by its key's slot and follows MOVED/ASK and
+  failovers itself. Its API is the standalone client's for everything the cache sends (keys of one answer share a
+  hash tag: cache/keys.py), so it is handed out under the same type; `is_cluster` tells the few callers that fan out.
+
+Two things redis-py does not do the way the request path needs (standalone; the others use redis-py's own pools and
+socket timeouts, with the same values):
 - When every pooled connection is busy, a command waits its turn (up to `pool_timeout_s`) instead of failing.
 - Timeouts measure Redis, not this process's event loop: connecting, sending and reading a reply are bounded by
   `deadline`, which a stalled loop (a burst of requests) does not trip while the reply is already there.
@@ -9,10 +18,16 @@ Two things redis-py does not do the way the request path needs:
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
-from redis.asyncio import ConnectionPool, Redis
-from redis.asyncio.connection import AbstractConnection, Connection, SSLConnection, UnixDomainSocketConnection
+from redis.asyncio import ConnectionPool, Redis, RedisCluster, Sentinel
+from redis.asyncio.connection import (
+    AbstractConnection,
+    Connection,
+    SSLConnection,
+    UnixDomainSocketConnection,
+    parse_url,
+)
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError
@@ -135,8 +150,23 @@ class WaitingPool(ConnectionPool):
                 self._slots.release()
 
 
-def create_redis(settings: RedisSettings, url: str) -> Redis:
-    """A pooled client whose every command is bounded by the request-path timeout."""
+def create_redis(settings: RedisSettings, url: str | None) -> Redis:
+    """A pooled client of the configured deployment whose every command is bounded by the request-path timeout.
+
+    Raises:
+        ValueError: standalone or cluster mode without a URL.
+    """
+    if settings.mode == "sentinel":
+        return _sentinel_client(settings, url)
+    if url is None:
+        raise ValueError(f"redis.mode {settings.mode} needs redis.url")
+    if settings.mode == "cluster":
+        return _cluster_client(settings, url)
+    return create_standalone(settings, url)
+
+
+def create_standalone(settings: RedisSettings, url: str) -> Redis:
+    """A client of one server (also the search node beside a cluster: redis.search_url)."""
     pool = WaitingPool.from_url(
         url,
         max_connections=settings.max_connections,
@@ -146,13 +176,76 @@ def create_redis(settings: RedisSettings, url: str) -> Redis:
         reply_timeout_s=settings.socket_timeout_s,
         connect_timeout_s=settings.connect_timeout_s,
         health_check_interval=HEALTH_CHECK_INTERVAL_S,
-        # redis-py retries connection errors and timeouts 3 times by default: a 4x longer wait on the request
-        # path when Redis is down. Never retry a timeout; retry a broken connection once, at once: after Redis
-        # restarted, every pooled connection is dead but looks fine until used, and the retry runs on a new one.
-        # While Redis is down the retry is refused at once too.
-        retry=Retry(NoBackoff(), 1, supported_errors=(ConnectionError,)),
+        retry=_retry(),
     )
     return Redis.from_pool(pool)  # the client owns the pool: closing it closes the connections
+
+
+def is_cluster(redis: Redis) -> bool:
+    """True when the client is a Redis Cluster client (multi-key work fans out per primary)."""
+    return isinstance(redis, RedisCluster)
+
+
+def cluster_client(redis: Redis) -> RedisCluster:
+    """The client as the cluster client it is (only after is_cluster)."""
+    assert isinstance(redis, RedisCluster)
+    return redis
+
+
+def _retry() -> Retry:
+    # redis-py retries connection errors and timeouts 3 times by default: a 4x longer wait on the request path when
+    # Redis is down. Never retry a timeout; retry a broken connection once, at once: after Redis restarted (or a
+    # failover), every pooled connection is dead but looks fine until used, and the retry runs on a new one (to the
+    # new primary). While Redis is down the retry is refused at once too.
+    return Retry(NoBackoff(), 1, supported_errors=(ConnectionError,))
+
+
+def _cluster_client(settings: RedisSettings, url: str) -> Redis:
+    cluster = RedisCluster.from_url(
+        url,
+        max_connections=settings.max_connections,  # per node
+        socket_timeout=settings.socket_timeout_s,
+        socket_connect_timeout=settings.connect_timeout_s,
+        health_check_interval=HEALTH_CHECK_INTERVAL_S,
+        retry=_retry(),
+        # While a primary fails over, its slots have no owner for a few seconds: the rest must keep working, and
+        # the client must come up during one.
+        require_full_coverage=False,
+    )
+    # The cluster client speaks the same commands for every key the cache writes (one slot per answer).
+    return cast(Redis, cluster)
+
+
+def _sentinel_client(settings: RedisSettings, url: str | None) -> Redis:
+    # The URL gives what the primary needs besides its address (found by the sentinels): credentials, TLS, db.
+    options: dict[str, Any] = dict(parse_url(url)) if url is not None else {}
+    for address in ("host", "port", "path"):
+        options.pop(address, None)
+    if options.pop("connection_class", None) is SSLConnection:
+        options["ssl"] = True
+    timeouts: dict[str, Any] = {
+        "socket_timeout": settings.socket_timeout_s,
+        "socket_connect_timeout": settings.connect_timeout_s,
+    }
+    sentinel = Sentinel(
+        [_host_port(address) for address in settings.sentinels],
+        sentinel_kwargs=timeouts,  # the sentinels' own connections: no credentials of the data nodes
+        **timeouts,
+    )
+    primary: Redis = sentinel.master_for(
+        settings.sentinel_service,
+        redis_class=Redis,
+        max_connections=settings.max_connections,
+        health_check_interval=HEALTH_CHECK_INTERVAL_S,
+        retry=_retry(),
+        **options,
+    )
+    return primary
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host, int(port)
 
 
 async def is_reachable(redis: Redis) -> bool:

@@ -134,6 +134,13 @@ class ProxyMetrics:
             ["upstream"],
             registry=registry,
         )
+        self.cross_shard_search = Gauge(
+            "llmproxy_redis_cross_shard_search",
+            "Redis Cluster only: 1 when its query engine searches across shards (L2 and the catalog on the "
+            "cluster), 0 when it does not (they live on redis.search_url, or are off: exact matches only).",
+            multiprocess_mode="livemin",
+            registry=registry,
+        )
         self.redis_breaker_state = Gauge(
             "llmproxy_redis_breaker_state",
             "Circuit breaker of the request path's Redis: 0 closed, 1 half-open, 2 open (requests skip the cache).",
@@ -261,6 +268,10 @@ class ProxyMetrics:
         self._child(self.breaker_state, upstream).set(state)
         if opened:
             self._child(self.breaker_opened, upstream).inc()
+
+    def set_cross_shard_search(self, available: bool) -> None:
+        """What the startup probe found on a Redis Cluster."""
+        self.cross_shard_search.set(1 if available else 0)
 
     def set_redis_breaker_state(self, state: int) -> None:
         """The Redis breaker changed state (0 closed, 1 half-open, 2 open)."""

@@ -7,6 +7,9 @@ Per cache result: `requests` and `latency_ms_sum` (an average is sum / count in 
     {prefix}:ts:result:{result}:{metric}        resolution=raw
     {prefix}:ts:result:{result}:{metric}:1m     resolution=1m
     {prefix}:ts:model:{model}:{metric}:1h       resolution=1h
+
+On a Redis Cluster `{prefix}:ts` is a hash tag (`{llmproxy:ts}:result:...`): every series lives in one slot, so a
+compaction rule's two keys share it and one TS.MRANGE on that slot's shard reads the whole history.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Literal, get_args
 from urllib.parse import unquote
 
 from llmproxy.settings import TimeSeriesSettings
+from llmproxy.store.hash_tags import hash_tag
 from llmproxy.telemetry.sample import Sample
 from llmproxy.trace import Result
 
@@ -40,6 +44,11 @@ class Resolution:
     retention_ms: int
 
 
+def history_root(prefix: str, hash_tags: bool) -> str:
+    """What every history key starts with: `{prefix}:ts`, a hash tag on a cluster (store/hash_tags.py)."""
+    return hash_tag(f"{prefix}:ts") if hash_tags else f"{prefix}:ts"
+
+
 @dataclass(frozen=True, slots=True)
 class SeriesId:
     """One history series, independent of its resolution."""
@@ -48,9 +57,9 @@ class SeriesId:
     name: str  # the result (hit_l1, miss, ...) or the model
     metric: str
 
-    def key(self, prefix: str, resolution: Resolution) -> str:
-        """The Redis key of this series at resolution."""
-        raw = f"{prefix}:ts:{self.group}:{self.name}:{self.metric}"
+    def key(self, prefix: str, resolution: Resolution, hash_tags: bool = False) -> str:
+        """The Redis key of this series at resolution (`hash_tags`: on a cluster)."""
+        raw = f"{history_root(prefix, hash_tags)}:{self.group}:{self.name}:{self.metric}"
         return raw if resolution.name == RAW else f"{raw}:{resolution.name}"
 
     def labels(self, prefix: str, resolution: Resolution) -> dict[str, str]:

@@ -17,6 +17,7 @@ from redis.exceptions import ResponseError
 
 from llmproxy.settings import TimeSeriesSettings
 from llmproxy.store.errors import CacheUnavailableError, causes, redis_call
+from llmproxy.store.redis_client import cluster_client, is_cluster
 from llmproxy.telemetry.series import (
     AGGREGATION,
     RAW,
@@ -24,6 +25,7 @@ from llmproxy.telemetry.series import (
     Resolution,
     SeriesId,
     SeriesPoints,
+    history_root,
     resolutions,
     result_series,
 )
@@ -55,6 +57,7 @@ class HistoryStore:
     ) -> None:
         self._redis = redis
         self._prefix = key_prefix
+        self._hash_tags = is_cluster(redis)  # every series in one slot (series.py)
         self.levels: tuple[Resolution, ...] = resolutions(settings)  # finest first
         self._clock = clock
         self._known: set[SeriesId] = set()  # created (with rules) since _ensured_at
@@ -91,7 +94,7 @@ class HistoryStore:
                         # Creation options apply only if the key vanished. No ON_DUPLICATE: redis-py puts it after
                         # LABELS, where it becomes a label; the key's DUPLICATE_POLICY SUM does the same job.
                         labels = series.labels(self._prefix, raw)
-                        key = series.key(self._prefix, raw)
+                        key = series.key(self._prefix, raw, self._hash_tags)
                         commands.add(key, second_ms, value, raw.retention_ms, duplicate_policy="sum", labels=labels)
                     replies = await pipe.execute(raise_on_error=False)
         except CacheUnavailableError as exc:
@@ -109,18 +112,31 @@ class HistoryStore:
         filters = [f"llmproxy={self._prefix}", f"resolution={plan.resolution.name}"]
         try:
             with redis_call("history read"):
-                reply = await self._redis.ts().mrange(
-                    plan.from_ms,
-                    plan.to_ms - 1,  # TS.MRANGE includes its end; the window does not
-                    filters,
-                    aggregation_type=AGGREGATION,
-                    bucket_size_msec=plan.bucket_ms,
-                    with_labels=True,
-                    latest=plan.resolution.name != RAW,  # include the compaction bucket still being filled
-                )
+                reply = await self._mrange(plan, filters)
         except CacheUnavailableError as exc:
             raise _history_error("reading the history", exc) from exc
         return list(_rows(reply))
+
+    async def _mrange(self, plan: QueryPlan, filters: list[str]) -> Any:
+        latest = plan.resolution.name != RAW  # include the compaction bucket still being filled
+        to_ms = plan.to_ms - 1  # TS.MRANGE includes its end; the window does not
+        if not self._hash_tags:
+            return await self._redis.ts().mrange(
+                plan.from_ms,
+                to_ms,
+                filters,
+                aggregation_type=AGGREGATION,
+                bucket_size_msec=plan.bucket_ms,
+                with_labels=True,
+                latest=latest,
+            )
+        # A cluster client cannot route TS.MRANGE (it names no key): it goes to the shard of the history's slot.
+        cluster = cluster_client(self._redis)
+        node = cluster.get_node_from_key(history_root(self._prefix, True))
+        args: list[str | int] = [plan.from_ms, to_ms, *(["LATEST"] if latest else []), "WITHLABELS"]
+        args += ["AGGREGATION", AGGREGATION, plan.bucket_ms, "FILTER", *filters]
+        self._redis.ts()  # registers the TS reply parsers on the client
+        return await cluster.execute_command("TS.MRANGE", *args, target_nodes=node)
 
     async def _ensure(self, wanted: Iterable[SeriesId]) -> None:
         missing = [series for series in wanted if series not in self._known]
@@ -140,15 +156,15 @@ class HistoryStore:
 
     def _stage_series(self, pipe: Pipeline, series: SeriesId) -> None:
         commands = pipe.ts()
-        raw_key = series.key(self._prefix, self.levels[0])
+        raw_key = series.key(self._prefix, self.levels[0], self._hash_tags)
         for level in self.levels:
-            key = series.key(self._prefix, level)
+            key = series.key(self._prefix, level, self._hash_tags)
             policy = "sum" if level.name == RAW else None
             commands.create(key, level.retention_ms, labels=series.labels(self._prefix, level), duplicate_policy=policy)
             # A changed retention setting reaches series created by an earlier start too.
             commands.alter(key, level.retention_ms, duplicate_policy=policy)
         for level in self.levels[1:]:
-            commands.createrule(raw_key, series.key(self._prefix, level), AGGREGATION, level.step_ms)
+            commands.createrule(raw_key, series.key(self._prefix, level, self._hash_tags), AGGREGATION, level.step_ms)
 
     def _check(self, doing: str, replies: Iterable[object], tolerated: tuple[str, ...]) -> None:
         for reply in replies:

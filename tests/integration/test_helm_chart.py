@@ -286,3 +286,27 @@ def test_the_rendered_config_and_env_load_as_valid_settings(tmp_path: Path, monk
     assert settings.server.workers == 2
     assert settings.router.routes_file == tmp_path / "routes.yaml"
     assert settings.cache.default_ttl_s == 3600
+
+
+def test_an_external_cluster_with_a_search_node_sets_mode_and_search_url() -> None:
+    values = {"redis": {"bundled": {"enabled": False}, "external": {"mode": "cluster", "url": "redis://node-0:6379"}}}
+    values["redis"]["external"]["searchUrl"] = "redis://search:6379/0"
+    env = env_of(manifests(values))
+    assert env["LLMPROXY_REDIS__MODE"]["value"] == "cluster"
+    assert env["LLMPROXY_REDIS__URL"]["value"] == "redis://node-0:6379"
+    assert env["LLMPROXY_REDIS__SEARCH_URL"]["value"] == "redis://search:6379/0"
+
+
+def test_an_external_sentinel_setup_needs_no_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    sentinel = {"mode": "sentinel", "sentinels": ["s-0:26379", "s-1:26379"], "sentinelService": "cache"}
+    env = env_of(manifests({"redis": {"bundled": {"enabled": False}, "external": sentinel}}))
+    assert "LLMPROXY_REDIS__URL" not in env and "LLMPROXY_REDIS__SEARCH_URL" not in env
+    for name in ("LLMPROXY_REDIS__MODE", "LLMPROXY_REDIS__SENTINELS", "LLMPROXY_REDIS__SENTINEL_SERVICE"):
+        monkeypatch.setenv(name, env[name]["value"])
+    redis = load_settings(None).redis
+    assert (redis.mode, redis.sentinels, redis.sentinel_service) == ("sentinel", ["s-0:26379", "s-1:26379"], "cache")
+
+
+def test_the_default_chart_sets_no_redis_mode() -> None:
+    env = env_of(manifests())
+    assert "LLMPROXY_REDIS__MODE" not in env and "LLMPROXY_REDIS__SEARCH_URL" not in env

@@ -84,3 +84,9 @@ def test_cli_prints_the_reference(capsys: pytest.CaptureFixture[str]) -> None:
 
     assert main(["config-reference"]) == 0
     assert capsys.readouterr().out == render_reference()
+
+
+def test_list_setting_is_shown_as_a_yaml_list_with_its_item_type() -> None:
+    reference = render_reference()
+    assert "  ## env LLMPROXY_REDIS__SENTINELS; list[str]\n  # sentinels: []\n" in reference
+    assert "## env LLMPROXY_REDIS__MODE; one of standalone | sentinel | cluster\n  # mode: standalone\n" in reference

@@ -7,7 +7,20 @@ import asyncio
 import logging
 
 import pytest
-from redis.exceptions import ConnectionError, OutOfMemoryError, ResponseError
+from redis.exceptions import (
+    AskError,
+    ClusterCrossSlotError,
+    ClusterDownError,
+    ConnectionError,
+    MasterDownError,
+    MaxConnectionsError,
+    MovedError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    ResponseError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redisvl.exceptions import RedisSearchError
 
@@ -180,3 +193,24 @@ def test_redis_call_logs_a_failure_once_and_a_full_redis_only_for_debugging(capl
 def test_redis_call_lets_other_errors_through() -> None:
     with pytest.raises(ValueError), redis_call("test command"):
         raise ValueError("a bug, not Redis")
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ClusterDownError("CLUSTERDOWN The cluster is down"),
+        MasterDownError("MASTERDOWN Link with MASTER is down"),
+        TryAgainError("TRYAGAIN Multiple keys request during rehashing of slot"),
+        MovedError("3999 127.0.0.1:6381"),
+        AskError("3999 127.0.0.1:6381"),
+        ReadOnlyError("READONLY You can't write against a read only replica."),
+        SlotNotCoveredError("Slot 3999 is not covered by the cluster."),
+    ],
+)
+def test_a_failover_under_way_is_an_outage_not_a_bad_command(error: Exception) -> None:
+    assert classify(error) is Fault.OUTAGE
+    assert classify(ClusterCrossSlotError("CROSSSLOT Keys in request don't hash to the same slot")) is Fault.COMMAND
+
+
+def test_a_full_cluster_node_pool_is_back_pressure_not_an_outage() -> None:
+    assert classify(MaxConnectionsError("Too many connections")) is Fault.POOL

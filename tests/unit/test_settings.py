@@ -86,3 +86,27 @@ def test_the_anthropic_upstream_follows_serve_upstream_unless_configured(monkeyp
 def test_the_anthropic_upstream_name_is_reserved() -> None:
     with pytest.raises(SettingsError, match="anthropic"):
         load_settings(None, {"upstreams": {"anthropic": {"base_url": "http://x/v1"}}})
+
+
+@pytest.mark.parametrize(
+    ("redis", "message"),
+    [
+        ({"mode": "sentinel"}, "needs redis.sentinels"),
+        ({"mode": "sentinel", "sentinels": ["no-port"]}, "is not host:port"),
+        ({"mode": "sentinel", "sentinels": ["host:99999"]}, "is not host:port"),
+        ({"mode": "cluster"}, "needs redis.url"),
+        ({"mode": "cluster", "url": "unix:///tmp/redis.sock"}, "clusters speak TCP"),
+        ({"mode": "replicated", "url": "redis://h:6379"}, "mode"),
+        ({"search_url": "http://search:6379"}, "search_url"),
+    ],
+)
+def test_redis_deployment_settings_are_checked(redis: dict[str, object], message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        load_settings(None, {"redis": redis})
+
+
+def test_redis_mode_and_sentinels_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLMPROXY_REDIS__MODE", "sentinel")
+    monkeypatch.setenv("LLMPROXY_REDIS__SENTINELS", '["s-0:26379", "s-1:26379"]')
+    redis = load_settings(None).redis
+    assert (redis.mode, redis.sentinels, redis.sentinel_service) == ("sentinel", ["s-0:26379", "s-1:26379"], "mymaster")

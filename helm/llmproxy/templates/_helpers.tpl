@@ -55,7 +55,11 @@ Exactly one Redis: the bundled StatefulSet or an external URL (inline or from a 
 proxy would start an embedded Redis per pod, which is not what a Deployment of several replicas wants.
 */}}
 {{- define "llmproxy.redis.check" -}}
-{{- $external := or .Values.redis.external.url .Values.redis.external.existingSecret }}
+{{- $sentinel := and (eq .Values.redis.external.mode "sentinel") .Values.redis.external.sentinels }}
+{{- $external := or .Values.redis.external.url .Values.redis.external.existingSecret $sentinel }}
+{{- if not (has .Values.redis.external.mode (list "standalone" "sentinel" "cluster")) }}
+{{- fail "redis.external.mode is standalone, sentinel or cluster" }}
+{{- end }}
 {{- if and .Values.redis.bundled.enabled $external }}
 {{- fail "set either redis.bundled.enabled or redis.external.url/existingSecret, not both" }}
 {{- end }}

@@ -26,9 +26,10 @@ class EntryView:
 class EntryReader:
     """Reads the live state of catalogued entries, one round trip per call."""
 
-    def __init__(self, redis: Redis, key_prefix: str) -> None:
+    def __init__(self, redis: Redis, key_prefix: str, search: Redis | None = None) -> None:
         self._redis = redis
         self._prefix = key_prefix
+        self._search = search  # L2 records on a search node of their own (None: beside the answers)
 
     async def views(self, items: list[CatalogItem]) -> list[EntryView]:
         """A view per item whose answer is still in L1 (one that expired meanwhile is left out).
@@ -40,10 +41,15 @@ class EntryReader:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for item in items:
                     pipe.pttl(item.entry_key)
-                    pipe.exists(document_key(self._prefix, item.entry_key))
+                    if self._search is None:
+                        pipe.exists(document_key(self._prefix, item.entry_key))
                 replies = await pipe.execute()
+            if self._search is None:
+                ttls, in_l2s = replies[::2], replies[1::2]
+            else:
+                ttls, in_l2s = replies, await self._in_l2(self._search, items)
         views = []
-        for item, ttl_ms, in_l2 in zip(items, replies[::2], replies[1::2], strict=True):
+        for item, ttl_ms, in_l2 in zip(items, ttls, in_l2s, strict=True):
             if ttl_ms > 0:
                 views.append(EntryView(item, _seconds(ttl_ms), bool(in_l2)))
         return views
@@ -58,12 +64,18 @@ class EntryReader:
             async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.get(item.entry_key)
                 pipe.pttl(item.entry_key)
-                pipe.exists(document_key(self._prefix, item.entry_key))
-                raw, ttl_ms, in_l2 = await pipe.execute()
+                raw, ttl_ms = await pipe.execute()
+            [in_l2] = await self._in_l2(self._search or self._redis, [item])
         entry = None if raw is None else decode_entry(raw)
         if entry is None or ttl_ms <= 0:
             return None
         return EntryView(item, _seconds(ttl_ms), bool(in_l2), entry.response)
+
+    async def _in_l2(self, redis: Redis, items: list[CatalogItem]) -> list[int]:
+        async with redis.pipeline(transaction=False) as pipe:
+            for item in items:
+                pipe.exists(document_key(self._prefix, item.entry_key))
+            return list(await pipe.execute())
 
 
 def _seconds(ttl_ms: int) -> int:

@@ -21,11 +21,13 @@ from redisvl.query.filter import FilterExpression
 from redisvl.schema import IndexSchema
 
 from llmproxy.cache.catalog.query import NO_NAMESPACE
+from llmproxy.cache.keys import key_part
 from llmproxy.cache.tags import tag_field, tag_value
 from llmproxy.jsontypes import JsonObject
 from llmproxy.protocols.base import WireProtocol
 from llmproxy.protocols.registry import ProtocolName
 from llmproxy.store.errors import CacheUnavailableError, redis_call
+from llmproxy.store.hash_tags import without_tag
 from llmproxy.store.search_index import create_or_compare, index_missing
 from llmproxy.store.search_results import as_text, result_rows, result_total
 
@@ -34,6 +36,10 @@ logger = logging.getLogger(__name__)
 DISPLAY_CHARS = 2_000  # longer prompts are cut: enough to recognise and search, small in Redis
 _TAG_FIELDS = ("scope", "tenant", "namespace", "model", "kind", "entry_key", "origin")
 _RETURN_FIELDS = [*_TAG_FIELDS, "prompt", "created_at"]
+NOT_SEARCHABLE = (
+    "The catalog is off: this Redis Cluster cannot search across its shards and no redis.search_url is set "
+    "(flush still works)."
+)
 
 
 class CatalogIndexError(Exception):
@@ -95,15 +101,20 @@ class CatalogPage:
 
 
 def entry_id(entry_key: str) -> str:
-    """The request hash that ends an L1 key (`{prefix}:l1:{scope}:{hash}`; scopes hold no colon)."""
-    return entry_key.rpartition(":")[2]
+    """The request hash that ends an L1 key (`{prefix}:l1:{scope}:{hash}`, the hash tagged on a cluster; scopes
+    hold no colon)."""
+    return without_tag(entry_key.rpartition(":")[2])
 
 
 class Catalog:
     """The catalog index: staging documents with their answers, and filtered, sorted searches over them."""
 
-    def __init__(self, redis: Redis, key_prefix: str) -> None:
+    def __init__(self, redis: Redis, key_prefix: str, hash_tags: bool = False, searchable: bool = True) -> None:
         self._redis = redis
+        self._hash_tags = hash_tags  # a cluster: in the answer's slot (cache/keys.py)
+        # False: no Redis here searches every shard (a cluster without search_url): nothing is listed, and a
+        # query says why rather than answer from one shard.
+        self._searchable = searchable
         self._schema = build_schema(key_prefix)
         # The client belongs to the caller (the lifespan closes it): the index must never close it.
         self._index = AsyncSearchIndex(self._schema, redis_client=redis, owns_client=False)
@@ -116,7 +127,7 @@ class Catalog:
 
     def key(self, entry_id: str) -> str:
         """The catalog document key of an entry id."""
-        return f"{self._schema.index.prefix}{entry_id}"
+        return f"{self._schema.index.prefix}{key_part(entry_id, self._hash_tags)}"
 
     async def ensure(self) -> None:
         """Create the index unless it exists (losing a creation race to another replica is fine), then check it.
@@ -125,6 +136,8 @@ class Catalog:
             CatalogIndexError: the index exists with another schema.
             CacheUnavailableError: Redis failed or timed out.
         """
+        if not self._searchable:
+            return
         differences = await create_or_compare(self._index, self._redis, "catalog")
         if differences:
             raise CatalogIndexError(
@@ -173,11 +186,15 @@ class Catalog:
         Raises:
             CacheUnavailableError: Redis failed or timed out.
         """
+        if not self._searchable:
+            raise CacheUnavailableError(NOT_SEARCHABLE)
         with redis_call("catalog read"):
             fields = await self._redis.hgetall(self.key(entry_id))
         return _item({as_text(name): value for name, value in fields.items()}) if fields else None
 
     async def _search(self, query: FilterQuery | CountQuery) -> object:
+        if not self._searchable:
+            raise CacheUnavailableError(NOT_SEARCHABLE)
         if not self._ready:
             await self._recreate()
         try:

@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 PAGE = 500  # catalog items and L2 neighbours read per query (deleted in smaller MULTIs: answer_keys.py)
 KEYS_PER_QUERY = 100  # entry keys per tag-list clause: keeps each query string a few KB
 FLUSHED_FAMILIES = ("l1", "l2", "cat")  # answers, their L2 documents, their catalog documents; nothing else
+SEARCH_FAMILIES = frozenset({"l2", "cat"})  # on the search node, when there is one of its own
 
 Embed = Callable[[str], Awaitable[NDArray[np.float32] | None]]
 DeletionCounter = Callable[[str, int], None]  # (mode, entries deleted): feeds the invalidation metric
@@ -60,6 +61,7 @@ class Invalidator:
         index: SemanticIndex | None,
         embed: Embed | None,
         on_deleted: DeletionCounter | None = None,
+        search: Redis | None = None,
     ) -> None:
         self._redis = redis
         self._prefix = key_prefix
@@ -67,7 +69,7 @@ class Invalidator:
         self._index = index
         self._embed = embed
         self._on_deleted = on_deleted
-        self._keys = AnswerKeys(redis, key_prefix, catalog.key)
+        self._keys = AnswerKeys(redis, key_prefix, catalog.key, search=search)
         self._sweep = Sweep(redis, key_prefix, self._keys)
 
     async def by_filter(self, entry_filter: EntryFilter, dry_run: bool) -> Invalidation:
@@ -167,13 +169,16 @@ class Invalidator:
         return sum([1 async for _ in self._redis.scan_iter(match=f"{self._prefix}:{family}:*", count=1000)])
 
     async def _unlink_family(self, family: str) -> int:
+        # A cluster client's SCAN walks every primary in turn, and its UNLINK splits the keys by slot.
+        on_search = family in SEARCH_FAMILIES
+        redis = self._keys.search if on_search else self._redis
         unlinked, batch = 0, []
-        async for key in self._redis.scan_iter(match=f"{self._prefix}:{family}:*", count=1000):
+        async for key in redis.scan_iter(match=f"{self._prefix}:{family}:*", count=1000):
             batch.append(key)
             if len(batch) >= PAGE:
-                unlinked += await self._keys.unlink_keys(batch)
+                unlinked += await self._keys.unlink_keys(batch, on_search)
                 batch = []
-        return unlinked + (await self._keys.unlink_keys(batch) if batch else 0)
+        return unlinked + (await self._keys.unlink_keys(batch, on_search) if batch else 0)
 
     def _count(self, mode: str, deleted: int) -> None:
         if self._on_deleted is not None and deleted:

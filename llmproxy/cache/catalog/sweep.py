@@ -25,6 +25,7 @@ from llmproxy.cache.catalog.query import EntryFacts, EntryFilter, matches
 from llmproxy.cache.entry import HEADER_BYTES, EntryHeader, decode_entry, decode_header, entry_header
 from llmproxy.cache.exact import scope_of
 from llmproxy.store.errors import redis_call
+from llmproxy.store.redis_client import is_cluster
 from llmproxy.store.search_results import as_text
 
 SCAN_COUNT = 1000  # keys Redis examines per SCAN call: bounds the time of each call
@@ -81,6 +82,10 @@ class Sweep:
         self._redis = redis
         self._prefix = key_prefix
         self._keys = keys
+        # Its scripts read an answer's L1, L2 and catalog keys together: one server, not a cluster (many slots per
+        # script) nor keys split over a search node. There only the catalog finds answers (Redis Cluster's eviction
+        # caveat: docs/deploy.md).
+        self._together = keys.search is redis and not is_cluster(redis)
         self._unlisted_heads = redis.register_script(_UNLISTED_HEADS)
         self._orphan_records = redis.register_script(_ORPHAN_RECORDS)
 
@@ -90,7 +95,7 @@ class Sweep:
         Raises:
             CacheUnavailableError: Redis failed or timed out (answers deleted before that stay deleted).
         """
-        if target.keys is not None and not target.keys:
+        if (target.keys is not None and not target.keys) or not self._together:
             return 0
         with redis_call("invalidation sweep"):
             return await self._sweep_l1(target, dry_run) + await self._sweep_l2(target, dry_run)
@@ -103,18 +108,16 @@ class Sweep:
         """
         with redis_call("entry lookup"):
             for family in ("l1", "l2"):
-                found = await self._first(f"{self._glob('*', family)}{wanted}")
+                # `*id*`: the id ends the key, as a hash tag `{id}` on a cluster (an id is 64 hex digits).
+                found = await self._first(f"{self._glob('*', family)}*{wanted}*")
                 if found is not None:
                     return self._entry_key(found, family)
         return None
 
     async def _first(self, pattern: str) -> str | None:
-        """The first key matching pattern; the walk stops there."""
-        cursor = None
-        while cursor != 0:
-            cursor, keys = await self._redis.scan(cursor or 0, match=pattern, count=SCAN_COUNT)
-            if keys:
-                return as_text(keys[0])
+        """The first key matching pattern; the walk stops there (on a cluster it walks each primary in turn)."""
+        async for key in self._redis.scan_iter(match=pattern, count=SCAN_COUNT):
+            return as_text(key)
         return None
 
     async def _sweep_l1(self, target: Target, dry_run: bool) -> int:

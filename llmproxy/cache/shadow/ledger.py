@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 
 from llmproxy.cache.shadow.estimate import Tally
 from llmproxy.store.errors import redis_call
+from llmproxy.store.hash_tags import hash_tag
 from llmproxy.store.search_results import as_text
 
 Outcome = Literal["agree", "disagree", "error"]
@@ -36,9 +37,12 @@ class AuditLedger:
     """Tallies audits per model, moves effective thresholds, and caps the audit calls; keeps a local copy of the
     effective thresholds, which the request path reads without asking Redis."""
 
-    def __init__(self, redis: Redis, key_prefix: str, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, redis: Redis, key_prefix: str, clock: Callable[[], float] = time.time, *, hash_tags: bool = False
+    ) -> None:
         self._redis = redis
-        self._prefix = f"{key_prefix}:l2audit"
+        # On a cluster one tag keeps the ledger's keys in one slot: a tally's MULTI touches two of them.
+        self._prefix = hash_tag(f"{key_prefix}:l2audit") if hash_tags else f"{key_prefix}:l2audit"
         self._clock = clock
         self._change = redis.register_script(_CHANGE_THRESHOLD)
         self._effective: dict[str, float] = {}
