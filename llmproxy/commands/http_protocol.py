@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from collections.abc import Iterable
 from typing import Any, cast
 
 import orjson
@@ -125,7 +126,7 @@ class DeadlineHttpProtocol(HttpToolsProtocol):
 class CoalescedWrites:
     """A transport whose writes within one turn of the event loop go out as one write at the end of it.
 
-    Everything but write and close is the wrapped transport's; close first sends what is pending.
+    Everything but write, writelines and close is the wrapped transport's; close first sends what is pending.
     """
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
@@ -137,6 +138,10 @@ class CoalescedWrites:
         if not self._pending:
             self._loop.call_soon(self._flush)
         self._pending.append(bytes(data))
+
+    def writelines(self, chunks: Iterable[bytes | bytearray | memoryview]) -> None:
+        for data in chunks:
+            self.write(data)
 
     def close(self) -> None:
         self._flush()

@@ -33,8 +33,8 @@ async def one_turn() -> None:
 def test_the_writes_of_one_turn_arrive_together_after_it() -> None:
     async def scenario() -> tuple[bytes, bytes]:
         writes, transport, peer = await connected()
-        writes.write(b"HTTP/1.1 200 OK\r\n\r\n")
-        writes.write(memoryview(b"body"))
+        writes.write(b"HTTP/1.1 200 OK\r\n")
+        writes.writelines([b"\r\n", memoryview(b"body")])
         before = received(peer)
         await one_turn()
         after = received(peer)
