@@ -191,28 +191,14 @@ class Pipeline:
         _leave(turn, answered=promoted)
         headers = [(SIMILARITY_HEADER, f"{hit.similarity:.4f}"), route_header(route.name)]
         reply = self._replies.entry(hit.entry, request, CacheStatus.HIT_L2, headers)
-        reply = self._audited(reply, hit, key, request, store, route, prepared)
+        action = route.action
+        if self._auditor is not None and isinstance(action, ForwardAction) and self._auditor.picks():
+            plan = self._plan(request, action, route, key, prepared, store, []).store
+            job = AuditJob(request, hit.entry, hit.entry_key, key, action.upstream, action.model, plan)
+            # Verified once the caller has the answer: the reply's close only queues the job.
+            reply = replace(reply, close=self._auditor.after_serving(job))
         # A twin that waited on the lease taken ahead finds the promoted copy in L1.
         return _releasing(reply, lead, promoted)
-
-    def _audited(
-        self,
-        reply: Reply,
-        hit: ParaphraseHit,
-        key: str,
-        request: CacheRequest,
-        store: bool,
-        route: RouteDecision,
-        prepared: Prepared,
-    ) -> Reply:
-        """The L2 hit's reply, queueing its shadow verification once sent when the auditor picks it."""
-        if self._auditor is None or not isinstance(route.action, ForwardAction) or not self._auditor.picks():
-            return reply
-        action = route.action
-        plan = self._plan(request, action, route, key, prepared, store, []).store
-        job = AuditJob(request, hit.entry, hit.entry_key, key, action.upstream, action.model, plan)
-        # Verified once the caller has the answer: the reply's close only queues the job.
-        return replace(reply, close=self._auditor.after_serving(job))
 
 
 def _leave(turn: Turn | None, answered: bool) -> None:
